@@ -1,0 +1,53 @@
+# kolab_pipeline — the two commands (`make demo`, `make test`) and friends.
+# Everything the project needs is installed by these targets; nothing by hand.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export KOLAB_HOME ?= $(CURDIR)/data
+PIP_FLAGS := --disable-pip-version-check --progress-bar off -q
+
+.PHONY: demo test ui install install-dev lint bench bench-kabupaten clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install $(PIP_FLAGS) --upgrade pip 2>/dev/null || true
+
+# Re-install when pyproject.toml changes (stamp files).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e . 2> $(VENV)/pip-install.log || (cat $(VENV)/pip-install.log; exit 1)
+	touch $@
+
+$(VENV)/.installed-dev: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install $(PIP_FLAGS) -e ".[dev]" 2> $(VENV)/pip-install.log || (cat $(VENV)/pip-install.log; exit 1)
+	touch $@ $(VENV)/.installed
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+## make demo: install, generate the sample data, run every asset for every sample month.
+demo: install
+	$(BIN)/kolab sample-data --seed 42
+	$(BIN)/kolab run
+
+## make test: install with dev extras, start PostgreSQL (tests/pg.py does it), run the suite.
+test: install-dev
+	$(BIN)/python -m tests.pg ensure-binaries
+	$(BIN)/pytest
+
+## make ui: the Dagster UI on the same warehouse, bound to 127.0.0.1.
+ui: install
+	$(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+## make bench: the national-scale benchmark (see benchmarks/README section in README.md).
+bench: install
+	$(BIN)/python benchmarks/run_benchmark.py --scale national
+
+bench-kabupaten: install
+	$(BIN)/python benchmarks/run_benchmark.py --scale kabupaten
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,46 @@
+"""Helpers every asset module uses: column-schema metadata from the table contract, row counts
+and markdown previews, so each asset shows the same things in the Dagster UI."""
+
+
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from kolab_pipeline.warehouse import table
+
+OWNERS = ["team:data-dinkes"]
+
+
+def column_schema(key: str) -> dg.TableSchema:
+    """Dagster column schema for a contract table (`schema.name`)."""
+    t = table(key)
+    return dg.TableSchema(columns=[dg.TableColumn(c.name, c.type, description=c.description)
+                                   for c in t.columns])
+
+
+def spec_metadata(key: str) -> dict[str, Any]:
+    """Static metadata for the asset decorator: grain and column schema."""
+    t = table(key)
+    return {"grain": t.grain, "dagster/column_schema": column_schema(key),
+            "dagster/table_name": f"kolab.{t.qualified}"}
+
+
+def describe(key: str, text: str) -> str:
+    """Asset description: business sentence plus the grain from the contract."""
+    return f"{text.strip()}\n\nGrain: {table(key).grain}."
+
+
+def table_metadata(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",
+                   params: Sequence[object] = (), preview_rows: int = 5) -> dict[str, Any]:
+    """Runtime metadata: row count (of the rows this run wrote, per `where`) and a preview."""
+    t = table(key)
+    n = con.execute(f"SELECT count(*) FROM {t.qualified} WHERE {where}", list(params)).fetchone()[0]
+    preview = con.execute(
+        f"SELECT * FROM {t.qualified} WHERE {where} LIMIT {int(preview_rows)}", list(params)
+    ).df()
+    return {
+        "dagster/row_count": dg.MetadataValue.int(int(n)),
+        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_(no rows)_"),
+    }

@@ -1,0 +1,248 @@
+"""Configuration: `KOLAB_HOME`, the paths under it, and `kolab.yaml` merged over shipped defaults.
+
+One place for every tunable rule (due days, thresholds, time zones, sasaran formulas). The shipped
+defaults live in `kolab_pipeline/defaults/kolab.yaml`; a `kolab.yaml` in `KOLAB_HOME` overrides any
+subset of keys. Secrets (database URLs, webhook) are read from the environment only, by the Dagster
+resources (`dg.EnvVar`), and never stored here.
+"""
+
+from __future__ import annotations
+
+import calendar
+import copy
+import os
+from datetime import UTC, date, datetime, time
+from zoneinfo import ZoneInfo
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, Field
+
+DEFAULTS_FILE = Path(__file__).parent / "defaults" / "kolab.yaml"
+DEFAULT_HOME = "./data"
+
+
+class DueDays(BaseModel):
+    network_to_pkm: int = Field(5, ge=1, le=28)
+    pkm_to_dinkes: int = Field(10, ge=1, le=28)
+
+
+class ReportingConfig(BaseModel):
+    due_day: DueDays = DueDays()
+    grace_days: int = Field(0, ge=0)
+    cutoff_months_after_period: int = Field(1, ge=1)
+    expected_rule: Literal["whole_period", "period_end"] = "whole_period"
+    as_of: datetime | date | None = None
+
+    def as_of_utc(self) -> datetime:
+        """The evaluation moment in UTC: `as_of` (a date means the end of that day, UTC+7
+        conservative: 23:59:59 in WIB) or now."""
+        if self.as_of is None:
+            return datetime.now(UTC)
+        if isinstance(self.as_of, datetime):
+            return self.as_of if self.as_of.tzinfo else self.as_of.replace(tzinfo=UTC)
+        return datetime.combine(self.as_of, time(23, 59, 59), tzinfo=ZoneInfo("Asia/Jakarta")).astimezone(UTC)
+
+
+class TimezoneConfig(BaseModel):
+    default: str = "Asia/Jakarta"
+    by_province: dict[str, str] = {}
+
+    def for_wilayah(self, kode_wilayah: str | None) -> str:
+        """Time zone of a Kemendagri code (any level): looked up by its 2-digit province."""
+        prov = (kode_wilayah or "")[:2]
+        return self.by_province.get(prov, self.default)
+
+
+class Thresholds(BaseModel):
+    completeness_pct: float = 90
+    timeliness_pct: float = 75
+    uci_threshold_pct: float = 80
+    dropout_max_pct: float = 5
+    outlier_moderate_sd: float = 2
+    outlier_extreme_sd: float = 3
+    outlier_modified_z: float = 3.5
+    related_indicator_pct: float = 10
+    consistency_over_time_pct: float = 33
+
+
+class IdlAntigens(BaseModel):
+    from_: date = Field(alias="from")
+    antigens: list[str]
+
+
+class ImmunisationConfig(BaseModel):
+    idl_antigens: list[IdlAntigens] = []
+
+    def antigens_on(self, day: date) -> list[str]:
+        """The IDL antigen list in force on `day` (the latest entry starting on or before it)."""
+        valid = [a for a in self.idl_antigens if a.from_ <= day]
+        return max(valid, key=lambda a: a.from_).antigens if valid else []
+
+
+class SasaranConfig(BaseModel):
+    cbr_per_1000: float = 16.0
+    imr_per_1000: float = 16.9
+    prevalence_ht_15plus: float = 0.30
+    prevalence_dm_15plus: float = 0.02
+    share_15plus: float = 0.72
+    tb_incidence_per_100k: float = 387
+    share_baduta: float = 0.034
+
+
+class IngestConfig(BaseModel):
+    max_file_mb: float = 50
+    max_columns: int = 500
+    max_rows_per_file: int = 200_000
+
+
+class PartitionConfig(BaseModel):
+    start: date | None = None
+
+
+class KolabConfig(BaseModel):
+    """The parsed, validated `kolab.yaml` (defaults merged with the user's file)."""
+
+    reporting: ReportingConfig = ReportingConfig()
+    timezones: TimezoneConfig = TimezoneConfig()
+    thresholds: Thresholds = Thresholds()
+    immunisation: ImmunisationConfig = ImmunisationConfig()
+    sasaran: SasaranConfig = SasaranConfig()
+    ingest: IngestConfig = IngestConfig()
+    partitions: PartitionConfig = PartitionConfig()
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    out = copy.deepcopy(base)
+    for key, value in (override or {}).items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+class ConfigError(ValueError):
+    """`kolab.yaml` is unreadable or invalid; the message names the file and the key."""
+
+
+def load_config(home: Path | None = None) -> KolabConfig:
+    """Shipped defaults, overridden by `<home>/kolab.yaml` when it exists."""
+    data = yaml.safe_load(DEFAULTS_FILE.read_text(encoding="utf-8"))
+    user_file = (home or kolab_home()) / "kolab.yaml"
+    if user_file.exists():
+        try:
+            user = yaml.safe_load(user_file.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{user_file}: not valid YAML ({exc})") from exc
+        if not isinstance(user, dict):
+            raise ConfigError(f"{user_file}: expected a mapping of sections at the top level")
+        data = _deep_merge(data, user)
+    try:
+        return KolabConfig.model_validate(data)
+    except Exception as exc:  # pydantic.ValidationError: name the file
+        raise ConfigError(f"{user_file}: {exc}") from exc
+
+
+def kolab_home() -> Path:
+    """`KOLAB_HOME` (default `./data`), absolute."""
+    return Path(os.environ.get("KOLAB_HOME", DEFAULT_HOME)).expanduser().resolve()
+
+
+class Paths(BaseModel):
+    """Every folder and file the pipeline reads or writes, all under one `KOLAB_HOME`."""
+
+    home: Path
+
+    @classmethod
+    def from_env(cls) -> Paths:
+        return cls(home=kolab_home())
+
+    @property
+    def landing(self) -> Path:
+        return self.home / "landing"
+
+    @property
+    def received_manifest(self) -> Path:
+        return self.landing / "_diterima.csv"
+
+    @property
+    def registry(self) -> Path:
+        return self.home / "registry"
+
+    @property
+    def warehouse(self) -> Path:
+        return self.home / "kolab.duckdb"
+
+    @property
+    def exports(self) -> Path:
+        return self.home / "exports"
+
+    @property
+    def reports(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def data_docs(self) -> Path:
+        return self.home / "data_docs"
+
+    @property
+    def ground_truth(self) -> Path:
+        """Sample generator's answer key, deliberately outside the landing folder."""
+        return self.home / "ground_truth"
+
+    @property
+    def alerts(self) -> Path:
+        return self.home / "alerts.log"
+
+    def confine(self, path: Path | str) -> Path:
+        """Resolve `path` and refuse anything outside `KOLAB_HOME` (symlinks, `..`)."""
+        resolved = (self.home / path).resolve()
+        if resolved != self.home and self.home not in resolved.parents:
+            raise PermissionError(f"{path}: outside KOLAB_HOME ({self.home}); refused")
+        return resolved
+
+
+class Settings(BaseModel):
+    """Paths plus parsed config: what the pure domain functions take as their one settings argument."""
+
+    paths: Paths
+    config: KolabConfig
+
+    model_config = {"arbitrary_types_allowed": True, "ignored_types": (cached_property,)}
+
+    @classmethod
+    def load(cls, home: Path | str | None = None) -> Settings:
+        paths = Paths(home=Path(home).resolve()) if home else Paths.from_env()
+        return cls(paths=paths, config=load_config(paths.home))
+
+
+# --- calendar helpers used by several layers (one place) ------------------------------------
+
+def month_start(period: str) -> date:
+    """`YYYY-MM` → first day of that month."""
+    year, month = int(period[:4]), int(period[5:7])
+    return date(year, month, 1)
+
+
+def month_end(period: str) -> date:
+    d = month_start(period)
+    return date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
+
+
+def add_months(period: str, n: int) -> str:
+    d = month_start(period)
+    idx = d.year * 12 + d.month - 1 + n
+    return f"{idx // 12:04d}-{idx % 12 + 1:02d}"
+
+
+def period_of(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def default_partition_start(today: date | None = None) -> date:
+    """First day of the month two years before `today` (design: default two years back)."""
+    today = today or date.today()
+    return month_start(add_months(period_of(today), -24))

@@ -1,0 +1,50 @@
+"""The one Dagster code location: assets (per layer), asset checks, jobs, schedules, sensors and
+resources, wired explicitly. Loaded by `dagster dev -w workspace.yaml`, `dg`, and `kolab run`."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from types import ModuleType
+
+import dagster as dg
+
+import assets
+import data_quality
+import sensors
+from kolab_pipeline.config import Settings
+from kolab_pipeline.jobs import build_jobs_and_schedules
+from kolab_pipeline.resources import build_resources
+
+
+def _modules(package: ModuleType) -> list[ModuleType]:
+    return [importlib.import_module(f"{package.__name__}.{m.name}")
+            for m in pkgutil.iter_modules(package.__path__) if not m.name.startswith("_")]
+
+
+def _sensors() -> list[dg.SensorDefinition]:
+    found: dict[str, dg.SensorDefinition] = {}
+    for module in _modules(sensors):
+        for value in vars(module).values():
+            if isinstance(value, dg.SensorDefinition):
+                found[value.name] = value
+    return list(found.values())
+
+
+def build_definitions(settings: Settings | None = None) -> dg.Definitions:
+    settings = settings or Settings.load()
+    all_assets = dg.load_assets_from_package_module(assets)
+    checks = [*dg.load_asset_checks_from_package_module(assets),
+              *dg.load_asset_checks_from_package_module(data_quality)]
+    jobs, schedules = build_jobs_and_schedules()
+    return dg.Definitions(
+        assets=all_assets,
+        asset_checks=checks,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=_sensors(),
+        resources=build_resources(settings),
+    )
+
+
+defs = build_definitions()

@@ -1,0 +1,159 @@
+"""The DuckDB warehouse: table contract, connections, and idempotent writes.
+
+The contract (every table, its grain, its columns) is the data file `catalog/tables.yaml`; this
+module creates the tables from it, so a column exists in exactly one place. Schemas are the
+layers (`reference`, `raw`, `clean`, `compliance`, `indicators`, `evaluation`) and match the Dagster
+asset key prefixes and groups.
+
+DuckDB allows one writer process at a time. `connect()` turns the lock error into a one-line
+message that says which file is busy and what to do, instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import duckdb
+import yaml
+
+TABLES_FILE = Path(__file__).parent / "catalog" / "tables.yaml"
+LAYERS = ("reference", "raw", "clean", "compliance", "indicators", "evaluation")
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str
+    description: str
+
+
+@dataclass(frozen=True)
+class Table:
+    """One warehouse table from `tables.yaml`."""
+
+    schema: str
+    name: str
+    grain: str
+    columns: tuple[Column, ...]
+    analyst: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return f"{self.schema}.{self.name}"
+
+    @property
+    def column_names(self) -> list[str]:
+        return [c.name for c in self.columns]
+
+    def ddl(self) -> str:
+        cols = ",\n  ".join(f"{c.name} {c.type}" for c in self.columns)
+        return f"CREATE TABLE IF NOT EXISTS {self.qualified} (\n  {cols}\n)"
+
+
+@cache
+def tables() -> dict[str, Table]:
+    """All tables of the contract, keyed `schema.name`."""
+    spec = yaml.safe_load(TABLES_FILE.read_text(encoding="utf-8"))
+    out: dict[str, Table] = {}
+    for key, body in spec.items():
+        schema, name = key.split(".")
+        cols = tuple(Column(n, t, d) for n, (t, d) in body["columns"].items())
+        out[key] = Table(schema, name, body["grain"], cols, bool(body.get("analyst", False)))
+    return out
+
+
+def table(key: str) -> Table:
+    try:
+        return tables()[key]
+    except KeyError:
+        raise KeyError(f"{key}: not in {TABLES_FILE.name}") from None
+
+
+def ident(name: str) -> str:
+    """Validate an SQL identifier built from data (column names, element codes) — never quote user text into SQL."""
+    if not _IDENT.match(name):
+        raise ValueError(f"{name!r} is not a safe SQL identifier")
+    return name
+
+
+class WarehouseBusyError(RuntimeError):
+    """Another process holds the DuckDB write lock."""
+
+
+def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """Open the warehouse file (creating its folder), with replacement scans off.
+
+    Replacement scans are off so that a typo'd table name fails instead of silently reading a
+    same-named Python variable (dagster_style.md §8.9.4).
+    """
+    path = Path(path)
+    if not read_only:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        con = duckdb.connect(str(path), read_only=read_only,
+                             config={"python_enable_replacements": False})
+    except duckdb.IOException as exc:
+        if "lock" in str(exc).lower():
+            raise WarehouseBusyError(
+                f"{path}: the warehouse is being written by another process "
+                "(DuckDB allows one writer). Wait for that run to finish, or stop `dagster dev` "
+                "before `kolab run`."
+            ) from None
+        raise
+    return con
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None = None) -> None:
+    """Create the layer schemas and the contract's tables that do not exist yet."""
+    for layer in LAYERS:
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
+    for key, t in tables().items():
+        if keys is None or key in keys:
+            con.execute(t.ddl())
+
+
+@contextmanager
+def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConnection]:
+    """BEGIN … COMMIT, ROLLBACK on any error: a failed write never leaves half a month."""
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield con
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def replace_rows(con: duckdb.DuckDBPyConnection, key: str, select_sql: str,
+                 where: str = "TRUE", params: Sequence[object] = ()) -> int:
+    """Delete the rows of `key` matching `where`, insert `select_sql`'s rows; one transaction.
+
+    `select_sql` must return the table's columns by name (extra columns are an error, missing
+    columns become NULL). Re-running with the same inputs gives the same table (idempotent).
+    `params` are bound to the `?` placeholders of `where` first, then of `select_sql`.
+    Returns the number of rows inserted.
+    """
+    t = table(key)
+    cols = ", ".join(t.column_names)
+    n_where = where.count("?")
+    with transaction(con):
+        con.execute(f"DELETE FROM {t.qualified} WHERE {where}", list(params[:n_where]))
+        con.execute(
+            f"INSERT INTO {t.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS src",
+            list(params[n_where:]),
+        )
+        return con.execute(
+            f"SELECT count(*) FROM {t.qualified} WHERE {where}", list(params[:n_where])
+        ).fetchone()[0]
+
+
+def row_count(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",
+              params: Sequence[object] = ()) -> int:
+    return con.execute(f"SELECT count(*) FROM {table(key).qualified} WHERE {where}",
+                       list(params)).fetchone()[0]
