@@ -12,10 +12,10 @@ import calendar
 import copy
 import os
 from datetime import UTC, date, datetime, time
-from zoneinfo import ZoneInfo
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import yaml
 from pydantic import BaseModel, Field

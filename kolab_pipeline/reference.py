@@ -15,6 +15,7 @@ Registry files (`KOLAB_HOME/registry/`, CSV or XLSX):
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import duckdb
@@ -198,8 +199,8 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
                    nullif(trim(kode_puskesmas_induk), '') AS kode_puskesmas_induk,
                    trim(kode_wilayah) AS kode_wilayah,
                    CAST(tanggal_buka AS DATE) AS tanggal_buka, CAST(tanggal_tutup AS DATE) AS tanggal_tutup,
-                   list_filter(list_transform(string_split(lower(coalesce(formulir, '')), ';'), x -> trim(x)),
-                               x -> x <> '') AS formulir,
+                   list_filter(list_transform(string_split(lower(coalesce(formulir, '')), ';'), lambda x: trim(x)),
+                               lambda x: x <> '') AS formulir,
                    coalesce(lower(CAST(is_synthetic AS VARCHAR)) IN ('1', 'true', 'ya', 'yes'), false) AS is_synthetic
               FROM _fasilitas
         )
@@ -231,7 +232,7 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
           FROM reference.facility
          WHERE kode_faskes NOT IN (SELECT trim(kode_faskes) FROM _jejaring)
         UNION ALL
-        SELECT trim(kode_faskes), unnest(list_filter(list_transform(string_split(lower(coalesce(formulir, '')), ';'), x -> trim(x)), x -> x <> '')),
+        SELECT trim(kode_faskes), unnest(list_filter(list_transform(string_split(lower(coalesce(formulir, '')), ';'), lambda x: trim(x)), lambda x: x <> '')),
                nullif(trim(kode_puskesmas_induk), ''), CAST(berlaku_mulai AS DATE), CAST(berlaku_sampai AS DATE), 'jejaring'
           FROM _jejaring
     """
@@ -255,8 +256,7 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
               FROM _sasaran s
         """)
     for name in ("_fasilitas", "_jejaring", "_sasaran"):
-        try:
+        # `_sasaran` is not registered when the file is absent
+        with contextlib.suppress(Exception):
             con.unregister(name)
-        except Exception:  # noqa: S110 — not registered when the file was absent
-            pass
     return {"facility": n_fac, "form_assignment": n_assign, "sasaran": n_sas}

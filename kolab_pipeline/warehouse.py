@@ -140,17 +140,20 @@ def replace_rows(con: duckdb.DuckDBPyConnection, key: str, select_sql: str,
     Returns the number of rows inserted.
     """
     t = table(key)
-    cols = ", ".join(t.column_names)
     n_where = where.count("?")
+    where_params, select_params = list(params[:n_where]), list(params[n_where:])
+    produced = [d[0] for d in con.execute(
+        f"SELECT * FROM ({select_sql}) AS probe LIMIT 0", select_params).description]
+    extra = [c for c in produced if c not in t.column_names]
+    if extra:
+        raise ValueError(f"{key}: the query returns columns not in the contract: {', '.join(extra)}")
+    cols = ", ".join(produced)
     with transaction(con):
-        con.execute(f"DELETE FROM {t.qualified} WHERE {where}", list(params[:n_where]))
-        con.execute(
-            f"INSERT INTO {t.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS src",
-            list(params[n_where:]),
-        )
-        return con.execute(
-            f"SELECT count(*) FROM {t.qualified} WHERE {where}", list(params[:n_where])
-        ).fetchone()[0]
+        con.execute(f"DELETE FROM {t.qualified} WHERE {where}", where_params)
+        con.execute(f"INSERT INTO {t.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS src",
+                    select_params)
+        return con.execute(f"SELECT count(*) FROM {t.qualified} WHERE {where}",
+                           where_params).fetchone()[0]
 
 
 def row_count(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",

@@ -1,0 +1,71 @@
+"""Configuration: shipped defaults, user overrides, clear errors, calendar helpers, path confinement."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from kolab_pipeline.config import (
+    ConfigError,
+    Settings,
+    add_months,
+    default_partition_start,
+    load_config,
+    month_end,
+)
+
+
+def test_shipped_defaults(kolab_home):
+    cfg = load_config(kolab_home)
+    assert cfg.reporting.due_day.network_to_pkm == 5
+    assert cfg.reporting.due_day.pkm_to_dinkes == 10
+    assert (cfg.thresholds.completeness_pct, cfg.thresholds.timeliness_pct) == (90, 75)
+    assert cfg.thresholds.uci_threshold_pct == 80
+    # Balikpapan (64.71) is WITA; Cilegon (36.72) WIB; Jayapura (91.71) WIT
+    assert cfg.timezones.for_wilayah("64.71.05.1002") == "Asia/Makassar"
+    assert cfg.timezones.for_wilayah("36.72") == "Asia/Jakarta"
+    assert cfg.timezones.for_wilayah("91.71") == "Asia/Jayapura"
+    assert cfg.immunisation.antigens_on(date(2025, 1, 1)) == ["imun_hb0", "imun_bcg", "imun_polio4", "imun_dpt3", "imun_mr1"]
+
+
+def test_user_file_overrides_only_its_keys(kolab_home):
+    (kolab_home / "kolab.yaml").write_text("reporting:\n  due_day:\n    network_to_pkm: 3\n  grace_days: 2\n")
+    cfg = load_config(kolab_home)
+    assert cfg.reporting.due_day.network_to_pkm == 3
+    assert cfg.reporting.due_day.pkm_to_dinkes == 10  # untouched default
+    assert cfg.reporting.grace_days == 2
+
+
+@pytest.mark.parametrize("text, fragment", [
+    ("reporting: [unclosed", "not valid YAML"),
+    ("- a list", "expected a mapping"),
+    ("reporting:\n  due_day:\n    pkm_to_dinkes: 40\n", "pkm_to_dinkes"),
+])
+def test_bad_config_names_the_file(kolab_home, text, fragment):
+    (kolab_home / "kolab.yaml").write_text(text)
+    with pytest.raises(ConfigError) as err:
+        load_config(kolab_home)
+    assert "kolab.yaml" in str(err.value) and fragment in str(err.value)
+
+
+def test_as_of(kolab_home):
+    (kolab_home / "kolab.yaml").write_text("reporting:\n  as_of: 2025-02-10\n")
+    # a date means the end of that day in WIB (UTC+7): 23:59:59+07 = 16:59:59 UTC
+    assert load_config(kolab_home).reporting.as_of_utc() == datetime(2025, 2, 10, 16, 59, 59, tzinfo=UTC)
+
+
+def test_calendar_helpers():
+    assert add_months("2024-11", 3) == "2025-02"
+    assert add_months("2025-01", -1) == "2024-12"
+    assert month_end("2024-02") == date(2024, 2, 29)
+    assert default_partition_start(date(2026, 11, 25)) == date(2024, 11, 1)
+
+
+def test_paths_are_confined_to_home(kolab_home):
+    paths = Settings.load(kolab_home).paths
+    assert paths.confine("landing/a.csv") == kolab_home / "landing" / "a.csv"
+    with pytest.raises(PermissionError, match="outside KOLAB_HOME"):
+        paths.confine("../../etc/passwd")
+    with pytest.raises(PermissionError):
+        paths.confine("/etc/passwd")

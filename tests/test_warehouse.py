@@ -1,0 +1,67 @@
+"""Warehouse helpers: the table contract, idempotent replace, transactions, identifier safety, lock message."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from kolab_pipeline import warehouse
+
+
+def test_contract_tables_are_created(con):
+    existing = {f"{s}.{t}" for s, t in con.execute(
+        "SELECT schema_name, table_name FROM duckdb_tables()").fetchall()}
+    assert set(warehouse.tables()) <= existing
+    # every column is documented and every table states its grain
+    for t in warehouse.tables().values():
+        assert t.grain and all(c.description for c in t.columns), t.qualified
+
+
+def test_replace_rows_is_idempotent_per_partition(con):
+    sel = "SELECT * FROM (VALUES ('F1', ?, 'tb', 1, true)) v(kode_faskes, period, form, version, is_current)"
+    for _ in range(2):
+        warehouse.replace_rows(con, "clean.submission", sel, "period = ?", ["2025-01", "2025-01"])
+        warehouse.replace_rows(con, "clean.submission", sel, "period = ?", ["2025-02", "2025-02"])
+    rows = con.execute("SELECT period, count(*) FROM clean.submission GROUP BY 1 ORDER BY 1").fetchall()
+    assert rows == [("2025-01", 1), ("2025-02", 1)]
+
+
+def test_failed_replace_leaves_previous_rows(con):
+    good = "SELECT 'F1' AS kode_faskes, '2025-01' AS period"
+    warehouse.replace_rows(con, "clean.submission", good, "period = '2025-01'")
+    with pytest.raises(Exception, match="Conversion"):
+        warehouse.replace_rows(con, "clean.submission",
+                               "SELECT 'F2' AS kode_faskes, '2025-01' AS period, 'x' AS version",
+                               "period = '2025-01'")
+    assert con.execute("SELECT kode_faskes FROM clean.submission").fetchall() == [("F1",)]
+
+
+@pytest.mark.parametrize("name", ["kia_k1", "tb_skrining", "_x1"])
+def test_ident_accepts_codes(name):
+    assert warehouse.ident(name) == name
+
+
+@pytest.mark.parametrize("name", ["x; DROP TABLE a", "K1", "a b", "1abc", "a'--", ""])
+def test_ident_rejects_anything_else(name):
+    with pytest.raises(ValueError):
+        warehouse.ident(name)
+
+
+def test_busy_warehouse_gives_one_line_reason(tmp_path):
+    db = tmp_path / "busy.duckdb"
+    holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
+        import duckdb, sys, time
+        con = duckdb.connect({str(db)!r}); con.execute('CREATE TABLE t(a INT)')
+        print('ready', flush=True); time.sleep(30)
+    """)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        with pytest.raises(warehouse.WarehouseBusyError) as err:
+            warehouse.connect(db)
+        assert "one writer" in str(err.value) and "\n" not in str(err.value)
+    finally:
+        holder.kill()
+        holder.wait()
