@@ -102,6 +102,16 @@ class PartitionConfig(BaseModel):
     start: date | None = None
 
 
+class EvaluationConfig(BaseModel):
+    """Evaluation layer (scorecards, exports, report)."""
+
+    # Indicator codes shown on the scorecard and in the report, in display order.
+    key_indicators: list[str] = ["KIA_K1", "KIA_K6", "IMUN_IDL", "IMUN_DPT3",
+                                 "PTM_SPM_HT", "PTM_SPM_DM", "TB_SPM_TERDUGA", "TB_TC"]
+    # Rows per chunk when copying tables to the PostgreSQL warehouse.
+    pg_chunk_rows: int = Field(50_000, ge=1_000)
+
+
 class KolabConfig(BaseModel):
     """The parsed, validated `kolab.yaml` (defaults merged with the user's file)."""
 
@@ -112,6 +122,7 @@ class KolabConfig(BaseModel):
     sasaran: SasaranConfig = SasaranConfig()
     ingest: IngestConfig = IngestConfig()
     partitions: PartitionConfig = PartitionConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -13,7 +13,7 @@ import assets
 import data_quality
 import sensors
 from kolab_pipeline.config import Settings
-from kolab_pipeline.jobs import build_jobs_and_schedules
+from kolab_pipeline.jobs import apply_orchestration_policies, build_jobs_and_schedules
 from kolab_pipeline.resources import build_resources
 
 
@@ -33,10 +33,12 @@ def _sensors() -> list[dg.SensorDefinition]:
 
 def build_definitions(settings: Settings | None = None) -> dg.Definitions:
     settings = settings or Settings.load()
-    all_assets = dg.load_assets_from_package_module(assets)
+    # YTD self-dependencies and the evaluation freshness policy are added here (jobs.py), so the
+    # asset modules stay thin and owned by their layer.
+    all_assets = apply_orchestration_policies(dg.load_assets_from_package_module(assets), settings)
     checks = [*dg.load_asset_checks_from_package_module(assets),
               *dg.load_asset_checks_from_package_module(data_quality)]
-    jobs, schedules = build_jobs_and_schedules()
+    jobs, schedules = build_jobs_and_schedules(settings)
     return dg.Definitions(
         assets=all_assets,
         asset_checks=checks,

@@ -1,0 +1,79 @@
+"""Clean assets: typed, normalised, versioned submissions plus quarantine and validation flags,
+rebuilt from raw + reference in one run. Logic: `kolab_pipeline/clean.py`; checks:
+`data_quality/clean_checks.py`."""
+
+import dagster as dg
+import pandas as pd
+
+from assets._shared import OWNERS, describe, spec_metadata, table_metadata
+from kolab_pipeline import clean
+from kolab_pipeline.resources import KolabHome, Warehouse
+
+GROUP = "clean"
+UPSTREAM = [
+    dg.AssetKey(["raw", "submission_row"]), dg.AssetKey(["raw", "submission_cell"]),
+    dg.AssetKey(["raw", "landing_file"]), dg.AssetKey(["reference", "facility"]),
+    dg.AssetKey(["reference", "facility_alias"]), dg.AssetKey(["reference", "form_assignment"]),
+    dg.AssetKey(["reference", "data_element"]),
+]
+TEXTS = {
+    "submission": "Every valid report version (facility × period × form × version); is_current marks "
+                  "the latest received, which is the one in force.",
+    "submission_value": "Reported values of the current version, long form; blank stays NULL (not reported), "
+                        "never 0.",
+    "submission_value_history": "Reported values of every version with the previous version's value, "
+                                "to audit resubmissions.",
+    "quarantine": "Rejected raw rows and files with the rule, column, value verbatim and a reason in "
+                  "Indonesian and English that a puskesmas clerk can act on.",
+    "validation_flag": "Warnings on kept current submissions (year-to-date consistency V07/V08/V09/V11, "
+                       "element not expected from the facility type V13).",
+}
+
+
+def _rule_table(counts: dict[str, int], what: str) -> dg.MetadataValue:
+    if not counts:
+        return dg.MetadataValue.md(f"_(no {what})_")
+    df = pd.DataFrame(sorted(counts.items()), columns=["rule_id", what])
+    return dg.MetadataValue.md(df.to_markdown(index=False))
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    specs=[
+        dg.AssetSpec(["clean", name], deps=UPSTREAM, description=describe(f"clean.{name}", text),
+                     metadata=spec_metadata(f"clean.{name}"), owners=OWNERS, kinds={"duckdb"})
+        for name, text in TEXTS.items()
+    ],
+    pool="duckdb_writer",
+)
+def clean_tables(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse):
+    """Full rebuild of the clean layer (deterministic, idempotent): normalise periods, facility
+    codes and numbers; quarantine rows breaking an error rule; version resubmissions; flag warnings."""
+    settings = kolab.settings()
+    with warehouse.connection() as con:
+        summary = clean.build_clean(con, settings)
+        context.log.info(
+            f"clean: {summary['kept_rows']} row(s) kept ({summary['current_submissions']} current), "
+            f"{summary['quarantined_rows']} quarantined, {summary['rejected_files']} file(s) rejected, "
+            f"{summary['flags']} warning flag(s)")
+        counts = {
+            "raw_rows": dg.MetadataValue.int(int(summary["raw_rows"])),
+            "kept_rows": dg.MetadataValue.int(int(summary["kept_rows"])),
+            "quarantined_rows": dg.MetadataValue.int(int(summary["quarantined_rows"])),
+        }
+        extra = {
+            "submission": {**counts,
+                           "current_submissions": dg.MetadataValue.int(int(summary["current_submissions"])),
+                           "resubmitted_versions": dg.MetadataValue.int(int(summary["resubmitted"]))},
+            "quarantine": {**counts, "rejected_files": dg.MetadataValue.int(int(summary["rejected_files"])),
+                           "by_rule": _rule_table(summary["quarantine_by_rule"], "rows")},
+            "validation_flag": {"by_rule": _rule_table(summary["flags_by_rule"], "flags")},
+        }
+        # the GX checks of these tables build their Data Docs under KOLAB_HOME/data_docs/
+        docs = dg.MetadataValue.path(str(settings.paths.data_docs / "index.html"))
+        for name in TEXTS:
+            extra.setdefault(name, {})["data_docs"] = docs
+            yield dg.MaterializeResult(
+                asset_key=["clean", name],
+                metadata={**table_metadata(con, f"clean.{name}"), **extra.get(name, {})},
+            )

@@ -1,0 +1,92 @@
+"""Raw assets: every landing file (CSV/XLSX/DHIS2) and SQL-source pull, verbatim, with lineage.
+
+One unpartitioned multi-asset writes the three raw tables together (they are one ingestion:
+a file's manifest row and its rows/cells commit in the same transaction). Incremental: content
+already ingested (same sha256) is skipped, so re-materialising only picks up what is new.
+Logic: `kolab_pipeline/raw.py`.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from assets._shared import OWNERS, describe, spec_metadata, table_metadata
+from kolab_pipeline import raw
+from kolab_pipeline.resources import KolabHome, SourceDatabase, Warehouse
+
+GROUP = "raw"
+MAX_LISTED = 100
+DATA_ELEMENT = dg.AssetKey(["reference", "data_element"])
+
+
+def _spec(name: str, text: str) -> dg.AssetSpec:
+    key = f"raw.{name}"
+    return dg.AssetSpec(["raw", name], deps=[DATA_ELEMENT], description=describe(key, text),
+                        metadata=spec_metadata(key), owners=OWNERS, kinds={"duckdb"},
+                        tags={"domain": "health-reporting"})
+
+
+def rejected_markdown(rejected: list[tuple[str, str, str]]) -> dg.MetadataValue:
+    """The files rejected by this run, with rule and reason (what the puskesmas must fix)."""
+    if not rejected:
+        return dg.MetadataValue.md("_(no file rejected)_")
+    df = pd.DataFrame(rejected[:MAX_LISTED], columns=["file", "rule", "reason"])
+    text = df.to_markdown(index=False)
+    if len(rejected) > MAX_LISTED:
+        text += f"\n\n… and {len(rejected) - MAX_LISTED} more (raw.landing_file, status = 'rejected')"
+    return dg.MetadataValue.md(text)
+
+
+def summary_metadata(summary: raw.IngestSummary) -> dict:
+    return {
+        "run_id": summary.run_id,
+        "files_ingested": summary.files_ingested,
+        "files_rejected": summary.files_rejected,
+        "files_skipped": summary.files_skipped,
+        "files_duplicate": summary.files_duplicate,
+        "rows_read": summary.rows_read,
+        "rows_kept": summary.rows_kept,
+        "cells": summary.cells,
+        "files_per_s": round(summary.files_per_s, 1),
+        "rows_per_s": round(summary.rows_per_s, 1),
+        "rejected_files": rejected_markdown(summary.rejected),
+        "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in summary.warnings) or "_(none)_"),
+    }
+
+
+@dg.multi_asset(
+    group_name=GROUP,
+    specs=[
+        _spec("landing_file", "Manifest of every landing file content (sha256) and SQL/DHIS2 pull: "
+                              "ingested, or rejected with a file rule (F01…F10) and the reason."),
+        _spec("submission_row", "Every data row of every landed submission, verbatim, with lineage "
+                                "(file, sha256, sheet, row number, received_at)."),
+        _spec("submission_cell", "Every data-element cell of those rows, verbatim text "
+                                 "(blank stays NULL: not reported is not zero)."),
+    ],
+    pool="duckdb_writer",
+)
+def raw_submissions(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse,
+                    source_db: SourceDatabase):
+    """Ingests new landing files (CSV, XLSX, DHIS2) and, when configured, the SQL source."""
+    settings = kolab.settings()
+    run_id = context.run.run_id[:12] if context.run else raw.new_run_id()
+    with warehouse.connection() as con:
+        summary = raw.ingest_landing(con, settings, run_id=run_id)
+        if source_db.url:
+            summary.merge(raw.ingest_sql(con, settings, source_db.url,
+                                         table=None if source_db.query else source_db.table,
+                                         query=source_db.query, run_id=run_id))
+        for w in summary.warnings:
+            context.log.warning(w)
+        context.log.info(
+            f"raw: {summary.files_ingested} file(s) ingested, {summary.files_rejected} rejected, "
+            f"{summary.files_skipped} unchanged, {summary.rows_kept} rows in {summary.seconds:.1f} s")
+        meta = summary_metadata(summary)
+        yield dg.MaterializeResult(asset_key=["raw", "landing_file"],
+                                   metadata={**table_metadata(con, "raw.landing_file"), **meta})
+        yield dg.MaterializeResult(
+            asset_key=["raw", "submission_row"],
+            metadata={**table_metadata(con, "raw.submission_row"), "rows_this_run": summary.rows_kept})
+        yield dg.MaterializeResult(
+            asset_key=["raw", "submission_cell"],
+            metadata={**table_metadata(con, "raw.submission_cell"), "cells_this_run": summary.cells})

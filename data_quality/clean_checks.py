@@ -1,0 +1,147 @@
+"""Asset checks of the raw → clean boundary.
+
+Blocking (structural: downstream layers must never run on these):
+- `every_raw_row_accounted` — each raw row is kept exactly once or quarantined (`clean.accounting`);
+- `one_current_version` — exactly one current version per facility × period × form;
+- `keys_resolved` — kept submissions resolve to the registry, a `YYYY-MM` period and a known form,
+  and every value belongs to a current submission.
+These run as exact SQL over the whole tables.
+
+Warnings (`severity=WARN`): the Great Expectations suites of `gx_suites.py` on pandas frames pulled
+from DuckDB. Large tables are validated on a deterministic sample that keeps whole groups together
+(all rows of a sampled facility / file), so uniqueness expectations stay meaningful. Each check
+builds GX Data Docs into `KOLAB_HOME/data_docs/<suite>/` and links the index in its metadata.
+"""
+
+from typing import Any
+
+import dagster as dg
+import duckdb
+import pandas as pd
+
+from data_quality import gx_runner, gx_suites
+from kolab_pipeline import clean
+from kolab_pipeline.resources import KolabHome, Warehouse
+from kolab_pipeline.rules import rule_ids
+from kolab_pipeline.warehouse import ident, table
+
+RAW_ROW = dg.AssetKey(["raw", "submission_row"])
+SUBMISSION = dg.AssetKey(["clean", "submission"])
+VALUE = dg.AssetKey(["clean", "submission_value"])
+QUARANTINE = dg.AssetKey(["clean", "quarantine"])
+MAX_GX_ROWS = 200_000
+SAMPLE = 10
+
+
+def _md(df: pd.DataFrame) -> dg.MetadataValue:
+    return dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_(none)_")
+
+
+def validation_frame(con: duckdb.DuckDBPyConnection, key: str, group_col: str,
+                     max_rows: int = MAX_GX_ROWS) -> tuple[pd.DataFrame, int]:
+    """The table as a DataFrame, or — above `max_rows` — a deterministic sample of whole groups
+    (`hash(group_col) % k = 0`), so re-runs validate the same rows. Returns (frame, table rows)."""
+    t = table(key)
+    n = con.execute(f"SELECT count(*) FROM {t.qualified}").fetchone()[0]
+    if n <= max_rows:
+        return con.execute(f"SELECT * FROM {t.qualified}").df(), n
+    k = -(-n // max_rows)  # ceil
+    df = con.execute(f"SELECT * FROM {t.qualified} WHERE hash({ident(group_col)}) % ? = 0",
+                     [k]).df()
+    return df, n
+
+
+def _gx_check(con: duckdb.DuckDBPyConnection, kolab: KolabHome, key: str, group_col: str,
+              suite: Any) -> dg.AssetCheckResult:
+    frame, n = validation_frame(con, key, group_col)
+    docs_dir = kolab.settings().paths.data_docs / suite.name
+    validation = gx_runner.validate_frame(frame, suite, docs_dir=docs_dir)
+    return gx_runner.to_check_result(validation, extra_metadata={
+        "table_rows": dg.MetadataValue.int(int(n)),
+        "sampled": dg.MetadataValue.bool(len(frame) < n),
+    })
+
+
+# --- blocking, structural (exact SQL) --------------------------------------------------------
+
+@dg.asset_check(asset=SUBMISSION, blocking=True, pool="duckdb_writer",
+                description="Every raw row is in clean.submission exactly once or in clean.quarantine "
+                            "(nothing lost, nothing double-counted).")
+def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        acc = clean.accounting(con, sample_size=SAMPLE)
+    counts = {k: v for k, v in acc.items() if k not in ("ok", "sample")}
+    return dg.AssetCheckResult(
+        passed=bool(acc["ok"]),
+        description=None if acc["ok"] else (
+            f"{acc['unaccounted']} raw row(s) neither kept nor quarantined, "
+            f"{acc['kept_and_quarantined']} both kept and quarantined, {acc['kept_twice']} kept twice, "
+            f"{acc['orphans']} clean row(s) without a raw row"),
+        metadata={**{k: dg.MetadataValue.int(int(v)) for k, v in counts.items()},
+                  "unaccounted_sample": _md(acc["sample"])},
+    )
+
+
+@dg.asset_check(asset=SUBMISSION, blocking=True, pool="duckdb_writer",
+                description="Exactly one current version per facility × period × form; a duplicate "
+                            "would double-count reports and indicator values downstream.")
+def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        n, sample = clean.duplicate_current_versions(con, SAMPLE)
+        groups = con.execute("SELECT count(DISTINCT (kode_faskes, period, form)) FROM clean.submission").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=n == 0,
+        metadata={"evaluated_groups": dg.MetadataValue.int(int(groups)),
+                  "failed_groups": dg.MetadataValue.int(int(n)), "sample": _md(sample)},
+    )
+
+
+@dg.asset_check(asset=SUBMISSION, blocking=True, pool="duckdb_writer",
+                description="Kept submissions resolve to the registry, a YYYY-MM period and a known form; "
+                            "every value belongs to a current submission.")
+def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        n, sample = clean.unresolved_keys(con, SAMPLE)
+        evaluated = con.execute("SELECT (SELECT count(*) FROM clean.submission) + "
+                                "(SELECT count(*) FROM clean.submission_value)").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=n == 0,
+        metadata={"evaluated_rows": dg.MetadataValue.int(int(evaluated)),
+                  "failed_rows": dg.MetadataValue.int(int(n)), "sample": _md(sample)},
+    )
+
+
+# --- warnings: Great Expectations suites -----------------------------------------------------
+
+@dg.asset_check(asset=RAW_ROW, pool="duckdb_writer",
+                description="GX suite raw_submission_row: raw_row_id unique and not null, file_id "
+                            "present, row_number ≥ 1 (sample of whole files above 200k rows).")
+def gx_raw_submission_row(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        return _gx_check(con, kolab, "raw.submission_row", "file_id", gx_suites.raw_submission_row())
+
+
+@dg.asset_check(asset=SUBMISSION, pool="duckdb_writer",
+                description="GX suite clean_submission: one current version per facility × period × "
+                            "form, facility in registry, period YYYY-MM, known form.")
+def gx_clean_submission(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        codes = [r[0] for r in con.execute("SELECT kode_faskes FROM reference.facility").fetchall()]
+        return _gx_check(con, kolab, "clean.submission", "kode_faskes", gx_suites.clean_submission(codes))
+
+
+@dg.asset_check(asset=VALUE, pool="duckdb_writer",
+                description="GX suite clean_submission_value: values ≥ 0 or NULL, elements from the "
+                            "catalogue, one value per submission × element.")
+def gx_clean_submission_value(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        codes = [r[0] for r in con.execute("SELECT DISTINCT code FROM reference.data_element").fetchall()]
+        return _gx_check(con, kolab, "clean.submission_value", "kode_faskes",
+                         gx_suites.clean_submission_value(codes))
+
+
+@dg.asset_check(asset=QUARANTINE, pool="duckdb_writer",
+                description="GX suite clean_quarantine: rule ids from the catalogue, reasons present.")
+def gx_clean_quarantine(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        return _gx_check(con, kolab, "clean.quarantine", "file_id", gx_suites.clean_quarantine(rule_ids()))

@@ -1,0 +1,83 @@
+"""Asset checks (WARN) on each month of `compliance/report_status`.
+
+- `no_missing_reports_after_cutoff`: every expected report of the month arrived by its cut-off;
+  lists the facilities still missing.
+- `completeness_above_threshold` / `timeliness_above_threshold`: every kab/kota and puskesmas
+  network is **above** `thresholds.completeness_pct` / `timeliness_pct` (WHO DQ Tool defaults
+  90 % / 75 %). A unit *at* the threshold fails, per the WHO tool's `≤ threshold` flag rule
+  (data_quality_anchors.md §0.5, §2.2).
+
+They are WARN: late reporting by facilities is a finding for the dinkes, not a pipeline failure, so
+downstream assets still run. Logic: `kolab_pipeline.compliance` (SQL on the status table).
+"""
+
+import dagster as dg
+import pandas as pd
+
+from kolab_pipeline import compliance
+from kolab_pipeline.partitions import monthly_partitions, periods_of
+from kolab_pipeline.resources import KolabHome, Warehouse
+
+REPORT_STATUS = dg.AssetKey(["compliance", "report_status"])
+MAX_LISTED = 200
+
+
+def _md(rows: list[tuple], columns: list[str]) -> dg.MetadataValue:
+    df = pd.DataFrame(rows[:MAX_LISTED], columns=columns)
+    text = df.to_markdown(index=False) if len(df) else "_(none)_"
+    if len(rows) > MAX_LISTED:
+        text += f"\n\n… and {len(rows) - MAX_LISTED} more"
+    return dg.MetadataValue.md(text)
+
+
+def missing_check_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:
+    """WARN result listing the expected reports of `periods` still missing after their cut-off."""
+    with warehouse.connection() as con:
+        rows = [(p, *r) for p in periods for r in compliance.missing_after_cutoff(con, p)]
+    label = ", ".join(periods)
+    return dg.AssetCheckResult(
+        passed=not rows, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(rows)} expected report(s) of {label} not received by the cut-off"
+                     if rows else f"every expected report of {label} arrived by its cut-off (or is not due yet)"),
+        metadata={"periods": label, "n_missing": len(rows),
+                  "missing_reports": _md(rows, ["period", "kode_faskes", "nama_faskes", "form", "kode_jejaring",
+                                                "kode_kabkota", "cutoff_date"])},
+    )
+
+
+def threshold_check_result(warehouse: Warehouse, kolab: KolabHome, periods: list[str],
+                           metric: str) -> dg.AssetCheckResult:
+    """WARN result listing kab/kota and networks whose `metric` is ≤ its kolab.yaml threshold."""
+    thresholds = kolab.settings().config.thresholds
+    threshold = thresholds.completeness_pct if metric == "completeness" else thresholds.timeliness_pct
+    with warehouse.connection() as con:
+        rows = [(p, *r) for p in periods for r in compliance.units_at_or_below(con, p, metric, threshold)]
+    label = ", ".join(periods)
+    return dg.AssetCheckResult(
+        passed=not rows, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(rows)} unit(s) with {metric} ≤ {threshold:g} % in {label}" if rows
+                     else f"every kab/kota and puskesmas network above {threshold:g} % {metric} in {label}"),
+        metadata={"periods": label, "threshold_pct": float(threshold), "n_units_flagged": len(rows),
+                  "units_flagged": _md(rows, ["period", "unit_level", "unit_code", "expected", metric, "pct"])},
+    )
+
+
+@dg.asset_check(asset=REPORT_STATUS, partitions_def=monthly_partitions,
+                description="Expected reports still missing after the cut-off (facilities listed).")
+def no_missing_reports_after_cutoff(context: dg.AssetCheckExecutionContext,
+                                    warehouse: Warehouse) -> dg.AssetCheckResult:
+    return missing_check_result(warehouse, periods_of(context))
+
+
+@dg.asset_check(asset=REPORT_STATUS, partitions_def=monthly_partitions,
+                description="Kab/kota and puskesmas networks with completeness ≤ thresholds.completeness_pct.")
+def completeness_above_threshold(context: dg.AssetCheckExecutionContext, kolab: KolabHome,
+                                 warehouse: Warehouse) -> dg.AssetCheckResult:
+    return threshold_check_result(warehouse, kolab, periods_of(context), "completeness")
+
+
+@dg.asset_check(asset=REPORT_STATUS, partitions_def=monthly_partitions,
+                description="Kab/kota and puskesmas networks with timeliness ≤ thresholds.timeliness_pct.")
+def timeliness_above_threshold(context: dg.AssetCheckExecutionContext, kolab: KolabHome,
+                               warehouse: Warehouse) -> dg.AssetCheckResult:
+    return threshold_check_result(warehouse, kolab, periods_of(context), "timeliness")

@@ -1,0 +1,66 @@
+"""Asset checks on each month of `indicators/indicator_value`.
+
+- `totals_reconcile` (blocking): every network, kecamatan, kab/kota and provinsi numerator (and
+  data-element denominator) equals the sum of its facilities' stored rows, month and YTD. Ratios of
+  sums are the engine's core rule; a mismatch means the hierarchy or YTD logic is broken, so the
+  evaluation must not be built on it.
+- `coverage_above_100` (WARN): units whose coverage is above 100 %. Not an error (resident-based
+  sasaran vs service-based reports, domain.md §5), but the program holder must look at them.
+
+Logic: `kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100` (SQL).
+"""
+
+import dagster as dg
+import pandas as pd
+
+from kolab_pipeline import indicators
+from kolab_pipeline.partitions import monthly_partitions, periods_of
+from kolab_pipeline.resources import Warehouse
+
+INDICATOR_VALUE = dg.AssetKey(["indicators", "indicator_value"])
+MAX_LISTED = 200
+
+
+def _md(df: pd.DataFrame) -> dg.MetadataValue:
+    text = df.head(MAX_LISTED).to_markdown(index=False) if len(df) else "_(none)_"
+    if len(df) > MAX_LISTED:
+        text += f"\n\n… and {len(df) - MAX_LISTED} more"
+    return dg.MetadataValue.md(text)
+
+
+def totals_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        frames = [indicators.reconcile_totals(con, p).assign(period=p) for p in periods]
+    bad = pd.concat(frames) if frames else pd.DataFrame()
+    label = ", ".join(periods)
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        description=(f"{len(bad)} unit row(s) of {label} do not equal the sum of their facilities"
+                     if len(bad) else f"every unit numerator of {label} equals the sum of its facilities"),
+        metadata={"periods": label, "n_mismatches": len(bad), "mismatches": _md(bad)},
+    )
+
+
+def above_100_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        frames = [indicators.coverage_above_100(con, p).assign(period=p) for p in periods]
+    rows = pd.concat(frames) if frames else pd.DataFrame()
+    label = ", ".join(periods)
+    return dg.AssetCheckResult(
+        passed=rows.empty, severity=dg.AssetCheckSeverity.WARN,
+        description=(f"{len(rows)} indicator row(s) of {label} above 100 % coverage (flagged, not clipped)"
+                     if len(rows) else f"no coverage above 100 % in {label}"),
+        metadata={"periods": label, "n_above_100": len(rows), "units": _md(rows)},
+    )
+
+
+@dg.asset_check(asset=INDICATOR_VALUE, partitions_def=monthly_partitions, blocking=True,
+                description="Unit numerators = sum of their facilities' numerators (ratios of sums).")
+def totals_reconcile(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    return totals_result(warehouse, periods_of(context))
+
+
+@dg.asset_check(asset=INDICATOR_VALUE, partitions_def=monthly_partitions,
+                description="Units with coverage above 100 % (listed; WARN).")
+def coverage_above_100(context: dg.AssetCheckExecutionContext, warehouse: Warehouse) -> dg.AssetCheckResult:
+    return above_100_result(warehouse, periods_of(context))

@@ -1,0 +1,32 @@
+"""Asset check (blocking) on `raw/landing_file`: nothing lost at ingestion.
+
+`rows_read_reconcile`: for every landing file and SQL/DHIS2 pull, rows read = rows kept + rows
+rejected, and the rows kept are really in `raw.submission_row`. Blocking, because a file whose
+rows vanished would make a facility look `missing` downstream when it did report.
+Logic: `kolab_pipeline.raw.unreconciled_files` (SQL).
+"""
+
+import dagster as dg
+
+from kolab_pipeline import raw
+from kolab_pipeline.resources import Warehouse
+
+LANDING_FILE = dg.AssetKey(["raw", "landing_file"])
+MAX_LISTED = 100
+
+
+@dg.asset_check(asset=LANDING_FILE, blocking=True,
+                description="Every file: rows read = rows kept + rows rejected, and the kept rows "
+                            "are in raw.submission_row (nothing lost).")
+def rows_read_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
+    with warehouse.connection() as con:
+        bad = raw.unreconciled_files(con)
+        n_files = con.execute("SELECT count(*) FROM raw.landing_file").fetchone()[0]
+    return dg.AssetCheckResult(
+        passed=bad.empty,
+        description=(f"{len(bad)} of {n_files} file(s) do not reconcile" if len(bad)
+                     else f"all {n_files} file(s) reconcile"),
+        metadata={"n_files": int(n_files), "n_unreconciled": len(bad),
+                  "unreconciled": dg.MetadataValue.md(
+                      bad.head(MAX_LISTED).to_markdown(index=False) if len(bad) else "_(none)_")},
+    )

@@ -1,0 +1,616 @@
+"""Clean layer: normalise raw rows, validate them against the rule catalogue, version
+resubmissions, and write the `clean.*` tables — a full, deterministic rebuild in DuckDB SQL.
+
+Tables (grain in `catalog/tables.yaml`):
+- `clean.submission` — one facility × period × form × version (every valid raw row is one version);
+- `clean.submission_value` — facility × period × form × data element of the *current* version;
+- `clean.submission_value_history` — the same for every version, with the previous version's value;
+- `clean.quarantine` — one rejected raw row (or whole file) × rule that rejected it;
+- `clean.validation_flag` — one kept current submission × warning rule × relation/element.
+
+Nothing is lost: every raw row ends in `clean.submission` (kept) or in `clean.quarantine` (≥1 rule);
+`accounting()` proves it. A row with any error is quarantined whole — we never keep half a report,
+because a partial row would silently look like a complete one to the compliance layer.
+
+Normalisation decisions (documented because they are judgement calls):
+- **Facility**: the `kode_faskes` cell, normalised (`reference.norm_sql`), is looked up in
+  `reference.facility_alias` (codes, local codes and unambiguous names). Only when the code cell is
+  blank is the `nama_faskes` cell looked up. A code that is written but unknown is V01 even if the
+  name would match: a wrong code is a signal the clerk must fix, never something we guess around.
+- **Period** → `YYYY-MM` from `2025-03`, `2025/03`, `03/2025`, `3-2025`, `202503` (DHIS2), `2025-03-01`
+  (also with a time), `01/03/2025` (day first, the Indonesian order), Excel serial numbers
+  (`45717` = 2025-03-01) and month names in Indonesian or English (`Maret 2025`, `Mar-25`, `Peb 2025`,
+  `Nop 2025`, `Agt 2025`…; two-digit years are 20YY). Years outside 1990–2100 are unreadable (V05).
+- **Counts**: digits only → the number. A single kind of separator followed by groups of exactly
+  three digits is a thousands separator, in either convention (`1.234` = `1,234` = 1234,
+  `1.234.567` = 1234567): monthly counts are whole numbers, so `1.234` can only mean a thousand-odd.
+  `12.0` / `12,00` (a spreadsheet float) is 12. Anything else with a separator (`1,5`, `2.5`,
+  `1.23`) is fractional → V06. `-`, `–`, `nihil`, `tidak ada`, `nol` mean zero; blank stays NULL
+  (not reported, never 0); negative numbers or other text → V06.
+- **Nil report** (`laporan_nihil` in 1/ya/y/yes/true/nihil/x): blank cells become 0; any non-zero
+  value contradicts the nil mark → V06N.
+- **Received time** of a row: `tanggal_lapor` when present and readable (a date, taken as 00:00
+  local time of the facility's kab/kota, converted to UTC), else the file's `received_at`.
+  `received_source` records which. V05F fires when the period starts after the received local date.
+- **Versions**: valid rows of one facility × period × form are ordered by the row's received time
+  (`tanggal_lapor` when present, else the file's `received_at`), then the *file-level* `received_at`,
+  source path, sheet and row number: version 1 is the first received, the last is current.
+  Why the row's time first: a puskesmas recap forwarded on the 10th can carry a clinic's report of
+  the 2nd, while the clinic's own correction arrived on the 5th — the correction is the newer
+  version (this is also what the sample generator's ground truth expects). Within the same day
+  (tanggal_lapor has no time), the file that reached us later wins.
+  `submission_id = md5(kode_faskes|period|form|version)`.
+- **Warnings** (V07, V08, V09, V11 relations from the catalogue, on year-to-date sums of the
+  facility's current versions; V13 element not expected from the facility type) flag current
+  submissions only: superseded versions are history, not data in force. A YTD relation is judged
+  only when the facility has a current report of that form for every month from January to the
+  period: with a month missing (or data starting mid-year) K4 can legitimately exceed K1 because
+  the K1 visits are in the missing months, and a flag would be noise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import duckdb
+
+from kolab_pipeline.config import Settings
+from kolab_pipeline.reference import FORMS, norm_sql
+from kolab_pipeline.rules import Relation, rules, rules_rows
+from kolab_pipeline.warehouse import ensure_schema, ident, table, transaction
+
+CLEAN_TABLES = ("clean.submission", "clean.submission_value", "clean.submission_value_history",
+                "clean.quarantine", "clean.validation_flag")
+
+# Month names and abbreviations (Indonesian and English, incl. old spellings Peb/Nop/Agt).
+MONTH_NAMES: dict[str, int] = {
+    "januari": 1, "january": 1, "jan": 1,
+    "februari": 2, "pebruari": 2, "february": 2, "feb": 2, "peb": 2,
+    "maret": 3, "march": 3, "mar": 3,
+    "april": 4, "apr": 4,
+    "mei": 5, "may": 5,
+    "juni": 6, "june": 6, "jun": 6,
+    "juli": 7, "july": 7, "jul": 7,
+    "agustus": 8, "august": 8, "agu": 8, "agt": 8, "ags": 8, "aug": 8, "agust": 8,
+    "september": 9, "sept": 9, "sep": 9,
+    "oktober": 10, "october": 10, "okt": 10, "oct": 10,
+    "november": 11, "nopember": 11, "nov": 11, "nop": 11,
+    "desember": 12, "december": 12, "des": 12, "dec": 12,
+}
+ZERO_WORDS = ("-", "–", "—", "nihil", "tidak ada", "nol")
+NIL_MARKS = ("1", "ya", "y", "yes", "true", "nihil", "x")
+
+
+def _sql_list(words: Iterable[str]) -> str:
+    """A SQL list literal of fixed code constants (never user text)."""
+    return ", ".join("'" + w.replace("'", "''") + "'" for w in words)
+
+
+def install_macros(con: duckdb.DuckDBPyConnection) -> None:
+    """Create the parsing macros (TEMP, per connection) used by the clean layer.
+
+    - `kolab_month_no(name)` → 1..12 or NULL;
+    - `kolab_parse_period(text)` → `YYYY-MM` or NULL (unreadable);
+    - `kolab_parse_date(text)` → DATE or NULL (for `tanggal_lapor`);
+    - `kolab_count_norm(text)` → digits as text, NULL for blank, `'#'` for an invalid value;
+      `kolab_count_bad(norm)` → the value is invalid (V06; also digits too long for BIGINT);
+      `kolab_count_text(text)` → both in one (for probing; the build computes `norm` once per cell);
+    - `kolab_fill(template, value, column, kode, period, jenis, received_date)` → a filled message.
+    """
+    month_case = " ".join(f"WHEN '{k}' THEN {v}" for k, v in MONTH_NAMES.items())
+    macros = [
+        f"CREATE OR REPLACE TEMP MACRO kolab_month_no(name) AS CASE name {month_case} ELSE NULL END",
+        """CREATE OR REPLACE TEMP MACRO kolab_ym(y, m) AS
+             CASE WHEN TRY_CAST(m AS INTEGER) BETWEEN 1 AND 12 AND TRY_CAST(y AS INTEGER) BETWEEN 1990 AND 2100
+                  THEN printf('%04d-%02d', TRY_CAST(y AS INTEGER), TRY_CAST(m AS INTEGER)) END""",
+        # two-digit years are 20YY (`Mar-25`)
+        """CREATE OR REPLACE TEMP MACRO kolab_year4(y) AS
+             CASE WHEN length(y) = 2 THEN '20' || y ELSE y END""",
+        r"""CREATE OR REPLACE TEMP MACRO kolab_norm_text(t) AS
+             lower(trim(regexp_replace(coalesce(t, ''), '[\s\x{00A0}]+', ' ', 'g')))""",
+        r"""CREATE OR REPLACE TEMP MACRO kolab_period_norm(s) AS
+           CASE
+             WHEN s = '' THEN NULL
+             WHEN regexp_full_match(s, '\d{4}\s*[-/.]\s*\d{1,2}')
+               THEN kolab_ym(regexp_extract(s, '^(\d{4})', 1), regexp_extract(s, '(\d{1,2})$', 1))
+             WHEN regexp_full_match(s, '\d{1,2}\s*[-/.]\s*\d{4}')
+               THEN kolab_ym(regexp_extract(s, '(\d{4})$', 1), regexp_extract(s, '^(\d{1,2})', 1))
+             WHEN regexp_full_match(s, '\d{6}')
+               THEN kolab_ym(substr(s, 1, 4), substr(s, 5, 2))
+             WHEN regexp_full_match(s, '\d{4}-\d{1,2}-\d{1,2}([ t].*)?')
+               THEN kolab_ym(regexp_extract(s, '^(\d{4})', 1), regexp_extract(s, '^\d{4}-(\d{1,2})', 1))
+             WHEN regexp_full_match(s, '\d{1,2}[-/.]\d{1,2}[-/.]\d{4}( .*)?')
+               THEN kolab_ym(regexp_extract(s, '^\d{1,2}[-/.]\d{1,2}[-/.](\d{4})', 1),
+                             regexp_extract(s, '^\d{1,2}[-/.](\d{1,2})', 1))
+             WHEN regexp_full_match(s, '\d{5}(\.0+)?') AND TRY_CAST(s AS DOUBLE) BETWEEN 32874 AND 73051
+               -- Excel serial day number (1900 date system: day 0 = 1899-12-30), 1990..2099
+               THEN strftime(DATE '1899-12-30' + CAST(TRY_CAST(s AS DOUBLE) AS INTEGER), '%Y-%m')
+             WHEN regexp_full_match(s, '[a-z]+[^a-z0-9]*(\d{2}|\d{4})')
+               THEN kolab_ym(kolab_year4(regexp_extract(s, '(\d+)$', 1)),
+                             kolab_month_no(regexp_extract(s, '^([a-z]+)', 1)))
+             WHEN regexp_full_match(s, '\d{4}[^a-z0-9]*[a-z]+')
+               THEN kolab_ym(regexp_extract(s, '^(\d{4})', 1), kolab_month_no(regexp_extract(s, '([a-z]+)$', 1)))
+           END""",
+        "CREATE OR REPLACE TEMP MACRO kolab_parse_period(t) AS kolab_period_norm(kolab_norm_text(t))",
+        r"""CREATE OR REPLACE TEMP MACRO kolab_date_norm(s) AS
+           CASE
+             WHEN s = '' THEN NULL
+             WHEN regexp_full_match(s, '\d{4}-\d{1,2}-\d{1,2}([ t].*)?')
+               THEN CAST(try_strptime(regexp_extract(s, '^(\d{4}-\d{1,2}-\d{1,2})', 1), '%Y-%m-%d') AS DATE)
+             WHEN regexp_full_match(s, '\d{1,2}[-/.]\d{1,2}[-/.]\d{4}( .*)?')
+               THEN CAST(try_strptime(regexp_replace(regexp_extract(s, '^(\d{1,2}[-/.]\d{1,2}[-/.]\d{4})', 1),
+                                                     '[-.]', '/', 'g'), '%d/%m/%Y') AS DATE)
+             WHEN regexp_full_match(s, '\d{5}(\.\d+)?') AND TRY_CAST(s AS DOUBLE) BETWEEN 32874 AND 73051
+               THEN DATE '1899-12-30' + CAST(floor(TRY_CAST(s AS DOUBLE)) AS INTEGER)
+             WHEN regexp_full_match(s, '\d{1,2}[ -]+[a-z]+[ -]+\d{4}')
+               THEN CAST(try_strptime(printf('%s-%s-%s', regexp_extract(s, '(\d{4})$', 1),
+                                             CAST(kolab_month_no(regexp_extract(s, '([a-z]+)', 1)) AS VARCHAR),
+                                             regexp_extract(s, '^(\d{1,2})', 1)), '%Y-%m-%d') AS DATE)
+           END""",
+        "CREATE OR REPLACE TEMP MACRO kolab_parse_date(t) AS kolab_date_norm(kolab_norm_text(t))",
+        rf"""CREATE OR REPLACE TEMP MACRO kolab_count_slow(s) AS
+           CASE
+             WHEN s = '' THEN NULL
+             WHEN s IN ({_sql_list(ZERO_WORDS)}) THEN '0'
+             WHEN regexp_full_match(s, '\d+') THEN s
+             WHEN regexp_full_match(s, '\d{{1,3}}(\.\d{{3}})+') THEN replace(s, '.', '')
+             WHEN regexp_full_match(s, '\d{{1,3}}(,\d{{3}})+') THEN replace(s, ',', '')
+             WHEN regexp_full_match(s, '\d+[.,]0{{1,2}}') THEN regexp_extract(s, '^(\d+)', 1)
+             ELSE '#'
+           END""",
+        # fast path first: most cells are plain digits (no regex, no lower/trim)
+        """CREATE OR REPLACE TEMP MACRO kolab_count_norm(t) AS
+             CASE WHEN t IS NULL THEN NULL
+                  WHEN t <> '' AND ltrim(t, '0123456789') = '' THEN t
+                  ELSE kolab_count_slow(kolab_norm_text(t)) END""",
+        # '#' also for digits too long for BIGINT: invalid, never silently NULL
+        """CREATE OR REPLACE TEMP MACRO kolab_count_bad(norm) AS
+             coalesce(norm = '#' OR TRY_CAST(norm AS BIGINT) IS NULL AND norm IS NOT NULL, false)""",
+        """CREATE OR REPLACE TEMP MACRO kolab_count_text(t) AS
+             CASE WHEN kolab_count_bad(kolab_count_norm(t)) THEN '#' ELSE kolab_count_norm(t) END""",
+        f"CREATE OR REPLACE TEMP MACRO kolab_is_nil(t) AS kolab_norm_text(t) IN ({_sql_list(NIL_MARKS)})",
+        # user text (kode, value) is substituted last so it can never inject a placeholder
+        """CREATE OR REPLACE TEMP MACRO kolab_fill(tpl, v, col, kode, per, jenis, recv) AS
+             replace(replace(replace(replace(replace(replace(tpl,
+               '{column}', coalesce(col, '')), '{jenis}', coalesce(jenis, '')),
+               '{received}', coalesce(strftime(recv, '%Y-%m-%d'), '')),
+               '{period}', coalesce(per, '')), '{kode}', coalesce(kode, '')), '{value}', coalesce(v, ''))""",
+    ]
+    for sql in macros:
+        con.execute(sql)
+
+
+def _scalar_map(con: duckdb.DuckDBPyConnection, macro: str, values: Sequence[str | None]) -> list[Any]:
+    install_macros(con)
+    con.execute("CREATE OR REPLACE TEMP TABLE _kolab_probe (i INTEGER, t VARCHAR)")
+    con.executemany("INSERT INTO _kolab_probe VALUES (?, ?)", list(enumerate(values)))
+    out = con.execute(f"SELECT {ident(macro)}(t) FROM _kolab_probe ORDER BY i").fetchall()
+    con.execute("DROP TABLE _kolab_probe")
+    return [r[0] for r in out]
+
+
+def parse_periods(values: Sequence[str | None], con: duckdb.DuckDBPyConnection | None = None) -> list[str | None]:
+    """Run the period parser (the SQL macro, the one implementation) on a list of texts."""
+    return _scalar_map(con or duckdb.connect(), "kolab_parse_period", values)
+
+
+def parse_counts(values: Sequence[str | None], con: duckdb.DuckDBPyConnection | None = None) -> list[int | str | None]:
+    """Run the count parser: an int, None for blank, or the string `'invalid'` (V06)."""
+    raw = _scalar_map(con or duckdb.connect(), "kolab_count_text", values)
+    return ["invalid" if v == "#" else (None if v is None else int(v)) for v in raw]
+
+
+def parse_dates(values: Sequence[str | None], con: duckdb.DuckDBPyConnection | None = None) -> list[Any]:
+    return _scalar_map(con or duckdb.connect(), "kolab_parse_date", values)
+
+
+def _register_rules(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("""CREATE OR REPLACE TEMP TABLE _kolab_rule (rule_id VARCHAR, severity VARCHAR,
+                   message_id VARCHAR, message_en VARCHAR, template_id VARCHAR, template_en VARCHAR,
+                   applies_to VARCHAR)""")
+    con.executemany("INSERT INTO _kolab_rule VALUES (?, ?, ?, ?, ?, ?, ?)", rules_rows())
+
+
+# --- step 1: one normalised row per raw row ---------------------------------------------------
+
+def _stage_rows(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    """`_clean_rows`: each raw row with its parsed period, resolved facility, form, nil flag and
+    received time. Grain: one raw row."""
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _clean_rows AS
+        WITH alias AS (
+            SELECT alias_norm, min(kode_faskes) AS kode_faskes
+              FROM reference.facility_alias GROUP BY alias_norm
+        ), r AS (
+            SELECT r.raw_row_id, r.file_id, r.source_kind, r.source_path, coalesce(r.sheet, '') AS sheet,
+                   r.row_number, lower(trim(r.form)) AS form, r.periode, r.kode_faskes AS kode_written,
+                   r.nama_faskes, r.tanggal_lapor, r.laporan_nihil, r.received_at AS file_received_at,
+                   lf.status AS file_status, lf.reject_rule AS file_reject_rule,
+                   lf.reject_reason AS file_reject_reason,
+                   coalesce(lf.received_source, 'raw') AS file_received_source,
+                   kolab_parse_period(r.periode) AS period,
+                   kolab_parse_date(r.tanggal_lapor) AS tanggal_lapor_date,
+                   kolab_is_nil(r.laporan_nihil) AS is_nil,
+                   nullif({norm_sql('r.kode_faskes')}, '') AS kode_norm,
+                   nullif({norm_sql('r.nama_faskes')}, '') AS nama_norm
+              FROM raw.submission_row r
+              LEFT JOIN raw.landing_file lf ON lf.file_id = r.file_id
+        )
+        SELECT row_number() OVER () AS rk, r.*, a.kode_faskes, f.jenis_faskes, coalesce(f.timezone, ?) AS tz,
+               r.form IN ({_sql_list(FORMS)}) AS form_ok
+          FROM r
+          LEFT JOIN alias a ON a.alias_norm = coalesce(r.kode_norm, r.nama_norm)
+          LEFT JOIN reference.facility f ON f.kode_faskes = a.kode_faskes
+    """, [settings.config.timezones.default])
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _clean_rows AS
+        SELECT *,
+               CASE WHEN tanggal_lapor_date IS NOT NULL
+                    THEN timezone(tz, CAST(tanggal_lapor_date AS TIMESTAMP)) ELSE file_received_at END AS received_at,
+               CASE WHEN tanggal_lapor_date IS NOT NULL THEN 'tanggal_lapor'
+                    ELSE file_received_source END AS received_source,
+               coalesce(tanggal_lapor_date, CAST(timezone(tz, file_received_at) AS DATE)) AS received_local_date
+          FROM _clean_rows
+    """)
+    con.execute("CREATE OR REPLACE TEMP TABLE _clean_form_element AS "
+                "SELECT DISTINCT code, form FROM reference.data_element")
+
+
+# --- step 2: errors (one row per raw row × rule) ------------------------------------------------
+
+def _stage_errors(con: duckdb.DuckDBPyConnection) -> None:
+    """`_clean_err`: one row per raw row × error rule that fired, with the offending column and
+    value verbatim. Cell errors (V06, V06N) are aggregated per row and rule (columns listed)."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _clean_cell AS
+        WITH c AS (
+            SELECT r.rk, c.column_index, c.data_element, c.value_text, r.is_nil,
+                   kolab_count_norm(c.value_text) AS norm
+              FROM raw.submission_cell c
+              JOIN _clean_rows r ON r.raw_row_id = c.raw_row_id
+              JOIN _clean_form_element de ON de.code = c.data_element AND de.form = r.form
+            -- two columns mapped to one element: the leftmost is the value (raw keeps both)
+            QUALIFY row_number() OVER (PARTITION BY r.rk, c.data_element ORDER BY c.column_index) = 1
+        )
+        SELECT rk, column_index, data_element, is_nil,
+               TRY_CAST(norm AS BIGINT) AS value, kolab_count_bad(norm) AS bad,
+               -- verbatim text only where needed (errors), to keep this table small
+               CASE WHEN kolab_count_bad(norm) OR is_nil THEN value_text END AS value_text
+          FROM c
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _clean_cell_err AS
+        WITH bad AS (
+            SELECT rk, column_index, data_element, value_text, CASE WHEN bad THEN 'V06' ELSE 'V06N' END AS rule_id
+              FROM _clean_cell
+             WHERE bad OR (is_nil AND value <> 0)
+        )
+        SELECT r.raw_row_id, b.rule_id,
+               string_agg(b.data_element, ', ' ORDER BY b.column_index) AS column_name,
+               string_agg(coalesce(b.value_text, ''), ' | ' ORDER BY b.column_index) AS value_text
+          FROM bad b JOIN _clean_rows r ON r.rk = b.rk
+         GROUP BY r.raw_row_id, b.rule_id
+    """)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _clean_err AS
+        -- rows of a file the raw layer rejected as a whole carry the file's rule
+        SELECT raw_row_id, coalesce(file_reject_rule, 'F01') AS rule_id, NULL AS column_name,
+               NULL AS value_text
+          FROM _clean_rows WHERE file_status = 'rejected'
+        UNION ALL
+        SELECT raw_row_id, 'V16', 'form', form FROM _clean_rows WHERE NOT coalesce(form_ok, false)
+        UNION ALL
+        SELECT raw_row_id, 'V01', CASE WHEN kode_norm IS NULL THEN 'nama_faskes' ELSE 'kode_faskes' END,
+               CASE WHEN kode_norm IS NULL THEN nama_faskes ELSE kode_written END
+          FROM _clean_rows WHERE kode_faskes IS NULL
+        UNION ALL
+        SELECT raw_row_id, 'V05', 'periode', periode FROM _clean_rows WHERE period IS NULL
+        UNION ALL
+        SELECT raw_row_id, 'V05F', CASE WHEN tanggal_lapor_date IS NOT NULL THEN 'periode, tanggal_lapor'
+                                        ELSE 'periode' END,
+               periode
+          FROM _clean_rows
+         WHERE period IS NOT NULL AND CAST(period || '-01' AS DATE) > received_local_date
+        UNION ALL
+        -- both rows of a duplicated facility × period × form inside one file: we cannot know which
+        -- one the clerk meant, so neither is kept
+        SELECT raw_row_id, 'V15', 'kode_faskes, periode', dup_rows FROM (
+            SELECT raw_row_id,
+                   count(*) OVER w AS n,
+                   string_agg(CAST(row_number AS VARCHAR), ', ' ORDER BY sheet, row_number) OVER w AS dup_rows
+              FROM _clean_rows
+             WHERE kode_faskes IS NOT NULL AND period IS NOT NULL AND form_ok
+            WINDOW w AS (PARTITION BY file_id, kode_faskes, period, form)
+        ) WHERE n > 1
+        UNION ALL
+        SELECT raw_row_id, rule_id, column_name, value_text FROM _clean_cell_err
+    """)
+
+
+# --- step 3: versions -----------------------------------------------------------------------------
+
+def _stage_kept(con: duckdb.DuckDBPyConnection) -> None:
+    """`_clean_kept`: rows without any error, numbered into versions per facility × period × form."""
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _clean_kept AS
+        SELECT k.*, md5(concat_ws('|', k.kode_faskes, k.period, k.form, CAST(k.version AS VARCHAR))) AS submission_id
+          FROM (
+            SELECT r.*,
+                   CAST(row_number() OVER w AS INTEGER) AS version,
+                   count(*) OVER (PARTITION BY r.kode_faskes, r.period, r.form) AS n_versions
+              FROM _clean_rows r
+              ANTI JOIN _clean_err e ON e.raw_row_id = r.raw_row_id
+            WINDOW w AS (PARTITION BY r.kode_faskes, r.period, r.form
+                         ORDER BY r.received_at NULLS FIRST, r.file_received_at NULLS FIRST, r.source_path,
+                                  r.sheet, r.row_number, r.raw_row_id)
+          ) k
+    """)
+
+
+def _insert(con: duckdb.DuckDBPyConnection, key: str, select_sql: str, params: Sequence[object] = ()) -> None:
+    t = table(key)
+    cols = ", ".join(t.column_names)
+    con.execute(f"INSERT INTO {t.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS src", list(params))
+
+
+def _flag_sql(relations: list[tuple[str, Relation]]) -> tuple[str, list[object]]:
+    """SQL (and params) for the YTD relation warnings: pivot the relation elements per current
+    submission, running sums per facility × form × year, then one SELECT per relation."""
+    codes = sorted({c for _, rel in relations for c in (rel.lhs, *rel.rhs)})
+    if not codes:
+        return "", []
+    params: list[object] = []
+    pivot = []
+    for code in codes:
+        # nil report: a blank is 0 (same rule as clean.submission_value)
+        pivot.append(f"sum(CASE WHEN v.is_nil THEN coalesce(v.value, 0) ELSE v.value END) "
+                     f"FILTER (WHERE v.data_element = ?) AS {ident(code)}")
+        params.append(code)
+    params += codes
+    running = ", ".join(f"sum({ident(c)}) OVER w AS {ident(c)}" for c in codes)
+    selects = []
+    for rule_id, rel in relations:
+        lhs = ident(rel.lhs)
+        rhs_sum = " + ".join(f"coalesce({ident(c)}, 0)" for c in rel.rhs)
+        rhs_any = " OR ".join(f"{ident(c)} IS NOT NULL" for c in rel.rhs)
+        rhs_name = " + ".join(rel.rhs)
+        selects.append(f"""
+            SELECT submission_id, kode_faskes, period, form, ? AS rule_id, ? AS column_name,
+                   printf('%s = %d > %s = %d', ?, {lhs}, ?, {rhs_sum}) AS value_text, NULL AS jenis
+              FROM ytd
+             WHERE n_months = CAST(substr(period, 6, 2) AS INTEGER)
+               AND {lhs} IS NOT NULL AND ({rhs_any}) AND {lhs} > {rhs_sum}""")
+        params += [rule_id, ", ".join((rel.lhs, *rel.rhs)), rel.lhs, rhs_name]
+    sql = f"""
+        WITH piv AS (
+            -- current versions, relation elements only (integer join on the staged cells)
+            SELECT k.submission_id, k.kode_faskes, k.period, k.form, {", ".join(pivot)}
+              FROM _clean_kept k
+              LEFT JOIN (SELECT rk, data_element, value, is_nil FROM _clean_cell
+                          WHERE data_element IN ({", ".join("?" for _ in codes)})) v ON v.rk = k.rk
+             WHERE k.version = k.n_versions
+             GROUP BY k.submission_id, k.kode_faskes, k.period, k.form
+        ), ytd AS (
+            SELECT submission_id, kode_faskes, period, form, {running},
+                   count(*) OVER w AS n_months
+              FROM piv
+            WINDOW w AS (PARTITION BY kode_faskes, form, substr(period, 1, 4) ORDER BY period
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        )
+        {" UNION ALL ".join(selects)}
+    """
+    return sql, params
+
+
+def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
+    """Rebuild the five clean tables from `raw.*` and `reference.*` (full rebuild, idempotent).
+
+    All heavy work is set-based DuckDB SQL: the parsers are SQL macros, cells are never looped
+    over in Python. The five tables are replaced in one transaction, so readers never see a
+    half-built clean layer. Returns a summary (counts kept / quarantined / flagged per rule).
+    """
+    ensure_schema(con)
+    install_macros(con)
+    _register_rules(con)
+    _stage_rows(con, settings)
+    _stage_errors(con)
+    _stage_kept(con)
+    relations = [(r.rule_id, rel) for r in rules().values() if r.severity == "warning" for rel in r.relations]
+    flag_sql, flag_params = _flag_sql(relations)
+
+    with transaction(con):
+        for key in CLEAN_TABLES:
+            con.execute(f"DELETE FROM {table(key).qualified}")
+        _insert(con, "clean.submission", """
+            SELECT submission_id, kode_faskes, period, form, version, version = n_versions AS is_current,
+                   received_at, received_source, is_nil AS is_nil_report, source_kind, raw_row_id, file_id,
+                   source_path, sheet, row_number
+              FROM _clean_kept""")
+        # every version's values; a blank cell stays NULL unless the row is a nil report
+        # every version's values; a blank cell stays NULL unless the row is a nil report. Only
+        # groups with several versions need the (sorting) window for the previous value.
+        cells = """
+            SELECT k.submission_id, k.kode_faskes, k.period, k.form, k.version, c.data_element,
+                   CASE WHEN k.is_nil THEN coalesce(c.value, 0) ELSE c.value END AS value
+              FROM _clean_kept k JOIN _clean_cell c ON c.rk = k.rk
+             WHERE {where}"""
+        _insert(con, "clean.submission_value_history", f"""
+            SELECT submission_id, kode_faskes, period, form, version, data_element, value,
+                   NULL::BIGINT AS previous_value, false AS changed
+              FROM ({cells.format(where="k.n_versions = 1")})
+            UNION ALL
+            SELECT submission_id, kode_faskes, period, form, version, data_element, value,
+                   CASE WHEN prev_version = version - 1 THEN prev_value END AS previous_value,
+                   version > 1 AND (prev_version IS DISTINCT FROM version - 1
+                                    OR value IS DISTINCT FROM prev_value) AS changed
+              FROM (SELECT *, lag(version) OVER w AS prev_version, lag(value) OVER w AS prev_value
+                      FROM ({cells.format(where="k.n_versions > 1")})
+                    WINDOW w AS (PARTITION BY kode_faskes, period, form, data_element ORDER BY version))""")
+        _insert(con, "clean.submission_value", f"""
+            SELECT submission_id, kode_faskes, period, form, data_element, value
+              FROM ({cells.format(where="k.version = k.n_versions")})""")
+        _insert(con, "clean.quarantine", """
+            SELECT e.raw_row_id, r.file_id, r.source_path, r.sheet, r.row_number, e.rule_id,
+                   'error' AS severity, e.column_name, e.value_text,
+                   CASE WHEN r.file_status = 'rejected'
+                        THEN concat_ws(' — ', k.message_id, r.file_reject_reason)
+                        ELSE kolab_fill(k.template_id, e.value_text, e.column_name,
+                                        coalesce(r.kode_faskes, r.kode_written, r.nama_faskes), r.period, r.jenis_faskes,
+                                        r.received_local_date)
+                   END AS reason_id,
+                   CASE WHEN r.file_status = 'rejected' AND contains(coalesce(r.file_reject_reason, ''), k.message_en)
+                        THEN r.file_reject_reason
+                        WHEN r.file_status = 'rejected'
+                        THEN concat_ws(' — ', k.message_en, r.file_reject_reason)
+                        ELSE kolab_fill(k.template_en, e.value_text, e.column_name,
+                                        coalesce(r.kode_faskes, r.kode_written, r.nama_faskes), r.period, r.jenis_faskes,
+                                        r.received_local_date)
+                   END AS reason_en,
+                   coalesce(r.kode_faskes, r.kode_written) AS kode_faskes, r.period, r.form
+              FROM _clean_err e
+              JOIN _clean_rows r ON r.raw_row_id = e.raw_row_id
+              LEFT JOIN _kolab_rule k ON k.rule_id = e.rule_id
+            UNION ALL
+            -- whole files the raw layer rejected: one quarantine row per path the content was seen
+            -- at (two empty files share one sha256, but both senders must hear about it)
+            SELECT NULL, lf.file_id, coalesce(lp.source_path, lf.source_path), NULL, NULL,
+                   coalesce(lf.reject_rule, 'F01'), 'error', NULL, NULL,
+                   concat_ws(' — ', k.message_id, lf.reject_reason),
+                   -- the raw layer's reason already quotes the English catalogue message
+                   CASE WHEN contains(coalesce(lf.reject_reason, ''), k.message_en) THEN lf.reject_reason
+                        ELSE concat_ws(' — ', k.message_en, lf.reject_reason) END,
+                   NULL, NULL, NULL
+              FROM raw.landing_file lf
+              LEFT JOIN (SELECT DISTINCT file_id, source_path FROM raw.landing_path) lp ON lp.file_id = lf.file_id
+              LEFT JOIN _kolab_rule k ON k.rule_id = coalesce(lf.reject_rule, 'F01')
+             WHERE lf.status = 'rejected'""")
+        flag_parts = ["""
+            SELECT v.submission_id, v.kode_faskes, v.period, v.form, 'V13' AS rule_id, v.data_element AS column_name,
+                   CAST(v.value AS VARCHAR) AS value_text, f.jenis_faskes AS jenis
+              FROM clean.submission_value v
+              JOIN reference.facility f ON f.kode_faskes = v.kode_faskes
+              JOIN (SELECT code, any_value(expected_from) AS expected_from FROM reference.data_element GROUP BY code) de
+                ON de.code = v.data_element
+             WHERE v.value > 0
+               AND NOT list_contains(string_split(replace(coalesce(de.expected_from, ''), ' ', ''), ';'),
+                                     f.jenis_faskes)"""]
+        if flag_sql:
+            flag_parts.append(f"SELECT * FROM ({flag_sql}) AS rel")
+        _insert(con, "clean.validation_flag", f"""
+            SELECT g.submission_id, g.kode_faskes, g.period, g.form, g.rule_id, 'warning' AS severity,
+                   g.column_name, g.value_text,
+                   kolab_fill(k.template_id, g.value_text, g.column_name, g.kode_faskes, g.period, g.jenis, NULL) AS reason_id,
+                   kolab_fill(k.template_en, g.value_text, g.column_name, g.kode_faskes, g.period, g.jenis, NULL) AS reason_en
+              FROM ({" UNION ALL ".join(flag_parts)}) g
+              LEFT JOIN _kolab_rule k ON k.rule_id = g.rule_id""", flag_params)
+
+    summary = summarise(con)
+    for name in ("_clean_rows", "_clean_cell", "_clean_cell_err", "_clean_err", "_clean_kept", "_clean_form_element"):
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+    return summary
+
+
+def summarise(con: duckdb.DuckDBPyConnection) -> dict[str, Any]:
+    """Counts of the clean layer: rows kept / quarantined, and per rule (rows, not cells)."""
+    one = lambda sql: con.execute(sql).fetchone()[0]  # noqa: E731
+    per_rule_q = dict(con.execute(
+        "SELECT rule_id, count(DISTINCT coalesce(raw_row_id, source_path)) FROM clean.quarantine "
+        "GROUP BY rule_id ORDER BY rule_id").fetchall())
+    per_rule_f = dict(con.execute(
+        "SELECT rule_id, count(*) FROM clean.validation_flag GROUP BY rule_id ORDER BY rule_id").fetchall())
+    return {
+        "raw_rows": one("SELECT count(*) FROM raw.submission_row"),
+        "kept_rows": one("SELECT count(*) FROM clean.submission"),
+        "current_submissions": one("SELECT count(*) FROM clean.submission WHERE is_current"),
+        "resubmitted": one("SELECT count(*) FROM clean.submission WHERE version > 1"),
+        "quarantined_rows": one("SELECT count(DISTINCT raw_row_id) FROM clean.quarantine"),
+        "rejected_files": one("SELECT count(DISTINCT source_path) FROM clean.quarantine WHERE raw_row_id IS NULL"),
+        "values": one("SELECT count(*) FROM clean.submission_value"),
+        "history_values": one("SELECT count(*) FROM clean.submission_value_history"),
+        "flags": one("SELECT count(*) FROM clean.validation_flag"),
+        "quarantine_by_rule": per_rule_q,
+        "flags_by_rule": per_rule_f,
+    }
+
+
+def accounting(con: duckdb.DuckDBPyConnection, sample_size: int = 10) -> dict[str, Any]:
+    """Check the invariant: every raw row is kept exactly once (in `clean.submission`) or
+    quarantined (≥1 `clean.quarantine` rows) — never both, never neither.
+
+    Returns the counts and a sample of offending raw_row_ids; `ok` is the verdict.
+    """
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _clean_accounting AS
+        WITH k AS (SELECT raw_row_id, count(*) AS n FROM clean.submission GROUP BY raw_row_id),
+             q AS (SELECT raw_row_id, count(*) AS n FROM clean.quarantine
+                    WHERE raw_row_id IS NOT NULL GROUP BY raw_row_id)
+        SELECT r.raw_row_id, r.source_path, r.sheet, r.row_number,
+               coalesce(k.n, 0) AS n_kept, coalesce(q.n, 0) AS n_quarantine
+          FROM raw.submission_row r
+          LEFT JOIN k ON k.raw_row_id = r.raw_row_id
+          LEFT JOIN q ON q.raw_row_id = r.raw_row_id
+    """)
+    c = con.execute("""
+        SELECT count(*), count(*) FILTER (WHERE n_kept = 1 AND n_quarantine = 0),
+               count(*) FILTER (WHERE n_kept = 0 AND n_quarantine > 0),
+               count(*) FILTER (WHERE n_kept = 0 AND n_quarantine = 0),
+               count(*) FILTER (WHERE n_kept > 0 AND n_quarantine > 0),
+               count(*) FILTER (WHERE n_kept > 1)
+          FROM _clean_accounting""").fetchone()
+    orphans = con.execute("""
+        SELECT count(*) FROM (
+            SELECT raw_row_id FROM clean.submission
+            UNION ALL SELECT raw_row_id FROM clean.quarantine WHERE raw_row_id IS NOT NULL
+        ) x ANTI JOIN raw.submission_row r ON r.raw_row_id = x.raw_row_id""").fetchone()[0]
+    sample = con.execute("""
+        SELECT raw_row_id, source_path, sheet, row_number, n_kept, n_quarantine FROM _clean_accounting
+         WHERE NOT ((n_kept = 1 AND n_quarantine = 0) OR (n_kept = 0 AND n_quarantine > 0))
+         ORDER BY source_path, sheet, row_number LIMIT ?""", [sample_size]).df()
+    con.execute("DROP TABLE _clean_accounting")
+    out = {"raw_rows": c[0], "kept": c[1], "quarantined": c[2], "unaccounted": c[3],
+           "kept_and_quarantined": c[4], "kept_twice": c[5], "orphans": orphans}
+    out["ok"] = c[3] == 0 and c[4] == 0 and c[5] == 0 and orphans == 0
+    out["sample"] = sample
+    return out
+
+
+# --- exact structural checks (SQL over whole tables; the Dagster checks wrap these) ---------------
+
+def duplicate_current_versions(con: duckdb.DuckDBPyConnection, sample_size: int = 10) -> tuple[int, Any]:
+    """Facility × period × form groups that do not have exactly one current version.
+    Returns (number of such groups, sample DataFrame)."""
+    sql = """
+        SELECT kode_faskes, period, form, count(*) FILTER (WHERE is_current) AS n_current,
+               count(*) AS n_versions
+          FROM clean.submission GROUP BY kode_faskes, period, form
+        HAVING count(*) FILTER (WHERE is_current) <> 1"""
+    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    sample = con.execute(f"{sql} ORDER BY kode_faskes, period, form LIMIT ?", [sample_size]).df()
+    return n, sample
+
+
+def unresolved_keys(con: duckdb.DuckDBPyConnection, sample_size: int = 10) -> tuple[int, Any]:
+    """Kept submissions whose facility is not in the registry, whose period is not `YYYY-MM`, or
+    whose form is unknown — and values whose submission is not a current one."""
+    sql = f"""
+        SELECT 'clean.submission' AS tbl, submission_id, kode_faskes, period, form,
+               concat_ws('; ',
+                 CASE WHEN kode_faskes IS NULL OR kode_faskes NOT IN (SELECT kode_faskes FROM reference.facility)
+                      THEN 'kode_faskes not in registry' END,
+                 CASE WHEN period IS NULL OR NOT regexp_full_match(period, '\\d{{4}}-(0[1-9]|1[0-2])')
+                      THEN 'period not YYYY-MM' END,
+                 CASE WHEN form IS NULL OR form NOT IN ({_sql_list(FORMS)}) THEN 'unknown form' END) AS problem
+          FROM clean.submission
+         WHERE kode_faskes IS NULL OR kode_faskes NOT IN (SELECT kode_faskes FROM reference.facility)
+            OR period IS NULL OR NOT regexp_full_match(period, '\\d{{4}}-(0[1-9]|1[0-2])')
+            OR form IS NULL OR form NOT IN ({_sql_list(FORMS)})
+        UNION ALL
+        SELECT 'clean.submission_value', v.submission_id, v.kode_faskes, v.period, v.form,
+               'value of a submission that is not current' AS problem
+          FROM clean.submission_value v
+          ANTI JOIN (SELECT submission_id FROM clean.submission WHERE is_current) s
+            ON s.submission_id = v.submission_id"""
+    n = con.execute(f"SELECT count(*) FROM ({sql})").fetchone()[0]
+    sample = con.execute(f"SELECT * FROM ({sql}) ORDER BY ALL LIMIT ?", [sample_size]).df()
+    return n, sample

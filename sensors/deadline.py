@@ -1,0 +1,63 @@
+"""Reporting deadline sensor: recompute compliance for a month once its deadline has passed.
+
+Two phases per month M, evaluated on the local date in `timezones.default` (Asia/Jakarta unless
+configured):
+- `due`: the day after the due date (the later of the two levels' due days of M+1) + grace — the
+  first moment reports can be `late` and pending ones `overdue`;
+- `cutoff`: the day after the cut-off (last day of M + cutoff_months) — unreceived reports become
+  `missing`.
+Each (month, phase) is requested once: the run_key is `compliance:<YYYY-MM>:<phase>` (Dagster
+skips a run_key it has already launched) and the cursor records what was requested, so a restart
+does not repeat it. Only the latest month per phase is considered, so switching the sensor on after
+months of inactivity does not launch a backfill of the whole history (use a backfill for that).
+Stopped by default (running only with KOLAB_AUTOMATION=on, `jobs.default_sensor_status`): switch it
+on in the UI once landing and cleaning run on a schedule.
+"""
+
+import json
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+import dagster as dg
+
+from assets.compliance import compliance_job
+from kolab_pipeline import compliance
+from kolab_pipeline.config import Settings
+from kolab_pipeline.jobs import default_sensor_status
+from kolab_pipeline.partitions import period_to_key
+from kolab_pipeline.resources import KolabHome
+
+
+def local_today(tz: str, now: datetime | None = None) -> date:
+    return (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date()
+
+
+def plan_runs(settings: Settings, today: date, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+    """Run requests for the (month, phase) pairs whose deadline passed by local date `today` and
+    that the cursor has not requested yet; returns them with the new cursor (JSON phase → month)."""
+    requested: dict[str, str] = json.loads(cursor) if cursor else {}
+    start = settings.config.partitions.start
+    runs = []
+    for req in compliance.deadline_requests(today, settings):
+        if requested.get(req.phase, "") >= req.period:
+            continue  # already requested this month (or a later one) for this phase
+        if start is not None and req.period < start.strftime("%Y-%m"):
+            continue  # before the first partition
+        runs.append(dg.RunRequest(run_key=req.run_key, partition_key=period_to_key(req.period),
+                                  tags={"kolab/deadline_phase": req.phase, "kolab/period": req.period}))
+        requested[req.phase] = req.period
+    return runs, json.dumps(requested, sort_keys=True)
+
+
+@dg.sensor(job=compliance_job, default_status=default_sensor_status(),
+           minimum_interval_seconds=3600,
+           description="Requests the compliance assets for a month after its due date (+ grace) and "
+                       "again after its cut-off, once per month and phase.")
+def reporting_deadline_sensor(context: dg.SensorEvaluationContext, kolab: KolabHome) -> dg.SensorResult:
+    settings = kolab.settings()
+    tz = settings.config.timezones.default
+    today = local_today(tz)
+    runs, cursor = plan_runs(settings, today, context.cursor)
+    if not runs:
+        return dg.SensorResult(skip_reason=f"no new deadline passed as of {today} ({tz})", cursor=cursor)
+    return dg.SensorResult(run_requests=runs, cursor=cursor)
