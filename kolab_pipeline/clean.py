@@ -56,7 +56,7 @@ from typing import Any
 import duckdb
 
 from kolab_pipeline.config import Settings
-from kolab_pipeline.reference import FORMS, norm_sql
+from kolab_pipeline.reference import CATALOG_DIR, FORMS, norm_sql
 from kolab_pipeline.rules import Relation, rules, rules_rows
 from kolab_pipeline.warehouse import ensure_schema, ident, table, transaction
 
@@ -237,7 +237,8 @@ def _stage_rows(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
               FROM raw.submission_row r
               LEFT JOIN raw.landing_file lf ON lf.file_id = r.file_id
         )
-        SELECT row_number() OVER () AS rk, r.*, a.kode_faskes, f.jenis_faskes, coalesce(f.timezone, ?) AS tz,
+        SELECT row_number() OVER () AS rk, dense_rank() OVER (ORDER BY r.file_id, r.sheet) AS fk,
+               r.*, a.kode_faskes, f.jenis_faskes, coalesce(f.timezone, ?) AS tz,
                r.form IN ({_sql_list(FORMS)}) AS form_ok
           FROM r
           LEFT JOIN alias a ON a.alias_norm = coalesce(r.kode_norm, r.nama_norm)
@@ -253,8 +254,15 @@ def _stage_rows(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
                coalesce(tanggal_lapor_date, CAST(timezone(tz, file_received_at) AS DATE)) AS received_local_date
           FROM _clean_rows
     """)
-    con.execute("CREATE OR REPLACE TEMP TABLE _clean_form_element AS "
-                "SELECT DISTINCT code, form FROM reference.data_element")
+    # The element catalogue decides which cells are data. If `reference.data_element` has not been
+    # loaded, use the shipped catalogue rather than silently treating every cell as unknown.
+    loaded = con.execute("SELECT count(*) FROM reference.data_element").fetchone()[0] > 0
+    source = ("reference.data_element" if loaded
+              else f"read_csv('{CATALOG_DIR / 'data_elements.csv'}', all_varchar=true)")
+    con.execute(f"""CREATE OR REPLACE TEMP TABLE _clean_catalogue AS
+                    SELECT code, any_value(form) AS form, any_value(expected_from) AS expected_from
+                      FROM {source} GROUP BY code""")
+    con.execute("CREATE OR REPLACE TEMP TABLE _clean_form_element AS SELECT DISTINCT code, form FROM _clean_catalogue")
 
 
 # --- step 2: errors (one row per raw row × rule) ------------------------------------------------
@@ -264,20 +272,31 @@ def _stage_errors(con: duckdb.DuckDBPyConnection) -> None:
     value verbatim. Cell errors (V06, V06N) are aggregated per row and rule (columns listed)."""
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _clean_cell AS
-        WITH c AS (
-            SELECT r.rk, c.column_index, c.data_element, c.value_text, r.is_nil,
+        SELECT rk, fk, column_index, data_element, is_nil,
+               TRY_CAST(norm AS BIGINT) AS value, kolab_count_bad(norm) AS bad,
+               -- verbatim text only where needed (errors), to keep this table small
+               CASE WHEN kolab_count_bad(norm) OR is_nil THEN value_text END AS value_text
+          FROM (
+            SELECT r.rk, r.fk, c.column_index, c.data_element, c.value_text, r.is_nil,
                    kolab_count_norm(c.value_text) AS norm
               FROM raw.submission_cell c
               JOIN _clean_rows r ON r.raw_row_id = c.raw_row_id
               JOIN _clean_form_element de ON de.code = c.data_element AND de.form = r.form
-            -- two columns mapped to one element: the leftmost is the value (raw keeps both)
-            QUALIFY row_number() OVER (PARTITION BY r.rk, c.data_element ORDER BY c.column_index) = 1
-        )
-        SELECT rk, column_index, data_element, is_nil,
-               TRY_CAST(norm AS BIGINT) AS value, kolab_count_bad(norm) AS bad,
-               -- verbatim text only where needed (errors), to keep this table small
-               CASE WHEN kolab_count_bad(norm) OR is_nil THEN value_text END AS value_text
-          FROM c
+          )
+    """)
+    # Two columns of one row mapped to the same element: the leftmost is the value (raw keeps both).
+    # A row-by-row window over every cell is the slow way to find them; in a template file an
+    # element sits in one column for all rows, so only (file × sheet × element) groups spread over
+    # several columns (duplicated headers, DHIS2 payloads) need the window.
+    con.execute("""
+        DELETE FROM _clean_cell AS c USING (
+            SELECT rk, data_element, column_index
+              FROM _clean_cell
+              SEMI JOIN (SELECT fk, data_element FROM _clean_cell GROUP BY fk, data_element
+                          HAVING min(column_index) <> max(column_index)) m USING (fk, data_element)
+            QUALIFY row_number() OVER (PARTITION BY rk, data_element ORDER BY column_index) > 1
+        ) d
+        WHERE c.rk = d.rk AND c.data_element = d.data_element AND c.column_index = d.column_index
     """)
     con.execute("""
         CREATE OR REPLACE TEMP TABLE _clean_cell_err AS
@@ -325,6 +344,15 @@ def _stage_errors(con: duckdb.DuckDBPyConnection) -> None:
         ) WHERE n > 1
         UNION ALL
         SELECT raw_row_id, rule_id, column_name, value_text FROM _clean_cell_err
+        UNION ALL
+        -- a DHIS2 value whose data element is not mapped would vanish: the row waits for the mapping.
+        -- (Unknown columns of a template file — notes, totals — are ignored; they stay in raw.)
+        SELECT c.raw_row_id, 'V17', string_agg(c.header, ', ' ORDER BY c.column_index),
+               string_agg(c.value_text, ' | ' ORDER BY c.column_index)
+          FROM raw.submission_cell c
+          JOIN _clean_rows r ON r.raw_row_id = c.raw_row_id
+         WHERE c.data_element IS NULL AND c.value_text IS NOT NULL AND r.source_kind = 'dhis2'
+         GROUP BY c.raw_row_id
     """)
 
 
@@ -349,58 +377,65 @@ def _stage_kept(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def _insert(con: duckdb.DuckDBPyConnection, key: str, select_sql: str, params: Sequence[object] = ()) -> None:
+    """INSERT the contract columns of `key` from `select_sql`. Used inside one transaction for all
+    five tables (instead of `warehouse.replace_rows`, which commits per table) so a failed
+    rebuild leaves the previous clean layer intact."""
     t = table(key)
     cols = ", ".join(t.column_names)
     con.execute(f"INSERT INTO {t.qualified} ({cols}) SELECT {cols} FROM ({select_sql}) AS src", list(params))
 
 
-def _flag_sql(relations: list[tuple[str, Relation]]) -> tuple[str, list[object]]:
-    """SQL (and params) for the YTD relation warnings: pivot the relation elements per current
-    submission, running sums per facility × form × year, then one SELECT per relation."""
-    codes = sorted({c for _, rel in relations for c in (rel.lhs, *rel.rhs)})
+def _relation_codes(relations: list[tuple[str, Relation]]) -> list[str]:
+    return sorted({c for _, rel in relations for c in (rel.lhs, *rel.rhs)})
+
+
+def _stage_ytd(con: duckdb.DuckDBPyConnection, relations: list[tuple[str, Relation]]) -> None:
+    """`_clean_ytd`: per current submission whose year is complete so far (a current report of the
+    form for every month since January), the year-to-date sums of the relation elements.
+    Grain: one current submission."""
+    codes = _relation_codes(relations)
     if not codes:
-        return "", []
-    params: list[object] = []
-    pivot = []
-    for code in codes:
-        # nil report: a blank is 0 (same rule as clean.submission_value)
-        pivot.append(f"sum(CASE WHEN v.is_nil THEN coalesce(v.value, 0) ELSE v.value END) "
-                     f"FILTER (WHERE v.data_element = ?) AS {ident(code)}")
-        params.append(code)
-    params += codes
+        con.execute("CREATE OR REPLACE TEMP TABLE _clean_ytd AS SELECT NULL::VARCHAR AS submission_id LIMIT 0")
+        return
+    # nil report: a blank is 0 (same rule as clean.submission_value)
+    pivot = ", ".join(f"sum(CASE WHEN v.is_nil THEN coalesce(v.value, 0) ELSE v.value END) "
+                      f"FILTER (WHERE v.data_element = ?) AS {ident(c)}" for c in codes)
     running = ", ".join(f"sum({ident(c)}) OVER w AS {ident(c)}" for c in codes)
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _clean_ytd AS
+        WITH piv AS (
+            -- current versions, relation elements only (integer join on the staged cells)
+            SELECT k.rk, {pivot}
+              FROM _clean_kept k
+              LEFT JOIN (SELECT rk, data_element, value, is_nil FROM _clean_cell
+                          WHERE data_element IN ({", ".join("?" for _ in codes)})) v ON v.rk = k.rk
+             WHERE k.version = k.n_versions
+             GROUP BY k.rk
+        ), ytd AS (
+            SELECT k.submission_id, k.kode_faskes, k.period, k.form, {running}, count(*) OVER w AS n_months
+              FROM piv JOIN _clean_kept k ON k.rk = piv.rk
+            WINDOW w AS (PARTITION BY k.kode_faskes, k.form, substr(k.period, 1, 4) ORDER BY k.period
+                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+        )
+        SELECT * EXCLUDE (n_months) FROM ytd WHERE n_months = CAST(substr(period, 6, 2) AS INTEGER)
+    """, [*codes, *codes])
+
+
+def _flag_sql(relations: list[tuple[str, Relation]]) -> tuple[str, list[object]]:
+    """SQL (and params) for the YTD relation warnings over `_clean_ytd`: one SELECT per relation."""
+    params: list[object] = []
     selects = []
     for rule_id, rel in relations:
         lhs = ident(rel.lhs)
         rhs_sum = " + ".join(f"coalesce({ident(c)}, 0)" for c in rel.rhs)
         rhs_any = " OR ".join(f"{ident(c)} IS NOT NULL" for c in rel.rhs)
-        rhs_name = " + ".join(rel.rhs)
         selects.append(f"""
             SELECT submission_id, kode_faskes, period, form, ? AS rule_id, ? AS column_name,
                    printf('%s = %d > %s = %d', ?, {lhs}, ?, {rhs_sum}) AS value_text, NULL AS jenis
-              FROM ytd
-             WHERE n_months = CAST(substr(period, 6, 2) AS INTEGER)
-               AND {lhs} IS NOT NULL AND ({rhs_any}) AND {lhs} > {rhs_sum}""")
-        params += [rule_id, ", ".join((rel.lhs, *rel.rhs)), rel.lhs, rhs_name]
-    sql = f"""
-        WITH piv AS (
-            -- current versions, relation elements only (integer join on the staged cells)
-            SELECT k.submission_id, k.kode_faskes, k.period, k.form, {", ".join(pivot)}
-              FROM _clean_kept k
-              LEFT JOIN (SELECT rk, data_element, value, is_nil FROM _clean_cell
-                          WHERE data_element IN ({", ".join("?" for _ in codes)})) v ON v.rk = k.rk
-             WHERE k.version = k.n_versions
-             GROUP BY k.submission_id, k.kode_faskes, k.period, k.form
-        ), ytd AS (
-            SELECT submission_id, kode_faskes, period, form, {running},
-                   count(*) OVER w AS n_months
-              FROM piv
-            WINDOW w AS (PARTITION BY kode_faskes, form, substr(period, 1, 4) ORDER BY period
-                         ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
-        )
-        {" UNION ALL ".join(selects)}
-    """
-    return sql, params
+              FROM _clean_ytd
+             WHERE {lhs} IS NOT NULL AND ({rhs_any}) AND {lhs} > {rhs_sum}""")
+        params += [rule_id, ", ".join((rel.lhs, *rel.rhs)), rel.lhs, " + ".join(rel.rhs)]
+    return " UNION ALL ".join(selects), params
 
 
 def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, Any]:
@@ -417,6 +452,7 @@ def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
     _stage_errors(con)
     _stage_kept(con)
     relations = [(r.rule_id, rel) for r in rules().values() if r.severity == "warning" for rel in r.relations]
+    _stage_ytd(con, relations)
     flag_sql, flag_params = _flag_sql(relations)
 
     with transaction(con):
@@ -427,7 +463,6 @@ def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
                    received_at, received_source, is_nil AS is_nil_report, source_kind, raw_row_id, file_id,
                    source_path, sheet, row_number
               FROM _clean_kept""")
-        # every version's values; a blank cell stays NULL unless the row is a nil report
         # every version's values; a blank cell stays NULL unless the row is a nil report. Only
         # groups with several versions need the (sorting) window for the previous value.
         cells = """
@@ -485,16 +520,21 @@ def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
               LEFT JOIN (SELECT DISTINCT file_id, source_path FROM raw.landing_path) lp ON lp.file_id = lf.file_id
               LEFT JOIN _kolab_rule k ON k.rule_id = coalesce(lf.reject_rule, 'F01')
              WHERE lf.status = 'rejected'""")
+        # V13 on the staged integer-keyed cells (the current versions' values, as just written)
         flag_parts = ["""
-            SELECT v.submission_id, v.kode_faskes, v.period, v.form, 'V13' AS rule_id, v.data_element AS column_name,
-                   CAST(v.value AS VARCHAR) AS value_text, f.jenis_faskes AS jenis
-              FROM clean.submission_value v
-              JOIN reference.facility f ON f.kode_faskes = v.kode_faskes
-              JOIN (SELECT code, any_value(expected_from) AS expected_from FROM reference.data_element GROUP BY code) de
-                ON de.code = v.data_element
-             WHERE v.value > 0
-               AND NOT list_contains(string_split(replace(coalesce(de.expected_from, ''), ' ', ''), ';'),
-                                     f.jenis_faskes)"""]
+            SELECT k.submission_id, k.kode_faskes, k.period, k.form, 'V13' AS rule_id, c.data_element AS column_name,
+                   CAST(c.value AS VARCHAR) AS value_text, k.jenis_faskes AS jenis
+              FROM _clean_kept k
+              JOIN _clean_cell c ON c.rk = k.rk
+              SEMI JOIN (
+                  -- element × facility type pairs the catalogue does not expect
+                  SELECT de.code, t.jenis_faskes
+                    FROM _clean_catalogue de,
+                         (SELECT DISTINCT jenis_faskes FROM reference.facility) t
+                   WHERE NOT list_contains(string_split(replace(coalesce(de.expected_from, ''), ' ', ''), ';'),
+                                           t.jenis_faskes)
+              ) u ON u.code = c.data_element AND u.jenis_faskes = k.jenis_faskes
+             WHERE k.version = k.n_versions AND c.value > 0"""]
         if flag_sql:
             flag_parts.append(f"SELECT * FROM ({flag_sql}) AS rel")
         _insert(con, "clean.validation_flag", f"""
@@ -506,7 +546,8 @@ def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str,
               LEFT JOIN _kolab_rule k ON k.rule_id = g.rule_id""", flag_params)
 
     summary = summarise(con)
-    for name in ("_clean_rows", "_clean_cell", "_clean_cell_err", "_clean_err", "_clean_kept", "_clean_form_element"):
+    for name in ("_clean_rows", "_clean_cell", "_clean_cell_err", "_clean_err", "_clean_kept", "_clean_ytd",
+                 "_clean_form_element", "_clean_catalogue"):
         con.execute(f"DROP TABLE IF EXISTS {name}")
     return summary
 

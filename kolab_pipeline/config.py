@@ -11,14 +11,15 @@ from __future__ import annotations
 import calendar
 import copy
 import os
+import re
 from datetime import UTC, date, datetime, time
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 DEFAULTS_FILE = Path(__file__).parent / "defaults" / "kolab.yaml"
 DEFAULT_HOME = "./data"
@@ -50,10 +51,36 @@ class TimezoneConfig(BaseModel):
     default: str = "Asia/Jakarta"
     by_province: dict[str, str] = {}
 
+    @field_validator("default")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        return _check_zone(value, "timezones.default")
+
+    @field_validator("by_province")
+    @classmethod
+    def _known_zones(cls, value: dict[str, str]) -> dict[str, str]:
+        """Province codes are two digits and zones real IANA names. Why: both become SQL literals
+        (the registry's time-zone CASE), so only these shapes may ever get there."""
+        for prov, zone in value.items():
+            if not (isinstance(prov, str) and len(prov) == 2 and prov.isdigit()):
+                raise ValueError(f"timezones.by_province: {prov!r} is not a two-digit province code")
+            _check_zone(zone, f"timezones.by_province.{prov}")
+        return value
+
     def for_wilayah(self, kode_wilayah: str | None) -> str:
         """Time zone of a Kemendagri code (any level): looked up by its 2-digit province."""
         prov = (kode_wilayah or "")[:2]
         return self.by_province.get(prov, self.default)
+
+
+def _check_zone(zone: str, key: str) -> str:
+    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_+\-]*(/[A-Za-z0-9_+\-]+)*", zone or ""):
+        raise ValueError(f"{key}: {zone!r} is not a time zone (IANA name such as Asia/Makassar)")
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"{key}: {zone!r} is not a time zone (IANA name such as Asia/Makassar)") from None
+    return zone
 
 
 class Thresholds(BaseModel):
@@ -96,6 +123,8 @@ class IngestConfig(BaseModel):
     max_file_mb: float = 50
     max_columns: int = 500
     max_rows_per_file: int = 200_000
+    # An XLSX is a zip: its parts may expand to far more than the file size (zip bomb).
+    max_xlsx_uncompressed_mb: float = 200
 
 
 class PartitionConfig(BaseModel):

@@ -11,9 +11,10 @@ staff, and an optional copy in a PostgreSQL warehouse.
   form of a leading apostrophe): the text stays exactly as received, and Excel neither evaluates
   it on open nor after an edit. CSV writers use `neutralise_csv()` (a leading `'`).
 - **PostgreSQL** (`KOLAB_WAREHOUSE_URL`): tables created from the contract types, schemas by
-  layer; tables with a `period` column are replaced per period (`DELETE … WHERE period = ANY`),
-  the others whole; everything in **one transaction**, so a failure leaves the previous data
-  untouched. Rows go in through psycopg 3 `COPY … FROM STDIN` in chunks. The URL is never logged.
+  layer; tables of the monthly layers with a `period` column are replaced per period
+  (`DELETE … WHERE period = ANY`), the others (reference, clean: rebuilt whole) whole; everything
+  in **one transaction**, so a failure leaves the previous data untouched. Rows go in through
+  psycopg 3 `COPY … FROM STDIN` in chunks. The URL is never logged.
 """
 
 from __future__ import annotations
@@ -239,15 +240,19 @@ def workbook_path(settings: Settings, kode_kabkota: str, period: str) -> Path:
 
 
 def write_workbook(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabkota: str,
-                   period: str) -> Path:
-    """The Excel workbook of one kab/kota × month (written to a temp file, then renamed)."""
+                   period: str, scope: dict[str, str] | None = None) -> Path:
+    """The Excel workbook of one kab/kota × month (written to a temp file, then renamed).
+
+    `scope` maps a warehouse table to a temp table holding only this month's rows
+    (`month_scope`); the queries read those instead, same results, without a scan per workbook."""
     wb = Workbook()
     wb.remove(wb.active)
     tz = settings.config.timezones.for_wilayah(kode_kabkota)
     for sheet in SHEETS:
         ws = wb.create_sheet(sheet.title)
-        rows = con.execute(sheet.sql, {"kab": kode_kabkota, "p": period, "tz": tz}
-                           if "$tz" in sheet.sql else {"kab": kode_kabkota, "p": period}).fetchall()
+        sql = scoped(sheet.sql, scope)
+        rows = con.execute(sql, {"kab": kode_kabkota, "p": period, "tz": tz}
+                           if "$tz" in sql else {"kab": kode_kabkota, "p": period}).fetchall()
         _fill_sheet(ws, sheet.columns, rows)
     path = workbook_path(settings, kode_kabkota, period)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -255,6 +260,46 @@ def write_workbook(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabk
     wb.save(tmp)
     os.replace(tmp, path)
     return path
+
+
+# Tables the per-kab/kota queries read, and the column that holds the month in each.
+MONTH_SCOPED = {
+    "compliance.report_status": "period", "evaluation.followup": "as_of_period",
+    "evaluation.key_indicator": "period", "indicators.network_contribution": "period",
+    "indicators.dq_flag": "period", "clean.validation_flag": "period", "clean.quarantine": "period",
+}
+
+
+def month_scope(con: duckdb.DuckDBPyConnection, period: str,
+                which: dict[str, str] = MONTH_SCOPED) -> dict[str, str]:
+    """TEMP copies of the month's rows of the tables `which` ({table: month column}), sorted by kab/kota where there is one.
+
+    Why: a national run writes one workbook and one report per kab/kota × month (≈ 5,800 for a
+    year); each reads these tables filtered by kab/kota and month. Against the whole tables that
+    is a full scan per query (millions of rows × 6 queries × 5,800 files); against the month's
+    slice, sorted so DuckDB's zone maps skip other kab/kota, each query touches a few rows.
+    Returns {warehouse table: temp table} for `scoped()`."""
+    out = {}
+    for key, col in which.items():
+        name = "_scope_" + key.replace(".", "_")
+        cols = set(tables()[key].column_names)
+        order = " ORDER BY kode_kabkota" if "kode_kabkota" in cols else ""
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {tables()[key].qualified} "
+                    f"WHERE {col} = ?{order}", [period])
+        out[key] = name
+    return out
+
+
+def drop_scope(con: duckdb.DuckDBPyConnection, scope: dict[str, str]) -> None:
+    for name in scope.values():
+        con.execute(f"DROP TABLE IF EXISTS {name}")
+
+
+def scoped(sql: str, scope: dict[str, str] | None) -> str:
+    """`sql` with each scoped warehouse table name replaced by its temp table (code constants)."""
+    for key, name in (scope or {}).items():
+        sql = sql.replace(key, name)
+    return sql
 
 
 def _fill_sheet(ws: Any, columns: Sequence[Col], rows: Iterable[Sequence[object]]) -> None:
@@ -281,7 +326,18 @@ def _fill_sheet(ws: Any, columns: Sequence[Col], rows: Iterable[Sequence[object]
 
 def write_workbooks(con: duckdb.DuckDBPyConnection, settings: Settings,
                     periods: Sequence[str]) -> list[Path]:
-    return [write_workbook(con, settings, kab, p) for p in periods for kab in kabkota_codes(con, p)]
+    """Every kab/kota × month workbook; each month's rows are staged once (`month_scope`)."""
+    out: list[Path] = []
+    for p in periods:
+        kabs = kabkota_codes(con, p)
+        if not kabs:
+            continue
+        scope = month_scope(con, p)
+        try:
+            out += [write_workbook(con, settings, kab, p, scope) for kab in kabs]
+        finally:
+            drop_scope(con, scope)
+    return out
 
 
 # --- PostgreSQL warehouse copy -------------------------------------------------------------------
@@ -362,13 +418,20 @@ class PgExportError(RuntimeError):
     """Writing the PostgreSQL copy failed; nothing was changed there."""
 
 
+# Layers rebuilt whole on every run (unpartitioned assets): their PostgreSQL copy is replaced whole
+# too. Why: a clean row's period can lie outside every monthly partition (a future period
+# quarantined as V05F, an ancient one), so a per-period copy would never carry it to PostgreSQL.
+WHOLE_LAYERS = frozenset({"reference", "raw", "clean"})
+
+
 def _copy_table(con: duckdb.DuckDBPyConnection, cur: Any, t: Table, periods: Sequence[str] | None,
                 chunk_rows: int) -> int:
     for stmt in pg_ddl(t):
         cur.execute(stmt)
     qualified = f"{ident(t.schema)}.{ident(t.name)}"
     cols = ", ".join(ident(c) for c in t.column_names)
-    partitioned = "period" in t.column_names and periods is not None
+    partitioned = ("period" in t.column_names and periods is not None
+                   and t.schema not in WHOLE_LAYERS)
     if partitioned:
         # rows without a period (e.g. a whole rejected file in clean.quarantine) belong to no
         # partition: they are refreshed on every export so none is ever left out

@@ -339,21 +339,60 @@ def xlsx_text(value: Any) -> str | None:
     return str(value)
 
 
-def read_xlsx_grids(data: bytes) -> list[tuple[str, np.ndarray]]:
+def _xlsx_archive_guard(zf: zipfile.ZipFile, max_uncompressed: int | None) -> None:
+    """Refuse a workbook whose parts would decompress to more than `max_uncompressed` bytes (F03).
+
+    Why before reading anything: an XLSX is a zip, and a few kilobytes of deflate can expand to
+    gigabytes of sheet XML (a "zip bomb"). The declared sizes in the zip directory are checked
+    first; they cannot be used to smuggle more data past the check, because Python's `zipfile`
+    (which openpyxl reads through too) stops at the declared size and fails the CRC.
+    """
+    if max_uncompressed is None:
+        return
+    total = sum(i.file_size for i in zf.infolist())
+    if total > max_uncompressed:
+        packed = sum(i.compress_size for i in zf.infolist())
+        raise FileRejected("F03", f"the workbook would expand to {total / 1048576:.1f} MB "
+                                  f"({packed / 1048576:.2f} MB compressed); the limit is "
+                                  f"{max_uncompressed / 1048576:g} MB (ingest.max_xlsx_uncompressed_mb "
+                                  "in kolab.yaml)")
+
+
+def _part_has_formula(zf: zipfile.ZipFile, name: str) -> bool:
+    """Whether a sheet part contains a `<f>` element, scanned in chunks (never the whole part)."""
+    tail = b""
+    with zf.open(name) as fh:
+        while chunk := fh.read(1 << 20):
+            if _FORMULA.search(tail + chunk):
+                return True
+            tail = chunk[-8:]
+    return False
+
+
+def read_xlsx_grids(data: bytes, max_uncompressed: int | None = None, max_rows: int | None = None,
+                    max_columns: int | None = None) -> list[tuple[str, np.ndarray]]:
     """Every sheet of a workbook as a text grid, with openpyxl in read-only mode.
 
     Formulas are never evaluated: the value Excel cached is kept, and when there is none (a file
     written by a program) the formula text itself (`=SUM(F3:F9)`), so the clean layer rejects it
     as a non-number instead of us inventing a value.
+
+    Hostile workbooks are bounded while reading, never after: the archive's uncompressed size
+    (`max_uncompressed`, F03), rows per sheet (`max_rows` data rows plus the header scan, F03 as
+    soon as it is passed) and columns (only `max_columns + 1` are read: one more than allowed is
+    enough for `parse_sheet` to reject the sheet with F05).
     """
     import openpyxl
 
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
-        has_formula = any(_FORMULA.search(zf.read(n)) for n in zf.namelist()
+        _xlsx_archive_guard(zf, max_uncompressed)
+        has_formula = any(_part_has_formula(zf, n) for n in zf.namelist()
                           if n.startswith("xl/worksheets/") and n.endswith(".xml"))
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
         raise FileRejected("F01", f"not a readable XLSX workbook (truncated or corrupt: {exc})") from None
+    row_cap = None if max_rows is None else max_rows + HEADER_SCAN_ROWS + 1
+    col_cap = None if max_columns is None else max_columns + 1
     wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
     wbf = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=False) if has_formula else None
     out: list[tuple[str, np.ndarray]] = []
@@ -362,11 +401,17 @@ def read_xlsx_grids(data: bytes) -> list[tuple[str, np.ndarray]]:
             if not hasattr(ws, "iter_rows"):  # chartsheets
                 continue
             ws.reset_dimensions()  # trust the cells, not a possibly wrong <dimension>
-            rows = [[xlsx_text(v) for v in r] for r in ws.iter_rows(values_only=True)]
+            rows: list[list[str | None]] = []
+            for r in ws.iter_rows(values_only=True, max_col=col_cap):
+                rows.append([xlsx_text(v) for v in r])
+                if row_cap is not None and len(rows) > row_cap:
+                    raise FileRejected("F03", f"sheet '{ws.title}' has more than {max_rows} data rows; "
+                                              "the limit is "
+                                              f"{max_rows} (ingest.max_rows_per_file in kolab.yaml)")
             if wbf is not None:
                 wsf = wbf[ws.title]
                 wsf.reset_dimensions()
-                for r, rf in zip(rows, wsf.iter_rows(values_only=True), strict=False):
+                for r, rf in zip(rows, wsf.iter_rows(values_only=True, max_col=col_cap), strict=False):
                     for j, v in enumerate(rf):
                         if j < len(r) and r[j] is None and isinstance(v, str) and v.startswith("="):
                             r[j] = v
@@ -542,7 +587,8 @@ def parse_template_csv(reader: duckdb.DuckDBPyConnection, data: bytes, file_id: 
 
 def parse_template_xlsx(data: bytes, file_id: str, rel_path: str, settings: Settings) -> Parsed:
     ing = settings.config.ingest
-    grids = read_xlsx_grids(data)
+    grids = read_xlsx_grids(data, max_uncompressed=int(ing.max_xlsx_uncompressed_mb * 1048576),
+                            max_rows=ing.max_rows_per_file, max_columns=ing.max_columns)
     sheets: list[Sheet] = []
     no_header: list[str] = []
     for name, grid in grids:
@@ -870,17 +916,25 @@ class _Writer:
         self.files, self.paths, self.rows, self.cells = [], [], [], []
 
 
-def _sha256_file(path: Path) -> tuple[str, bytes | None, int]:
-    """sha256 of the file; the bytes too when it is small enough to parse (else None)."""
+def _sha256_file(path: Path, max_bytes: int | None = None) -> tuple[str, bytes | None, int]:
+    """sha256 of the file; the bytes too when it is small enough to parse (else None).
+
+    Why the limit: the content of a file larger than `max_bytes` is hashed in 1 MB chunks but
+    not kept, so a multi-gigabyte file dropped into the landing folder is rejected (F03) without
+    ever being held in memory.
+    """
     h = hashlib.sha256()
-    chunks: list[bytes] = []
+    chunks: list[bytes] | None = []
     total = 0
     with path.open("rb") as fh:
         while chunk := fh.read(1 << 20):
             h.update(chunk)
             total += len(chunk)
-            chunks.append(chunk)
-    return h.hexdigest(), b"".join(chunks), total
+            if chunks is not None:
+                chunks.append(chunk)
+                if max_bytes is not None and total > max_bytes:
+                    chunks = None
+    return h.hexdigest(), (None if chunks is None else b"".join(chunks)), total
 
 
 def _file_row(file_id: str, kind: str, rel: str, fmt: str | None, size: int | None,
@@ -992,7 +1046,7 @@ def _ingest_one(entry: LandingEntry, settings: Settings, run_id: str, now: datet
                                          "file into the landing folder instead")
         return
     try:
-        file_id, data, size = _sha256_file(entry.path)
+        file_id, data, size = _sha256_file(entry.path, max_bytes)
     except OSError as exc:
         file_id = hashlib.sha256(f"unreadable:{rel}:{entry.size}:{entry.mtime}".encode()).hexdigest()
         if file_id not in known_ids:

@@ -1,9 +1,13 @@
 """The offline evaluation report `KOLAB_HOME/reports/<kode_kabkota>/<YYYY-MM>.html` for the Dinkes
 evaluation meeting (rapat evaluasi), in Indonesian.
 
-One self-contained HTML file: CSS inline, charts as base64 PNG `data:` URIs (matplotlib, Agg
-backend, object-oriented `Figure` API so nothing accumulates in pyplot's global state), no
-script and nothing fetched from a network — it opens on a laptop without internet. Text from the
+One self-contained HTML file: CSS inline, charts as base64 PNG `data:` URIs, no script and nothing
+fetched from a network — it opens on a laptop without internet.
+
+Charts are drawn directly with Pillow (bars, lines, text in matplotlib's bundled DejaVu Sans font,
+the RdYlGn colour map for the heatmap). Why not matplotlib figures: a national run renders one
+report per kab/kota × month (486 × 12 = 5,832 reports, 7 charts each) and matplotlib's text layout
+cost 0.3–1.6 s per chart — hours for a year; Pillow draws the same chart in a few milliseconds. Text from the
 data (facility names) is HTML-escaped by Jinja2 autoescape.
 
 Sections (element ids, used by the tests): `ringkasan`, `kepatuhan` (`grafik-kepatuhan`),
@@ -22,18 +26,21 @@ import io
 import os
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 import duckdb
 import jinja2
 import matplotlib
+from PIL import Image, ImageDraw, ImageFont
 
-matplotlib.use("Agg")
-from matplotlib.figure import Figure  # noqa: E402  (after selecting the backend)
+from kolab_pipeline.config import Settings, add_months
+from kolab_pipeline.exports import drop_scope, month_scope, scoped
 
-from kolab_pipeline.config import Settings, add_months  # noqa: E402
-
+# the big tables a report reads, staged per month (see exports.month_scope)
+REPORT_SCOPED = {"evaluation.followup": "as_of_period", "evaluation.key_indicator": "period",
+                 "indicators.network_contribution": "period", "indicators.dq_flag": "period"}
 TEMPLATES = Path(__file__).parent / "templates_html"
 BULAN = ["Januari", "Februari", "Maret", "April", "Mei", "Juni", "Juli", "Agustus", "September",
          "Oktober", "November", "Desember"]
@@ -41,6 +48,10 @@ PROGRAM_LABELS = {"KIA": "Kesehatan Ibu dan Anak (KIA)", "Imunisasi": "Imunisasi
                   "PTM": "Penyakit Tidak Menular (PTM)", "TB": "Tuberkulosis (TB)"}
 JENIS_LABELS = {"puskesmas": "Puskesmas", "klinik_pratama": "Klinik Pratama", "tpmd": "TPMD"}
 DPI = 72
+FONT_FILE = Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSans.ttf"
+ROW_H = 22          # px per category row (bars)
+LABEL_PX = 11       # tick label font size
+INK, GRID, MUTED = (34, 34, 34), (225, 225, 225), (102, 102, 102)
 
 
 def period_label(period: str) -> str:
@@ -51,21 +62,140 @@ def _pct(v: float | None) -> str:
     return "-" if v is None else f"{v:.1f} %".replace(".", ",")
 
 
-def _png(fig: Figure) -> str:
+@cache
+def _font(size: int = LABEL_PX) -> ImageFont.FreeTypeFont:
+    return ImageFont.truetype(str(FONT_FILE), size)
+
+
+def _rgb(hex_colour: str) -> tuple[int, int, int]:
+    h = hex_colour.lstrip("#")
+    return int(h[0:2], 16), int(h[2:4], 16), int(h[4:6], 16)
+
+
+def _encode(img: Image.Image) -> str:
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight")
+    img.save(buf, format="PNG", compress_level=1)
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _text_w(text: str, size: int = LABEL_PX) -> int:
+    return int(_font(size).getlength(text))
+
+
+def _fit(text: str, width: int, size: int = LABEL_PX) -> str:
+    """`text` shortened with … to fit `width` px (long facility names)."""
+    if _text_w(text, size) <= width:
+        return text
+    while text and _text_w(text + "…", size) > width:
+        text = text[:-1]
+    return text + "…"
+
+
+def _vline(draw: ImageDraw.ImageDraw, x: float, y0: int, y1: int, colour: tuple, style: str, width: int) -> None:
+    """Vertical line: solid, dashed (`--`) or dotted (`:`)."""
+    if style == "-":
+        draw.line([(x, y0), (x, y1)], fill=colour, width=width)
+        return
+    on, off = (6, 4) if style == "--" else (2, 3)
+    y = y0
+    while y < y1:
+        draw.line([(x, y), (x, min(y + on, y1))], fill=colour, width=width)
+        y += on + off
+
+
+def _nice_ticks(xmax: float) -> list[float]:
+    """About five round ticks from 0 to ≥ xmax."""
+    if xmax <= 0:
+        return [0.0, 1.0]
+    raw = xmax / 5
+    mag = 10 ** int(f"{raw:e}".split("e")[1])
+    step = next(m * mag for m in (1, 2, 2.5, 5, 10) if m * mag >= raw)
+    n = int(xmax / step + 0.999)
+    return [i * step for i in range(n + 1)]
+
+
+def _fmt_tick(v: float) -> str:
+    return f"{v:g}".replace(".", ",")
+
+
+def _legend(draw: ImageDraw.ImageDraw, x_right: int, y: int, items: list[tuple[str, tuple, str]]) -> None:
+    """Legend row right-aligned at `x_right`: (label, colour, kind = box | -- | -)."""
+    size = LABEL_PX - 1
+    widths = [18 + _text_w(label, size) + 12 for label, _, _ in items]
+    x = x_right - sum(widths)
+    for (label, colour, kind), w in zip(items, widths, strict=True):
+        if kind == "box":
+            draw.rectangle([x, y + 2, x + 12, y + 11], fill=colour)
+        else:
+            for dx in range(0, 14, 5 if kind == "--" else 14):
+                draw.line([(x + dx, y + 7), (x + min(dx + (3 if kind == "--" else 14), 14), y + 7)],
+                          fill=colour, width=2)
+        draw.text((x + 17, y), label, fill=INK, font=_font(size))
+        x += w
+
+
+def _bar_chart(labels: list[str], panels: list[dict[str, Any]], legend: list[tuple[str, tuple, str]],
+               panel_w: int = 430, label_w: int | None = None) -> str:
+    """Horizontal bar chart, categories top to bottom, one or more panels side by side.
+
+    A panel: `xmax`, optional `title`, `xlabel`, `bars` = [(values, colour, offset, height, lefts)]
+    with offset/height in row units (centre = 0, row = 1), `vlines` = [(x, colour, style, width)].
+    """
+    n = max(len(labels), 1)
+    label_w = label_w if label_w is not None else min(max((_text_w(t) for t in labels), default=0) + 10, 260)
+    top, bottom = (20 if any(p.get("title") for p in panels) else 8), 40 + (18 if legend else 0)
+    width = label_w + len(panels) * (panel_w + 16) + 8
+    height = top + n * ROW_H + bottom
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    y_axis0, y_axis1 = top, top + n * ROW_H
+    for k, panel in enumerate(panels):
+        x0 = label_w + k * (panel_w + 16)
+        x1 = x0 + panel_w
+        xmax = panel["xmax"] or 1.0
+
+        def sx(v: float, x0: int = x0, xmax: float = xmax) -> float:
+            return x0 + max(0.0, min(v, xmax)) / xmax * panel_w
+
+        for t in _nice_ticks(xmax):
+            if t > xmax * 1.0001:
+                continue
+            draw.line([(sx(t), y_axis0), (sx(t), y_axis1)], fill=GRID)
+            label = _fmt_tick(t)
+            draw.text((sx(t) - _text_w(label) / 2, y_axis1 + 4), label, fill=INK, font=_font())
+        for values, colour, offset, h, lefts in panel["bars"]:
+            for i, v in enumerate(values):
+                if not v:
+                    continue
+                left = lefts[i] if lefts else 0.0
+                yc = top + (i + 0.5 + offset) * ROW_H
+                draw.rectangle([sx(left), yc - h * ROW_H / 2, sx(left + v), yc + h * ROW_H / 2 - 1], fill=colour)
+        for x, colour, style, w in panel.get("vlines", []):
+            if x is not None and 0 <= x <= xmax:
+                _vline(draw, sx(x), y_axis0, y_axis1, colour, style, w)
+        draw.line([(x0, y_axis0), (x0, y_axis1), (x1, y_axis1)], fill=INK)
+        if panel.get("title"):
+            t = _fit(panel["title"], panel_w, LABEL_PX)
+            draw.text((x0 + (panel_w - _text_w(t)) / 2, 3), t, fill=INK, font=_font())
+        if panel.get("xlabel"):
+            xl = _fit(panel["xlabel"], panel_w)
+            draw.text((x0 + (panel_w - _text_w(xl)) / 2, y_axis1 + 20), xl, fill=INK, font=_font())
+    for i, name in enumerate(labels):
+        t = _fit(name, label_w - 8)
+        draw.text((label_w - 6 - _text_w(t), top + i * ROW_H + (ROW_H - LABEL_PX) / 2 - 1), t, fill=INK, font=_font())
+    if legend:
+        _legend(draw, width - 14, height - 18, legend)
+    return _encode(img)
+
+
 def _empty(text: str = "Belum ada data") -> str:
-    fig = Figure(figsize=(6, 1.2))
-    ax = fig.add_subplot()
-    ax.axis("off")
-    ax.text(0.5, 0.5, text, ha="center", va="center", fontsize=12, color="#666")
-    return _png(fig)
+    img = Image.new("RGB", (432, 86), "white")
+    draw = ImageDraw.Draw(img)
+    draw.text(((432 - _text_w(text, 14)) / 2, 34), text, fill=MUTED, font=_font(14))
+    return _encode(img)
 
 
-def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | dict) -> list[dict[str, Any]]:
+def _query_rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | dict) -> list[dict[str, Any]]:
     cur = con.execute(sql, params)
     names = [d[0] for d in cur.description]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]
@@ -73,47 +203,59 @@ def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | d
 
 # --- charts ---------------------------------------------------------------------------------------
 
+BLUE, GREEN_L, GREEN_D = _rgb("#2b6cb0"), _rgb("#68d391"), _rgb("#2f855a")
+
+
 def chart_compliance(nets: list[dict], tc: float, tt: float) -> str:
     if not nets:
         return _empty()
     names = [n["nama_puskesmas"] or n["kode_jejaring"] for n in nets]
-    y = range(len(nets))
-    fig = Figure(figsize=(8, 0.32 * len(nets) + 1.2))
-    ax = fig.add_subplot()
-    ax.barh([i + 0.2 for i in y], [n["completeness_pct"] or 0 for n in nets], height=0.4,
-            color="#2b6cb0", label="Kelengkapan")
-    ax.barh([i - 0.2 for i in y], [n["timeliness_pct"] or 0 for n in nets], height=0.4,
-            color="#68d391", label="Ketepatan waktu")
-    ax.axvline(tc, color="#2b6cb0", ls="--", lw=1)
-    ax.axvline(tt, color="#2f855a", ls=":", lw=1)
-    ax.set_yticks(list(y), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 105)
-    ax.set_xlabel("% laporan")
-    ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    panel = {"xmax": 105.0, "xlabel": "% laporan",
+             "bars": [([n["completeness_pct"] or 0 for n in nets], BLUE, -0.2, 0.4, None),
+                      ([n["timeliness_pct"] or 0 for n in nets], GREEN_L, 0.2, 0.4, None)],
+             "vlines": [(tc, BLUE, "--", 1), (tt, GREEN_D, ":", 1)]}
+    return _bar_chart(names, [panel], [("Kelengkapan", BLUE, "box"), ("Ketepatan waktu", GREEN_L, "box")],
+                      panel_w=460)
 
 
 def chart_heatmap(codes: list[str], names: list[str], months: list[str],
                   grid: dict[tuple[str, str], float | None]) -> str:
     if not codes:
         return _empty()
-    import numpy as np
-
-    data = np.array([[np.nan if grid.get((c, m)) is None else grid[(c, m)] for m in months]
-                     for c in codes], dtype=float)
-    fig = Figure(figsize=(1.0 + 0.6 * len(months) + 2.5, 0.3 * len(codes) + 1.3))
-    ax = fig.add_subplot()
-    im = ax.imshow(data, cmap="RdYlGn", vmin=0, vmax=100, aspect="auto")
-    ax.set_xticks(range(len(months)), [BULAN[int(m[5:7]) - 1][:3] for m in months], fontsize=8)
-    ax.set_yticks(range(len(codes)), names, fontsize=8)
-    if len(codes) * len(months) <= 120:  # cell labels cost ~1 ms each to render
-        for i in range(len(codes)):
-            for j in range(len(months)):
-                if not np.isnan(data[i, j]):
-                    ax.text(j, i, f"{data[i, j]:.0f}", ha="center", va="center", fontsize=7)
-    fig.colorbar(im, ax=ax, label="Kelengkapan (%)")
-    return _png(fig)
+    cmap = matplotlib.colormaps["RdYlGn"]
+    label_w = min(max(_text_w(t) for t in names) + 10, 260)
+    cell_w, top, bottom = 44, 8, 26
+    width = label_w + cell_w * len(months) + 90
+    height = top + ROW_H * len(codes) + bottom
+    img = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(img)
+    show_text = len(codes) * len(months) <= 120
+    for i, c in enumerate(codes):
+        y = top + i * ROW_H
+        t = _fit(names[i], label_w - 8)
+        draw.text((label_w - 6 - _text_w(t), y + (ROW_H - LABEL_PX) / 2 - 1), t, fill=INK, font=_font())
+        for j, m in enumerate(months):
+            v = grid.get((c, m))
+            x = label_w + j * cell_w
+            colour = (235, 235, 235) if v is None else tuple(int(255 * ch) for ch in cmap(max(0.0, min(v, 100.0)) / 100)[:3])
+            draw.rectangle([x, y, x + cell_w - 1, y + ROW_H - 1], fill=colour)
+            if show_text and v is not None:
+                label = f"{v:.0f}"
+                draw.text((x + (cell_w - _text_w(label, 10)) / 2, y + 5), label, fill=INK, font=_font(10))
+    for j, m in enumerate(months):
+        label = BULAN[int(m[5:7]) - 1][:3]
+        draw.text((label_w + j * cell_w + (cell_w - _text_w(label)) / 2, top + ROW_H * len(codes) + 5),
+                  label, fill=INK, font=_font())
+    # colour bar 0..100
+    bx, by0, by1 = label_w + cell_w * len(months) + 14, top, top + ROW_H * len(codes)
+    span = max(by1 - by0, 1)
+    for k in range(span):
+        r, g, b, _ = cmap(1 - k / span)
+        draw.line([(bx, by0 + k), (bx + 12, by0 + k)], fill=(int(255 * r), int(255 * g), int(255 * b)))
+    for v, yy in ((100, by0), (50, by0 + span / 2), (0, by1 - LABEL_PX)):
+        draw.text((bx + 16, yy), str(v), fill=INK, font=_font(10))
+    draw.text((bx + 16, by1 + 5), "Kelengkapan (%)", fill=INK, font=_font(9))
+    return _encode(img)
 
 
 def chart_program(indicators: list[tuple[str, list[dict]]]) -> str:
@@ -122,47 +264,41 @@ def chart_program(indicators: list[tuple[str, list[dict]]]) -> str:
     indicators = [(code, rows) for code, rows in indicators if any(r["value"] is not None for r in rows)]
     if not indicators:
         return _empty("Indikator belum dihitung")
-    n_units = max(len(rows) for _, rows in indicators)
-    fig = Figure(figsize=(4.2 * len(indicators), 0.3 * n_units + 1.4))
-    axes = fig.subplots(1, len(indicators), squeeze=False)[0]
-    for ax, (code, rows) in zip(axes, indicators, strict=True):
-        names = [r["nama"] for r in rows]
+    longest = max(indicators, key=lambda item: len(item[1]))[1]
+    names = [r["nama"] for r in longest]
+    panels = []
+    for code, rows in indicators:
         vals = [r["value"] or 0 for r in rows]
-        ax.barh(range(len(rows)), vals, color="#4299e1", label="Capaian")
         targets = [r["target"] for r in rows if r["target"] is not None]
         pws = [r["pws_target"] for r in rows if r["pws_target"] is not None]
+        xmax = max([*vals, *(targets or [0]), *(pws or [0]), 1.0]) * 1.05
+        vlines = []
         if targets:
-            ax.axvline(max(targets), color="#444", ls="--", lw=1, label="Target tahunan")
+            vlines.append((max(targets), (68, 68, 68), "--", 1))
         if pws:
-            ax.axvline(max(pws), color="#e53e3e", lw=1.5, label="Target PWS")
-        ax.set_yticks(range(len(rows)), names if ax is axes[0] else [""] * len(rows), fontsize=8)
-        ax.invert_yaxis()
-        ax.set_title(code, fontsize=9)
-        ax.set_xlabel("Capaian (%)", fontsize=8)
-        ax.tick_params(axis="x", labelsize=8)
-    axes[0].legend(loc="lower right", fontsize=7)
-    return _png(fig)
+            vlines.append((max(pws), _rgb("#e53e3e"), "-", 2))
+        panels.append({"title": code, "xmax": xmax, "xlabel": "Capaian (%)",
+                       "bars": [(vals, _rgb("#4299e1"), 0.0, 0.8, None)], "vlines": vlines})
+    legend = [("Capaian", _rgb("#4299e1"), "box"), ("Target tahunan", (68, 68, 68), "--"),
+              ("Target PWS", _rgb("#e53e3e"), "-")]
+    return _bar_chart(names, panels, legend, panel_w=260)
 
 
 def chart_contribution(names: list[str], shares: list[dict[str, float]]) -> str:
     if not names:
         return _empty()
-    fig = Figure(figsize=(8, 0.3 * len(names) + 1.3))
-    ax = fig.add_subplot()
-    left = [0.0] * len(names)
     colours = {"puskesmas": "#2b6cb0", "klinik_pratama": "#ed8936", "tpmd": "#48bb78"}
     jenis_all = sorted({j for s in shares for j in s}, key=lambda j: (j not in colours, j))
+    left = [0.0] * len(names)
+    bars, legend = [], []
     for jenis in jenis_all:
         vals = [s.get(jenis, 0.0) for s in shares]
-        ax.barh(range(len(names)), vals, left=left, color=colours.get(jenis, "#a0aec0"),
-                label=JENIS_LABELS.get(jenis, jenis))
+        colour = _rgb(colours.get(jenis, "#a0aec0"))
+        bars.append((vals, colour, 0.0, 0.8, list(left)))
+        legend.append((JENIS_LABELS.get(jenis, jenis), colour, "box"))
         left = [a + b for a, b in zip(left, vals, strict=True)]
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.invert_yaxis()
-    ax.set_xlim(0, 100)
-    ax.set_xlabel("% volume layanan (s.d. bulan ini, semua program)")
-    ax.legend(loc="lower right", fontsize=8)
-    return _png(fig)
+    panel = {"xmax": 100.0, "xlabel": "% volume layanan (s.d. bulan ini, semua program)", "bars": bars}
+    return _bar_chart(names, [panel], legend, panel_w=460)
 
 
 # --- the report -----------------------------------------------------------------------------------
@@ -172,8 +308,14 @@ def report_path(settings: Settings, kode_kabkota: str, period: str) -> Path:
 
 
 def build_context(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabkota: str,
-                  period: str) -> dict[str, Any]:
+                  period: str, scope: dict[str, str] | None = None) -> dict[str, Any]:
+    """Everything the template shows. `scope` (`exports.month_scope`) points the queries at the
+    month's rows staged once per month instead of the whole tables (same results)."""
     th = settings.config.thresholds
+
+    def _rows(con: duckdb.DuckDBPyConnection, sql: str, params: Sequence[object] | dict) -> list[dict[str, Any]]:
+        return _query_rows(con, scoped(sql, scope), params)
+
     params = {"kab": kode_kabkota, "p": period}
     nets = _rows(con, """
         SELECT s.*, y.completeness_pct AS ytd_completeness
@@ -284,11 +426,11 @@ def build_context(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabko
 
 
 def render_report(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabkota: str,
-                  period: str) -> Path:
+                  period: str, scope: dict[str, str] | None = None) -> Path:
     """Render and write the report of one kab/kota × month (temp file + rename)."""
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATES),
                              autoescape=True, undefined=jinja2.StrictUndefined)
-    html = env.get_template("report.html.j2").render(**build_context(con, settings, kode_kabkota, period))
+    html = env.get_template("report.html.j2").render(**build_context(con, settings, kode_kabkota, period, scope))
     path = report_path(settings, kode_kabkota, period)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -305,5 +447,11 @@ def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
         kabs = [r[0] for r in con.execute(
             "SELECT DISTINCT kode_kabkota FROM evaluation.scorecard WHERE period = ? "
             "AND kode_kabkota IS NOT NULL ORDER BY 1", [p]).fetchall()]
-        out += [render_report(con, settings, k, p) for k in kabs]
+        if not kabs:
+            continue
+        scope = month_scope(con, p, REPORT_SCOPED)
+        try:
+            out += [render_report(con, settings, k, p, scope) for k in kabs]
+        finally:
+            drop_scope(con, scope)
     return out

@@ -19,12 +19,22 @@ crashing on the DuckDB lock.
 
 Progress lines are read from the run's event log by a small polling thread while the run
 executes; the function returns the summary text and raises `PipelineFailed` (one line) on failure.
+
+Crash recovery: every run is tagged with the process that executes it (`kolab/pid`, `kolab/host`,
+`kolab/proc_start`). A `kolab run` killed with SIGKILL (or by the OOM killer, a power cut) leaves
+its Dagster run `STARTED` with its `duckdb_writer` pool slot claimed, and the next run would wait
+for that slot forever. `release_dead_runs()` — called before every `kolab run` — marks such runs
+failed and frees their slots, when their process is provably gone (same host, pid not alive or
+reused by another process). The warehouse itself needs nothing: DuckDB replays its WAL, each
+write is one transaction, and every asset replaces its rows (delete-then-insert), so re-running
+the interrupted months gives exactly the tables of an uninterrupted run.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import socket
 import threading
 import time
 import warnings
@@ -161,15 +171,25 @@ def _row_count(materialization: dg.AssetMaterialization) -> str:
     return f", {value.value:,} rows" if value is not None else ""
 
 
-def describe_event(event: dg.DagsterEvent) -> str | None:
-    """One progress line for a run event, or None for events not worth a line."""
+def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str | None:
+    """One progress line for a run event, or None for events not worth a line.
+
+    A range run materialises each monthly asset once per month with the same metadata (the row
+    count of the whole range), so with `seen` only the first month's event prints a line.
+    """
     t = event.event_type
     if t == DagsterEventType.STEP_START:
         return f"  ▶ {event.step_key} started"
     if t == DagsterEventType.ASSET_MATERIALIZATION:
         m = event.step_materialization_data.materialization
+        key = m.asset_key.to_user_string()
+        if m.partition and seen is not None:
+            if key in seen:
+                return None
+            seen.add(key)
+            return f"  ✓ {key} [months of this run]{_row_count(m)}"
         part = f" [{key_to_period(m.partition)}]" if m.partition else ""
-        return f"  ✓ {m.asset_key.to_user_string()}{part}{_row_count(m)}"
+        return f"  ✓ {key}{part}{_row_count(m)}"
     if t == DagsterEventType.ASSET_CHECK_EVALUATION:
         ev = event.asset_check_evaluation_data
         if ev.passed:
@@ -193,13 +213,14 @@ def _progress(instance: dg.DagsterInstance, run_id: str, emit: Callable[[str], N
     """Print progress lines from the run's event log while the run executes in this thread."""
     stop = threading.Event()
     cursor: list[str | None] = [None]
+    seen: set[str] = set()
 
     def drain() -> None:
         while True:
             conn = instance.get_records_for_run(run_id, cursor=cursor[0], of_type=_WATCHED)
             for record in conn.records:
                 event = record.event_log_entry.dagster_event
-                line = describe_event(event) if event else None
+                line = describe_event(event, seen) if event else None
                 if line:
                     emit(line)
             cursor[0] = conn.cursor
@@ -219,6 +240,80 @@ def _progress(instance: dg.DagsterInstance, run_id: str, emit: Callable[[str], N
         stop.set()
         thread.join()
         drain()
+
+
+# --- crash recovery --------------------------------------------------------------------------
+
+PID_TAG, HOST_TAG, START_TAG = "kolab/pid", "kolab/host", "kolab/proc_start"
+
+
+def _proc_start(pid: int) -> str:
+    """Start time of a process (clock ticks since boot, Linux `/proc`), '' where unavailable.
+
+    Why: a pid alone can be reused by an unrelated process after a crash; pid + start time
+    cannot."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return ""
+    return stat.rsplit(")", 1)[-1].split()[19]  # field 22 (starttime), after the comm "(…)"
+
+
+def process_tags() -> dict[str, str]:
+    """Tags naming the process that executes a run (read by `release_dead_runs`)."""
+    pid = os.getpid()
+    return {PID_TAG: str(pid), HOST_TAG: socket.gethostname(), START_TAG: _proc_start(pid)}
+
+
+def _process_gone(tags: dict[str, str]) -> bool:
+    """True only when the run's process is provably dead: same host, and the pid is not alive or
+    now belongs to a process started at another time. Runs without our tags (launched by the UI)
+    or from another host are never touched."""
+    try:
+        pid = int(tags.get(PID_TAG, ""))
+    except ValueError:
+        return False
+    if tags.get(HOST_TAG) != socket.gethostname() or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, another user's
+        return False
+    started = tags.get(START_TAG, "")
+    return bool(started) and _proc_start(pid) not in ("", started)
+
+
+def release_dead_runs(instance: dg.DagsterInstance, emit: Callable[[str], None] = print) -> list[str]:
+    """Mark the in-progress runs of dead `kolab run` processes failed and free their pool slots.
+
+    Also frees slots still claimed by runs that already ended (nothing can release them later).
+    Returns the run ids released.
+    """
+    released: list[str] = []
+    in_progress = instance.get_runs(filters=dg.RunsFilter(statuses=[
+        dg.DagsterRunStatus.STARTED, dg.DagsterRunStatus.STARTING, dg.DagsterRunStatus.CANCELING,
+        dg.DagsterRunStatus.NOT_STARTED]))
+    storage = instance.event_log_storage
+    for run in in_progress:
+        if not _process_gone(run.tags):
+            continue
+        instance.report_run_failed(
+            run, message=f"kolab run: process {run.tags[PID_TAG]} of this run is gone (killed or "
+                         "crashed); marked failed by the next `kolab run`")
+        storage.free_concurrency_slots_for_run(run.run_id)
+        released.append(run.run_id)
+        emit(f"released run {run.run_id[:8]} ({run.job_name}): its process {run.tags[PID_TAG]} was "
+             f"killed or crashed; marked failed and freed its {POOL} slot")
+    with contextlib.suppress(Exception):   # storages without pool support: nothing to free
+        for run_id in storage.get_concurrency_run_ids():
+            run = instance.get_run_by_id(run_id)
+            if run_id not in released and (run is None or run.is_finished):
+                storage.free_concurrency_slots_for_run(run_id)
+                released.append(run_id)
+                emit(f"released the {POOL} slot of run {run_id[:8]}, which had already ended")
+    return released
 
 
 # --- running ---------------------------------------------------------------------------------
@@ -259,7 +354,8 @@ def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, label: str,
     emit(f"{label}: run {run_id[:8]}")
     start = time.monotonic()
     with _progress(instance, run_id, emit):
-        result = job.execute_in_process(instance=instance, run_id=run_id, tags=tags,
+        result = job.execute_in_process(instance=instance, run_id=run_id,
+                                        tags={**(tags or {}), **process_tags()},
                                         run_config=QUIET,
                                         partition_key=partition_key, raise_on_error=False)
     if not result.success:
@@ -303,6 +399,7 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
     defs = _load_definitions(settings)
     instance = instance or open_instance(settings)
     emit(f"kolab run: KOLAB_HOME={settings.paths.home}, Dagster instance {instance.root_directory}")
+    release_dead_runs(instance, emit)
     try:
         _execute(defs.resolve_job_def("ingest_job"), instance, "ingest_job (reference, raw, clean)", emit)
 

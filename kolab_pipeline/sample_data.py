@@ -555,6 +555,7 @@ class Run:
     cfg: KolabConfig
     periods: list[str]
     as_of_utc: datetime
+    fraction: float = 1.0   # national scale: share of the kab/kota kept (benchmark scaling series)
     files: list[dict] = field(default_factory=list)  # relpath, received_at (aware dt), kind
     versions: list[dict] = field(default_factory=list)
     invalid_rows: list[dict] = field(default_factory=list)
@@ -609,10 +610,17 @@ def _write_kolab_yaml(home: Path, first_period: str, as_of: date) -> None:
                     + yaml.safe_dump(data, sort_keys=True, allow_unicode=True), encoding="utf-8")
 
 
-def generate(home: Path, seed: int, as_of: date, scale: str, months: int, messy: bool) -> str:
-    """Generate the sample into `home`; returns a short human summary (where, how many)."""
+def generate(home: Path, seed: int, as_of: date, scale: str, months: int, messy: bool,
+             fraction: float = 1.0) -> str:
+    """Generate the sample into `home`; returns a short human summary (where, how many).
+
+    `fraction` (national scale only, 0 < f ≤ 1) keeps an evenly spread share of the kab/kota
+    (`subset_places`), so the benchmark can measure how cost grows with the data.
+    """
     if scale not in ("kabupaten", "national"):
         raise SampleDataError(f"--scale must be kabupaten or national (got {scale!r})")
+    if not 0 < fraction <= 1:
+        raise SampleDataError(f"fraction must be in (0, 1] (got {fraction!r})")
     home = Path(home).resolve()
     cfg0 = load_config(home)
     periods = sample_periods(as_of, months, cfg0)
@@ -620,7 +628,7 @@ def generate(home: Path, seed: int, as_of: date, scale: str, months: int, messy:
     _write_kolab_yaml(home, periods[0], as_of)
     cfg = load_config(home)
     run = Run(home=home, seed=seed, as_of=as_of, scale=scale, months=months, messy=messy, cfg=cfg,
-              periods=periods, as_of_utc=cfg.reporting.as_of_utc())
+              periods=periods, as_of_utc=cfg.reporting.as_of_utc(), fraction=fraction)
     if scale == "kabupaten":
         from kolab_pipeline.sample_data_kabupaten import build_kabupaten
 
@@ -783,6 +791,16 @@ def _synthetic_clinics(pkm: pd.DataFrame, n_kp: np.ndarray, n_dr: np.ndarray,
     return out
 
 
+def subset_places(places: pd.DataFrame, fraction: float) -> pd.DataFrame:
+    """An evenly spread `fraction` of the kab/kota (sorted by code): row i is kept when
+    floor((i + 1) × f) > floor(i × f), so 1/2 keeps every 2nd, 1/8 every 8th, 1 keeps all."""
+    if fraction >= 1:
+        return places
+    i = np.arange(len(places))
+    keep = np.floor((i + 1) * fraction) > np.floor(i * fraction)
+    return places[keep].reset_index(drop=True)
+
+
 def _network_shares(fac: pd.DataFrame) -> pd.Series:
     """Share of its network's service volume per facility (puskesmas weight 1, clinics 0.1–0.3,
     TPMD 0.03–0.1, normalised per network)."""
@@ -792,7 +810,7 @@ def _network_shares(fac: pd.DataFrame) -> pd.Series:
 def build_national(run: Run) -> str:
     """≈ 57k facilities, one clean recap CSV per kab/kota × month × form, vectorised."""
     rng = run.rng(1)
-    places = _places(None)
+    places = subset_places(_places(None), run.fraction)
     pkm, unbridged = _puskesmas(places, rng)
     n_kp = rng.integers(2, 5, len(pkm))
     n_dr = rng.integers(1, 5, len(pkm))

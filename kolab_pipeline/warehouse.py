@@ -160,3 +160,16 @@ def row_count(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",
               params: Sequence[object] = ()) -> int:
     return con.execute(f"SELECT count(*) FROM {table(key).qualified} WHERE {where}",
                        list(params)).fetchone()[0]
+
+
+def catalogue_markdown() -> str:
+    """The README table catalogue (every table, its grain, whether analysts read it), generated
+    from `tables.yaml` so the README cannot drift from the contract (tests/test_readme.py)."""
+    lines = ["| table | grain | for analysts |", "|---|---|---|"]
+    for t in tables().values():
+        lines.append(f"| `{t.qualified}` | {t.grain} | {'yes' if t.analyst else ''} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(catalogue_markdown())

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import datetime
-from pathlib import Path
 
 import duckdb
 import pytest
@@ -63,7 +62,7 @@ class Raw:
     def row(self, file_name: str, row_number: int, form: str | None, periode: str | None,
             kode: str | None, values: dict[str, str | None] | None = None, *, nama: str | None = None,
             tanggal_lapor: str | None = None, nihil: str | None = None, sheet: str = "",
-            received_at: str | None = None) -> str:
+            received_at: str | None = None, source_kind: str = "file") -> str:
         file_id = f"sha_{file_name}"
         if received_at is None:
             received_at = self.con.execute(
@@ -75,8 +74,8 @@ class Raw:
             """INSERT INTO raw.submission_row (raw_row_id, file_id, source_kind, source_path, sheet,
                    row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor, laporan_nihil,
                    received_at, run_id)
-               VALUES (?, ?, 'file', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'test')""",
-            [raw_row_id, file_id, file_name, sheet, row_number, form, periode, kode, nama,
+               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'test')""",
+            [raw_row_id, file_id, source_kind, file_name, sheet, row_number, form, periode, kode, nama,
              tanggal_lapor, nihil, received_at])
         for i, (element, text) in enumerate((values or {}).items()):
             self.con.execute(
@@ -99,7 +98,3 @@ def raw_fixture(ref_con: duckdb.DuckDBPyConnection) -> Raw:
 
 def q(con: duckdb.DuckDBPyConnection, sql: str, params: list | None = None) -> list[tuple]:
     return con.execute(sql, params or []).fetchall()
-
-
-def home_of(settings: Settings) -> Path:
-    return settings.paths.home

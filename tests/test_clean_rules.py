@@ -260,3 +260,20 @@ def test_ytd_relations_need_every_month_since_january(raw: Raw, settings: Settin
     raw.row("a.csv", 4, "kia", "2025-01", "KP3672001", {"kia_k1": "1", "kia_k4": "0"})
     clean.build_clean(raw.con, settings)
     assert flags(raw.con, "V07") == [("KP3672001", "2025-03", "kia_k4, kia_k1", "kia_k4 = 12 > kia_k1 = 5")]
+
+
+def test_v17_unmapped_dhis2_element_but_unknown_template_column_is_ignored(raw: Raw, settings: Settings) -> None:
+    raw.file("dhis2/export.json")
+    raw.file("a.csv")
+    # DHIS2: one mapped value and one whose data element id is not in mapping.csv ("?" = unmapped)
+    raw.row("dhis2/export.json", 11, "tb", "202503", "KP3672001", {"tb_skrining": "4", "?x8FgT1kQ": "7"},
+            source_kind="dhis2")
+    raw.row("dhis2/export.json", 12, "tb", "202503", "P3672010201", {"tb_skrining": "4", "?x8FgT1kQ": None},
+            source_kind="dhis2")   # unmapped but blank: nothing is lost
+    # template file with a notes column nobody maps: ignored, the row is kept
+    raw.row("a.csv", 2, "tb", "2025-03", "DR3672001", {"tb_skrining": "2", "?keterangan": "bulan ini sepi"})
+    clean.build_clean(raw.con, settings)
+    assert q(raw.con, "SELECT source_path, row_number, rule_id, column_name, value_text FROM clean.quarantine") == [
+        ("dhis2/export.json", 11, "V17", "?x8FgT1kQ", "7")]
+    assert "tidak ada di landing/dhis2/mapping.csv" in q(raw.con, "SELECT reason_id FROM clean.quarantine")[0][0]
+    assert sorted(kept(raw.con).values()) == ["DR3672001", "P3672010201"]

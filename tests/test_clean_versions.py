@@ -132,3 +132,25 @@ def test_structural_sql_checks(raw: Raw, settings: Settings) -> None:
     raw.con.execute("UPDATE clean.submission SET kode_faskes = 'KP-XX', period = '2025-3' WHERE version = 1")
     n, sample = clean.unresolved_keys(raw.con)
     assert n == 1 and sample["problem"].tolist() == ["kode_faskes not in registry; period not YYYY-MM"]
+
+
+def test_two_columns_for_one_element_keep_the_leftmost(raw: Raw, settings: Settings) -> None:
+    raw.file("a.csv")
+    rid = raw.row("a.csv", 2, "tb", "2025-03", "KP3672001", {"tb_skrining": "4"})
+    other = raw.row("a.csv", 3, "tb", "2025-03", "P3672010201", {"tb_skrining": "6"})
+    # a second header mapped to tb_skrining further right (e.g. code and label both present)
+    raw.con.execute("INSERT INTO raw.submission_cell VALUES (?, 20, 'Orang diskrining', 'tb_skrining', '9')", [rid])
+    raw.con.execute("INSERT INTO raw.submission_cell VALUES (?, 20, 'Orang diskrining', 'tb_skrining', '8')", [other])
+    clean.build_clean(raw.con, settings)
+    assert q(raw.con, "SELECT kode_faskes, value FROM clean.submission_value ORDER BY ALL") == [
+        ("KP3672001", 4), ("P3672010201", 6)]
+
+
+def test_without_a_loaded_catalogue_the_shipped_one_is_used(raw: Raw, settings: Settings) -> None:
+    raw.con.execute("DELETE FROM reference.data_element")
+    raw.file("a.csv")
+    raw.row("a.csv", 2, "tb", "2025-03", "KP3672001", {"tb_skrining": "1.234"})
+    raw.row("a.csv", 3, "tb", "2025-03", "DR3672001", {"tb_skrining": "-1"})
+    clean.build_clean(raw.con, settings)
+    assert q(raw.con, "SELECT data_element, value FROM clean.submission_value") == [("tb_skrining", 1234)]
+    assert q(raw.con, "SELECT row_number, rule_id FROM clean.quarantine") == [(3, "V06")]

@@ -14,7 +14,7 @@ HEADER = "rule_id,layer,severity,applies_to,message_id,message_en,detail_id,deta
 
 def test_shipped_catalogue_has_every_clean_rule_with_both_languages() -> None:
     cat = rules.rules()
-    for rid in ("V01", "V05", "V05F", "V06", "V06N", "V15", "V16"):
+    for rid in ("V01", "V05", "V05F", "V06", "V06N", "V15", "V16", "V17"):
         assert cat[rid].severity == "error", rid
     for rid in ("V07", "V08", "V09", "V11", "V13"):
         assert cat[rid].severity == "warning", rid
