@@ -7,8 +7,20 @@ import dagster as dg
 
 from assets._shared import OWNERS, describe, spec_metadata, table_metadata
 from kolab_pipeline import evaluation, exports, report
-from kolab_pipeline.partitions import monthly_partitions, periods_of
+from kolab_pipeline.config import Settings
+from kolab_pipeline.partitions import DOCUMENTS_TAG, monthly_partitions, periods_of
 from kolab_pipeline.resources import KolabHome, PostgresWarehouse, Warehouse
+
+
+def _document_periods(context: dg.AssetExecutionContext, settings: Settings,
+                      periods: list[str]) -> list[str]:
+    """Months that get workbooks and reports: those `kolab run --month` asked for (run tag), else
+    the `evaluation.documents` rule of kolab.yaml (default: the run's latest month)."""
+    asked = context.run.tags.get(DOCUMENTS_TAG)
+    if asked:
+        return sorted(set(asked.split(",")) & set(periods))
+    return settings.config.evaluation.document_periods(periods)
+
 
 GROUP = "evaluation"
 PERIOD_WHERE = "list_contains(?::VARCHAR[], period)"
@@ -86,7 +98,8 @@ def exports_asset(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse
     settings, periods = kolab.settings(), periods_of(context)
     with warehouse.connection() as con:
         parquet = exports.write_parquet(con, settings)
-        workbooks = exports.write_workbooks(con, settings, periods)
+        workbooks = exports.write_workbooks(
+            con, settings, _document_periods(context, settings, periods))
         md = "| tabel | baris |\n|---|---|\n" + "\n".join(
             f"| {k} | {n} |" for k, (_, n) in parquet.items())
         metadata = {
@@ -120,7 +133,8 @@ def exports_asset(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse
 def evaluation_report(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse):
     settings, periods = kolab.settings(), periods_of(context)
     with warehouse.connection() as con:
-        paths = report.render_reports(con, settings, periods)
+        paths = report.render_reports(
+            con, settings, _document_periods(context, settings, periods))
     metadata: dict = {"reports": dg.MetadataValue.int(len(paths)),
                       "dagster/row_count": dg.MetadataValue.int(len(paths)),
                       "files": dg.MetadataValue.md("\n".join(

@@ -139,6 +139,14 @@ class EvaluationConfig(BaseModel):
                                  "PTM_SPM_HT", "PTM_SPM_DM", "TB_SPM_TERDUGA", "TB_TC"]
     # Rows per chunk when copying tables to the PostgreSQL warehouse.
     pg_chunk_rows: int = Field(50_000, ge=1_000)
+    # Months of a run that get an Excel workbook and an HTML report per kab/kota: `latest` (the
+    # last month of the run — what the evaluation meeting reads) or `all` (every month of a
+    # backfill; 12 × every kab/kota documents a year at national scale).
+    documents: Literal["latest", "all"] = "latest"
+
+    def document_periods(self, periods: list[str]) -> list[str]:
+        """The months of `periods` that get workbooks and reports."""
+        return sorted(periods) if self.documents == "all" else sorted(periods)[-1:]
 
 
 class KolabConfig(BaseModel):

@@ -19,6 +19,10 @@ def build_monthly_partitions(settings: Settings | None = None) -> dg.MonthlyPart
 
 monthly_partitions = build_monthly_partitions()
 
+# Run tag set by `kolab run --month …`: the months whose workbooks and reports the evaluation
+# assets write (the YTD follow-up months of the same run do not get documents).
+DOCUMENTS_TAG = "kolab/document_months"
+
 
 def key_to_period(partition_key: str) -> str:
     """`2025-03-01` → `2025-03`."""

@@ -291,14 +291,35 @@ def read_csv_grid(reader: duckdb.DuckDBPyConnection, text: str, delimiter: str) 
     columns = {f"c{j}": "VARCHAR" for j in range(width)}
     scratch = _scratch_file(reader)
     scratch.write_text(text, encoding="utf-8")
-    rows = reader.execute(
-        "SELECT * FROM read_csv(?, header = false, auto_detect = false, columns = ?, delim = ?, "
-        "quote = '\"', escape = '\"', null_padding = true, max_line_size = 10000000)",
-        [str(scratch), columns, delimiter]).fetchall()
+    sql = ("SELECT * FROM read_csv(?, header = false, auto_detect = false, columns = ?, delim = ?, "
+           "quote = '\"', escape = '\"', null_padding = true, max_line_size = 10000000{})")
+    try:
+        try:
+            rows = reader.execute(sql.format(""), [str(scratch), columns, delimiter]).fetchall()
+        except duckdb.Error as exc:
+            # a quoted cell with a line break ("Klinik\nA") is valid CSV, but DuckDB's parallel
+            # scanner cannot combine it with null_padding: read that file serially instead
+            if "parallel=false" not in str(exc):
+                raise
+            rows = reader.execute(sql.format(", parallel = false"),
+                                  [str(scratch), columns, delimiter]).fetchall()
+    except duckdb.InvalidInputException as exc:
+        # malformed CSV (an unterminated quote, a line over the size limit): say where and what
+        raise FileRejected("F01", f"not a well-formed CSV ({_csv_error(str(exc))})") from None
     grid = np.empty((len(rows), width), dtype=object)
     if rows:
         grid[:] = rows
     return grid
+
+
+def _csv_error(message: str) -> str:
+    """DuckDB's CSV error, reduced to where and what: `CSV Error on Line: 3: Value with
+    unterminated quote found.` (the echoed line, which may be huge, is left out)."""
+    lines = [ln.strip() for ln in message.splitlines() if ln.strip()]
+    where = next((ln.replace("Invalid Input Error: ", "") for ln in lines if "Line:" in ln), "CSV error")
+    what = next((ln for ln in lines if not ln.startswith(("Invalid Input Error", "Original Line", "CSV Error"))
+                 and not ln.startswith("Possible fixes")), "")
+    return f"{where}: {what}" if what else where
 
 
 _SCRATCH: dict[int, Path] = {}
@@ -382,15 +403,25 @@ def read_xlsx_grids(data: bytes, max_uncompressed: int | None = None, max_rows: 
     soon as it is passed) and columns (only `max_columns + 1` are read: one more than allowed is
     enough for `parse_sheet` to reject the sheet with F05).
     """
-    import openpyxl
-
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         _xlsx_archive_guard(zf, max_uncompressed)
         has_formula = any(_part_has_formula(zf, n) for n in zf.namelist()
                           if n.startswith("xl/worksheets/") and n.endswith(".xml"))
+        return _read_sheets(data, has_formula, max_rows, max_columns)
+    except (FileRejected, MemoryError):
+        raise
     except (zipfile.BadZipFile, EOFError, zipfile.LargeZipFile) as exc:
         raise FileRejected("F01", f"not a readable XLSX workbook (truncated or corrupt: {exc})") from None
+    except Exception as exc:  # a corrupt part: encrypted member, XML syntax, missing part (KeyError)…
+        detail = str(exc).splitlines()[0][:200] if str(exc) else ""
+        raise FileRejected("F01", f"not a readable XLSX workbook ({type(exc).__name__}: {detail})") from None
+
+
+def _read_sheets(data: bytes, has_formula: bool, max_rows: int | None,
+                 max_columns: int | None) -> list[tuple[str, np.ndarray]]:
+    import openpyxl
+
     row_cap = None if max_rows is None else max_rows + HEADER_SCAN_ROWS + 1
     col_cap = None if max_columns is None else max_columns + 1
     wb = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
@@ -683,6 +714,8 @@ def _dhis2_frame_from_csv(reader: duckdb.DuckDBPyConnection, data: bytes) -> pd.
     if not text.strip():
         raise FileRejected("F02", "the file has no content")
     grid = read_csv_grid(reader, text, sniff_delimiter(text))
+    if grid.shape[0] == 0:  # e.g. only byte-order marks
+        raise FileRejected("F02", "the file has no content (no line with values)")
     headers = [normalise_header(h).replace("_", "") for h in grid[0]]
     frame = pd.DataFrame(grid[1:], columns=headers)
     frame["_row"] = np.arange(2, len(frame) + 2)

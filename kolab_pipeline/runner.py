@@ -51,7 +51,7 @@ from dagster._core.storage.tags import (
 from dagster._core.utils import make_new_run_id
 
 from kolab_pipeline.config import Settings
-from kolab_pipeline.partitions import key_to_period, period_to_key
+from kolab_pipeline.partitions import DOCUMENTS_TAG, key_to_period, period_to_key
 from kolab_pipeline.warehouse import WarehouseBusyError, connect, tables
 
 DAGSTER_DIR = ".dagster"
@@ -421,6 +421,8 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
             label = f"monthly_job ({first}..{last})" if first != last else f"monthly_job ({first})"
             tags = {ASSET_PARTITION_RANGE_START_TAG: period_to_key(first),
                     ASSET_PARTITION_RANGE_END_TAG: period_to_key(last)}
+            if months:  # documents for the months asked for, not for the YTD follow-ups
+                tags[DOCUMENTS_TAG] = ",".join(plan.months)
             _execute(monthly, instance, label, emit, tags=tags)
     except WarehouseBusyError as exc:
         raise PipelineFailed(str(exc)) from None

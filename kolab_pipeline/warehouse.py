@@ -11,6 +11,7 @@ message that says which file is busy and what to do, instead of a traceback.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -90,14 +91,22 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     """Open the warehouse file (creating its folder), with replacement scans off.
 
     Replacement scans are off so that a typo'd table name fails instead of silently reading a
-    same-named Python variable (dagster_style.md §8.9.4).
+    same-named Python variable (dagster_style.md §8.9.4). Memory is capped (`KOLAB_DUCKDB_MEMORY`,
+    default 1GB) so that large joins spill to `<warehouse>.tmp/` instead of growing the process:
+    a national run must fit a 2-core, small-memory district server. Insertion order is not
+    preserved (every query that needs an order says ORDER BY), which lets DuckDB stream.
     """
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
+    config = {
+        "python_enable_replacements": False,
+        "memory_limit": os.environ.get("KOLAB_DUCKDB_MEMORY", "1GB"),
+        "preserve_insertion_order": False,
+        "temp_directory": str(path.parent / f"{path.name}.tmp"),
+    }
     try:
-        con = duckdb.connect(str(path), read_only=read_only,
-                             config={"python_enable_replacements": False})
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusyError(

@@ -354,11 +354,11 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
         csv(TB, ok("very_long_file_name").replace(KLINIK, "K002").replace("2025-03", "2025-02")
             .replace("2025-04-03", "2025-03-03")).encode(), "kept", (2, "kept"))
     add("shell_in_file_name", "path", "path/tb/$(touch pwned) `id`; rm -rf x.csv",
-        csv(TB, f"2025-01,K002,Klinik Dua,2025-02-03,,1,1").encode(), "kept", (2, "kept"))
+        csv(TB, "2025-01,K002,Klinik Dua,2025-02-03,,1,1").encode(), "kept", (2, "kept"))
     (landing / "path" / "dir.csv").mkdir(parents=True, exist_ok=True)
     out.append(Expect("directory_named_csv", "path", "path/dir.csv", "not_a_file"))
     add("file_inside_dir_named_csv", "path", "path/dir.csv/inner_tb.csv",
-        csv(TB, f"2025-03,K002,Klinik Dua,2025-04-03,,2,2").encode(), "kept", (2, "kept"))
+        csv(TB, "2025-03,K002,Klinik Dua,2025-04-03,,2,2").encode(), "kept", (2, "kept"))
     if outside is not None:
         outside.mkdir(parents=True, exist_ok=True)
         secret = outside / "secret_tb.csv"

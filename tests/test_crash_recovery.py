@@ -1,5 +1,5 @@
 """Crash recovery (issue 10): `kolab run` killed with SIGKILL — once in the middle of the monthly
-computations, once in the middle of the PostgreSQL copy — then run again, ends with exactly the
+computations (while the indicator step writes), once in the middle of the PostgreSQL copy — then run again, ends with exactly the
 tables of an uninterrupted run (the shared reference of `tests/test_idempotency.py`): no duplicate
 and no half-written month, in DuckDB and in PostgreSQL.
 
@@ -139,16 +139,17 @@ def test_sigkill_mid_month_and_mid_postgres_copy_then_rerun_gives_the_uninterrup
     dbname = "kolab_crash"
     url = pg_server.create_database(dbname)
 
-    # 1. kill in the middle of the monthly run: indicator_value has written January, the later
-    #    months and everything downstream (scorecard, exports, report) are still to come
+    # 1. kill in the middle of the monthly run: while the indicator step writes its months; the
+    #    compliance tables before it are written, everything after it (scorecard, exports,
+    #    report) is still to come
     p1 = KolabProcess(home, url)
-    p1.wait_for(lambda line: "✓ indicators/indicator_value [2025-01]" in line)
+    p1.wait_for(lambda line: "▶ indicator_value started" in line)
+    time.sleep(0.5)
     p1.kill()
     assert not any("monthly_job (" in line and "done in" in line for line in p1.lines)
     con = connect(home / "kolab.duckdb", read_only=True)
     try:
-        assert con.execute("SELECT count(*) FROM indicators.indicator_value WHERE period = '2025-01'"
-                           ).fetchone()[0] > 0
+        assert con.execute("SELECT count(*) FROM compliance.report_status").fetchone()[0] > 0
         assert con.execute("SELECT count(*) FROM evaluation.scorecard").fetchone()[0] == 0
     finally:
         con.close()
@@ -164,6 +165,7 @@ def test_sigkill_mid_month_and_mid_postgres_copy_then_rerun_gives_the_uninterrup
     caught = p2.wait_for(lambda line: "✓ evaluation/exports" in line,
                          poll=lambda: _pg_copy_running(url, dbname))
     p2.kill()
+    print(f"phase 2 SIGKILL {'during' if caught == '<poll>' else 'right after'} the PostgreSQL COPY")
     assert any("released" in line and "killed" in line for line in p2.lines), p2.lines[:5]
     counts = _pg_row_counts(url)
     if caught == "<poll>":
@@ -184,3 +186,19 @@ def test_sigkill_mid_month_and_mid_postgres_copy_then_rerun_gives_the_uninterrup
     differing = sorted(k for k in recovered if recovered[k] != ref.duck_no_lineage[k])
     assert differing == []
     assert postgres_digests(url) == ref.pg
+
+
+def test_only_provably_dead_kolab_processes_count_as_gone():
+    from kolab_pipeline.runner import HOST_TAG, PID_TAG, START_TAG, _process_gone, process_tags
+
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    tags = {**process_tags(), PID_TAG: str(child.pid), START_TAG: ""}
+    child.wait()
+    assert _process_gone(tags)                                   # exited: gone
+    assert not _process_gone(process_tags())                     # this very process: alive
+    assert not _process_gone({**tags, HOST_TAG: "another-host"})  # other machine: never touched
+    assert not _process_gone({})                                 # a UI-launched run: no tags
+    # a live pid whose start time differs: the pid was reused by another process → gone
+    # (the parent of this process is alive and was not started at tick 0)
+    parent = {**process_tags(), PID_TAG: str(os.getppid()), START_TAG: "0"}
+    assert _process_gone(parent) is Path(f"/proc/{os.getppid()}/stat").exists()
