@@ -186,10 +186,12 @@ def stage_evaluation(con, settings, periods):
     parquet = exports.write_parquet(con, settings)
     timings["s_parquet"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    workbooks = exports.write_workbooks(con, settings, periods)
+    # the assets write documents for the run's latest month (kolab.yaml evaluation.documents)
+    doc_periods = settings.config.evaluation.document_periods(periods)
+    workbooks = exports.write_workbooks(con, settings, doc_periods)
     timings["s_workbooks"] = round(time.perf_counter() - t, 1)
     t = time.perf_counter()
-    reports = report.render_reports(con, settings, periods)
+    reports = report.render_reports(con, settings, doc_periods)
     timings["s_reports"] = round(time.perf_counter() - t, 1)
     out = _count(con, "SELECT (SELECT count(*) FROM evaluation.scorecard WHERE list_contains(?, period)) + "
                       "(SELECT count(*) FROM evaluation.key_indicator WHERE list_contains(?, period)) + "

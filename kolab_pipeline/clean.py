@@ -108,7 +108,9 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
         """CREATE OR REPLACE TEMP MACRO kolab_year4(y) AS
              CASE WHEN length(y) = 2 THEN '20' || y ELSE y END""",
         r"""CREATE OR REPLACE TEMP MACRO kolab_norm_text(t) AS
-             lower(trim(regexp_replace(coalesce(t, ''), '[\s\x{00A0}]+', ' ', 'g')))""",
+             -- any Unicode space (\pZ: NBSP, em space, ideographic space…) and vertical tab count as
+             -- white space, so a cell of only spaces is blank (not reported), never invalid
+             lower(trim(regexp_replace(coalesce(t, ''), '[\s\x{000B}\pZ]+', ' ', 'g')))""",
         r"""CREATE OR REPLACE TEMP MACRO kolab_period_norm(s) AS
            CASE
              WHEN s = '' THEN NULL

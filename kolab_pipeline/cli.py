@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scale", choices=["kabupaten", "national"], default="kabupaten")
     p.add_argument("--months", type=int, default=24, help="number of monthly periods")
     p.add_argument("--clean", action="store_true", help="no messy variants or broken files")
+    p.add_argument("--fraction", type=float, default=1.0,
+                   help="national scale: keep this share of the kab/kota (benchmark scaling series)")
 
     p = sub.add_parser("run", help="materialise every asset for the months present")
     p.add_argument("--month", type=_parse_month, action="append",
@@ -58,7 +60,8 @@ def main(argv: list[str] | None = None) -> int:
             from kolab_pipeline.sample_data import generate
 
             summary = generate(home, seed=args.seed, as_of=args.as_of or date.today(),
-                               scale=args.scale, months=args.months, messy=not args.clean)
+                               scale=args.scale, months=args.months, messy=not args.clean,
+                               fraction=args.fraction)
             print(summary)
         elif args.command == "run":
             from kolab_pipeline.runner import run_pipeline

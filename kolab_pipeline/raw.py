@@ -31,6 +31,7 @@ history. A bad file never stops the run: any problem, even an unexpected excepti
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import io
@@ -999,13 +1000,325 @@ def detect_format(rel: str, data: bytes) -> str:
     return fmt
 
 
+# --- batched CSV fast path --------------------------------------------------------------------
+#
+# At national scale the landing folder holds tens of thousands of small recap CSVs that all share a
+# handful of layouts (one per form). Parsing them one by one costs a DuckDB call, a numpy grid and
+# a few pandas frames per file; here files whose layout is provably plain are grouped by layout
+# (delimiter + header line) and each group is split into rows and cells by one SQL statement,
+# straight into the warehouse. "Provably plain" is decided per file in Python (cheap, C-speed
+# string scans) so that the SQL split yields exactly what `parse_template_csv` would: every other
+# file (cp1252, BOM, quotes, title/blank/label rows, odd widths, a form mix-up, …) keeps the
+# per-file path, so each messy case behaves exactly as before.
+
+FAST_CHUNK_BYTES = 8 << 20        # text per batch statement (bounded memory, few statements)
+FAST_CHUNK_FILES = 2000
+FAST_PENDING_BYTES = 32 << 20     # all groups together: flush the biggest beyond this
+_FAST_MAX_TEXT = 9_000_000        # below DuckDB's max_line_size of the per-file path (10 MB)
+# Anything that would make a plain delimiter split differ from DuckDB's CSV reader or from
+# `str.splitlines` (quotes, CR, other controls and line separators, a BOM anywhere) → per-file path.
+_FAST_REFUSE = re.compile("[\x00-\x08\x0b-\x1f\"\x85\u2028\u2029\ufeff]")
+# A line that is empty or whitespace only: the per-file path keeps such lines as (blank) rows.
+_BLANKISH_LINE = re.compile(r"(?m)^[^\S\n]*$")
+
+
+@cache
+def _whitespace_chars() -> str:
+    """Every character `str.strip()` removes (and numpy's `strings.strip`, used by `_blank_mask`)."""
+    return "".join(ch for ch in map(chr, range(0x110000)) if ch.isspace())
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """What every file of a batch group shares: the delimiter and the header line (row 1), hence
+    the same columns, the same canonical mapping and the same form."""
+
+    delimiter: str
+    header_line: str
+    headers: tuple[str, ...]
+    canonical: tuple[str | None, ...]
+    form: str | None
+
+    @property
+    def width(self) -> int:
+        return len(self.headers)
+
+
+@cache
+def _header_layout(delimiter: str, header_line: str) -> CsvLayout | None:
+    """The layout when `header_line` is a plain template header, as `parse_sheet` would read it on
+    row 1: every cell non-blank (so the header fixes the width), no person column, ≥ 2 anchors,
+    periode and kode_faskes present, data elements of one form. None = leave it to the per-file
+    path (which also produces the exact rejection, F04/F08/F09, when there is one)."""
+    cat = catalog()
+    headers = header_line.split(delimiter)
+    if any(not h.strip() for h in headers):
+        return None
+    if any(normalise_header(h) in PERSON_COLUMNS for h in headers):
+        return None
+    if sum(cat.is_anchor(cat.resolve(h)) for h in headers) < 2:
+        return None
+    canonical: list[str | None] = [cat.resolve(h) for h in headers]
+    seen: set[str] = set()
+    for j, c in enumerate(canonical):  # as parse_sheet: a repeated template column is an unknown cell
+        if c is not None and c in seen and c in META_COLUMNS:
+            canonical[j] = None
+        elif c is not None:
+            seen.add(c)
+    if not {"periode", "kode_faskes"} <= seen:
+        return None
+    forms = {cat.element_form[c] for c in canonical if c in cat.element_form}
+    if len(forms) > 1:
+        return None
+    return CsvLayout(delimiter, header_line, tuple(headers), tuple(canonical), next(iter(forms), None))
+
+
+def fast_csv_layout(text: str, rel_path: str, settings: Settings) -> CsvLayout | None:
+    """The batch layout of a decoded UTF-8 CSV (no BOM), or None when the file needs the per-file
+    path. Accepted only when a plain split (lines on `\\n`, cells on the delimiter) is provably what
+    `parse_template_csv` reads: no quotes/CR/controls, no blank or whitespace-only line, the header
+    on row 1, no row wider than the header, no label row under it, at least one data row, within
+    the row/column limits, and a form that agrees with the path. One pass of C-speed scans per file.
+    """
+    if len(text) > _FAST_MAX_TEXT or _FAST_REFUSE.search(text):
+        return None
+    body = text[:-1] if text.endswith("\n") else text
+    if not body or _BLANKISH_LINE.search(body):
+        return None
+    lines = body.split("\n")
+    delimiter = sniff_delimiter("\n".join(lines[:HEADER_SCAN_ROWS + 5]))
+    layout = _header_layout(delimiter, lines[0])
+    ing = settings.config.ingest
+    if layout is None or layout.width > ing.max_columns or len(lines) - 1 > ing.max_rows_per_file:
+        return None
+    if len(lines) < 2 or max(map(str.count, lines, [delimiter] * len(lines))) > layout.width - 1:
+        return None
+    # parse_sheet skips label rows right under the header: leave such files to it
+    cat = catalog()
+    second = [v for v in lines[1].split(delimiter) if v.strip()]
+    if second and all(cat.resolve(v) for v in second) and sum(cat.is_anchor(cat.resolve(v)) for v in second) >= 2:
+        return None
+    # at least one data row with something in it (else F02 on the per-file path)
+    if not re.search(f"[^\\s{re.escape(delimiter)}]", body[len(lines[0]):]):
+        return None
+    declared = declared_forms(rel_path)
+    if layout.form and declared and layout.form not in declared:
+        return None
+    return layout
+
+
+@dataclass
+class _FastFile:
+    entry: LandingEntry
+    file_id: str
+    data: bytes
+    text: str
+    received_at: datetime
+    received_source: str
+
+
+class _CsvBatcher:
+    """Collects fast-path CSV files per layout and writes each chunk in one transaction: its
+    `raw.landing_file` / `raw.landing_path` rows and its rows and cells (built in SQL), so an
+    interrupted run leaves whole files or nothing, as the per-file writer does.
+
+    If a chunk fails in DuckDB (unexpected: the files were checked), its files go through the
+    per-file path one by one (`fallback`), so one bad file cannot take its neighbours down.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, now: datetime,
+                 summary: IngestSummary, known_ids: dict[str, tuple[str, str] | None],
+                 fallback: Any) -> None:
+        self.con, self.settings, self.run_id, self.now = con, settings, run_id, now
+        self.summary, self.known_ids, self.fallback = summary, known_ids, fallback
+        self.groups: dict[CsvLayout, list[_FastFile]] = {}
+        self.group_bytes: dict[CsvLayout, int] = {}
+        self.pending_bytes = 0
+        self.duplicates: dict[str, list[str]] = {}   # pending file_id → other paths with that content
+        self.chunks = 0
+
+    def offer(self, entry: LandingEntry, file_id: str, data: bytes, received_at: datetime,
+              received_source: str) -> bool:
+        """Take the file into a batch when its layout allows; False = parse it per file."""
+        if data.startswith((b"\xef\xbb\xbf", b"\xff\xfe", b"\xfe\xff")):
+            return False
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        layout = fast_csv_layout(text, entry.rel, self.settings)
+        if layout is None:
+            return False
+        self.groups.setdefault(layout, []).append(
+            _FastFile(entry, file_id, data, text, received_at, received_source))
+        self.group_bytes[layout] = self.group_bytes.get(layout, 0) + len(data)
+        self.pending_bytes += len(data)
+        self.duplicates[file_id] = []
+        self.known_ids[file_id] = None   # before any flush: a fallback may still turn it into a rejection
+        if self.group_bytes[layout] >= FAST_CHUNK_BYTES or len(self.groups[layout]) >= FAST_CHUNK_FILES:
+            self._flush_group(layout)
+        elif self.pending_bytes >= FAST_PENDING_BYTES:
+            self._flush_group(max(self.group_bytes, key=self.group_bytes.__getitem__))
+        return True
+
+    def note_duplicate(self, file_id: str, rel: str) -> None:
+        """A path whose content is still pending: told later if that content ends up rejected."""
+        if file_id in self.duplicates:
+            self.duplicates[file_id].append(rel)
+
+    def flush(self) -> None:
+        for layout in list(self.groups):
+            self._flush_group(layout)
+
+    def _flush_group(self, layout: CsvLayout) -> None:
+        files = self.groups.pop(layout, [])
+        self.pending_bytes -= self.group_bytes.pop(layout, 0)
+        if not files:
+            return
+        try:
+            counts = write_csv_batch(self.con, layout, files, self.run_id, self.now)
+        except Exception as exc:  # nothing of the chunk was committed: read its files one by one
+            self.summary.warnings.append(
+                f"batched CSV read of {len(files)} files ({files[0].entry.rel} …) failed "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0][:200]}); read one by one instead")
+            for f in files:
+                self._fallback(f)
+            return
+        self.chunks += 1
+        k = sum(c not in META_COLUMNS for c in layout.canonical)
+        for f in files:
+            n = counts[f.file_id]
+            self.summary.files_ingested += 1
+            self.summary.rows_read += n
+            self.summary.rows_kept += n
+            self.summary.cells += n * k
+            self.duplicates.pop(f.file_id, None)
+
+    def _fallback(self, f: _FastFile) -> None:
+        dups = self.duplicates.pop(f.file_id, [])
+        self.known_ids.pop(f.file_id, None)
+        sub = IngestSummary(run_id=self.run_id)
+        self.fallback(f.entry, sub, (f.file_id, f.data, len(f.data)))
+        sub.bytes_read = 0            # counted when the file was first read
+        self.summary.merge(sub)
+        verdict = self.known_ids.get(f.file_id)
+        if verdict is not None:
+            rule, why = verdict
+            self.summary.rejected += [(rel, rule, f"{rel}: same content as a rejected file — {why}")
+                                      for rel in dups]
+
+
+def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: list[_FastFile],
+                    run_id: str, now: datetime) -> dict[str, int]:
+    """Write a group of same-layout CSV files in one transaction; returns data rows per file_id.
+
+    Rows and cells are split in SQL from the files' text (the bytes that were hashed, so what is
+    stored is exactly the content named by `file_id`): lines on `\\n` with their 1-based position
+    (= the row number a spreadsheet shows; the header is row 1), cells on the delimiter, an empty
+    cell NULL (as DuckDB's CSV reader gives it), lines whose cells are all blank skipped (as
+    `parse_sheet` does), every non-template column one `raw.submission_cell`.
+    Grain: `raw.submission_row` one data line of a file; `raw.submission_cell` one line × column.
+    """
+    meta = pd.DataFrame({
+        "idx": np.arange(len(files), dtype=np.int32),
+        "file_id": [f.file_id for f in files],
+        "source_path": [f.entry.rel for f in files],
+        "received_at": pd.to_datetime([f.received_at for f in files], utc=True),
+        "text": [f.text for f in files],
+    })
+    cell_cols = [j for j, c in enumerate(layout.canonical) if c not in META_COLUMNS]
+    cols = pd.DataFrame({"j": np.array(cell_cols, dtype=np.int32),
+                         "header": [layout.headers[j] for j in cell_cols],
+                         "data_element": pd.Series([layout.canonical[j] for j in cell_cols], dtype=object)})
+    row_expr = {"raw_row_id": "m.file_id || '::' || l.row_number", "file_id": "m.file_id",
+                "source_kind": "'file'", "source_path": "m.source_path", "sheet": "''",
+                "row_number": "l.row_number", "form": "?::VARCHAR", "received_at": "m.received_at",
+                "run_id": "?::VARCHAR"}
+    row_params: list[Any] = []
+    select = []
+    for name in ROW_COLUMNS:
+        if name in META_COLUMNS:
+            j = layout.canonical.index(name) if name in layout.canonical else None
+            select.append("NULL::VARCHAR" if j is None else f"nullif(l.f[{int(j) + 1}], '')")
+        else:
+            select.append(row_expr[name])
+            if name == "form":
+                row_params.append(layout.form)
+            elif name == "run_id":
+                row_params.append(run_id)
+    sr, sc = ", ".join(ROW_COLUMNS), ", ".join(CELL_COLUMNS)
+    with transaction(con):
+        con.register("_fast_meta", meta)
+        con.register("_fast_cols", cols)
+        try:
+            con.execute("""
+                CREATE OR REPLACE TEMP TABLE _fast_lines AS
+                SELECT idx, n::INTEGER AS row_number, string_split(line, $d) AS f
+                  FROM (SELECT idx, unnest(ls) AS line, generate_subscripts(ls, 1) AS n
+                          FROM (SELECT idx, string_split(text, chr(10)) AS ls FROM _fast_meta))
+                 WHERE n > 1 AND trim(replace(line, $d, ''), $ws) <> ''""",
+                        {"d": layout.delimiter, "ws": _whitespace_chars()})
+            counts = dict.fromkeys(meta["file_id"], 0)
+            counts.update(dict(con.execute(
+                "SELECT m.file_id, count(*) FROM _fast_lines l JOIN _fast_meta m USING (idx) GROUP BY 1"
+            ).fetchall()))
+            empty = [fid for fid, n in counts.items() if n == 0]
+            if empty:  # cannot happen after fast_csv_layout; never write an empty "ingested" file
+                raise ValueError(f"no data rows in {len(empty)} file(s) of the batch")
+            landing = pd.DataFrame([_file_row(
+                f.file_id, kind="file", rel=f.entry.rel, fmt="csv", size=f.entry.size, mtime=f.entry.mtime,
+                received_at=f.received_at, received_source=f.received_source, run_id=run_id, now=now,
+                status="ingested", n_rows_read=counts[f.file_id], n_rows_kept=counts[f.file_id],
+                n_rows_rejected=0, encoding="utf-8", delimiter=layout.delimiter, sheets="")
+                for f in files], columns=LANDING_FILE_COLUMNS)
+            for c in ("file_mtime", "received_at", "ingested_at"):
+                landing[c] = pd.to_datetime(landing[c], utc=True)
+            paths = pd.DataFrame([dict(source_path=f.entry.rel, file_id=f.file_id, size_bytes=f.entry.size,
+                                       file_mtime=f.entry.mtime, role="primary", run_id=run_id, seen_at=now)
+                                  for f in files], columns=table("raw.landing_path").column_names)
+            for c in ("file_mtime", "seen_at"):
+                paths[c] = pd.to_datetime(paths[c], utc=True)
+            con.register("_fast_lf", landing)
+            con.register("_fast_lp", paths)
+            # a retry after a crash between runs: whatever an earlier attempt left goes first
+            if con.execute("SELECT count(*) FROM raw.submission_row WHERE file_id IN "
+                           "(SELECT file_id FROM _fast_meta)").fetchone()[0]:
+                con.execute("DELETE FROM raw.submission_cell WHERE raw_row_id IN (SELECT raw_row_id FROM "
+                            "raw.submission_row WHERE file_id IN (SELECT file_id FROM _fast_meta))")
+                con.execute("DELETE FROM raw.submission_row WHERE file_id IN (SELECT file_id FROM _fast_meta)")
+            con.execute("DELETE FROM raw.landing_file WHERE file_id IN (SELECT file_id FROM _fast_meta)")
+            lf = ", ".join(LANDING_FILE_COLUMNS)
+            con.execute(f"INSERT INTO raw.landing_file ({lf}) SELECT {lf} FROM _fast_lf")
+            lp = ", ".join(table("raw.landing_path").column_names)
+            con.execute(f"INSERT INTO raw.landing_path ({lp}) SELECT {lp} FROM _fast_lp p WHERE NOT EXISTS "
+                        "(SELECT 1 FROM raw.landing_path q WHERE q.source_path = p.source_path "
+                        "AND q.file_id = p.file_id)")
+            con.execute(f"INSERT INTO raw.submission_row ({sr}) SELECT {', '.join(select)} "
+                        "FROM _fast_lines l JOIN _fast_meta m USING (idx)", row_params)
+            if cell_cols:
+                con.execute(f"INSERT INTO raw.submission_cell ({sc}) "
+                            "SELECT m.file_id || '::' || l.row_number, c.j, c.header, c.data_element, "
+                            "nullif(l.f[c.j + 1], '') "
+                            "FROM _fast_lines l JOIN _fast_meta m USING (idx) CROSS JOIN _fast_cols c")
+            con.execute("DROP TABLE _fast_lines")
+        finally:
+            for name in ("_fast_meta", "_fast_cols", "_fast_lf", "_fast_lp"):
+                with contextlib.suppress(Exception):
+                    con.unregister(name)
+    return counts
+
+
 def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
-                   run_id: str | None = None) -> IngestSummary:
+                   run_id: str | None = None, batch_csv: bool = True) -> IngestSummary:
     """Ingest every new file content under `KOLAB_HOME/landing/**` into the raw tables.
 
     Files already known by (path, size, mtime) are skipped without reading; others are hashed and
     skipped when their content (sha256) is already in `raw.landing_file`. Each file is parsed on
     its own; any fault becomes a `rejected` landing_file row (F01…F10) and the run continues.
+
+    `batch_csv` (default on): plain UTF-8 template CSVs are grouped by layout and split in SQL in
+    batches (`fast_csv_layout`, `write_csv_batch`) — same tables, far less per-file overhead;
+    off = every file through the per-file parser (kept for comparison and tests).
     """
     run_id = run_id or new_run_id()
     t0 = time.perf_counter()
@@ -1029,6 +1342,13 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
     reader = duckdb.connect()
     writer = _Writer(con)
     now = datetime.now(UTC)
+
+    def one_by_one(entry: LandingEntry, into: IngestSummary,
+                   prehashed: tuple[str, bytes, int] | None = None) -> None:
+        _ingest_one(entry, settings, run_id, now, manifest, max_bytes, reader, writer,
+                    known_ids, known_pairs, into, prehashed=prehashed)
+
+    batcher = _CsvBatcher(con, settings, run_id, now, summary, known_ids, one_by_one) if batch_csv else None
     try:
         for entry in list_landing(landing):
             if _is_ignored(entry.rel):
@@ -1039,7 +1359,9 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
                 summary.files_skipped += 1
                 continue
             _ingest_one(entry, settings, run_id, now, manifest, max_bytes, reader, writer,
-                        known_ids, known_pairs, summary)
+                        known_ids, known_pairs, summary, batcher=batcher)
+        if batcher is not None:
+            batcher.flush()
         writer.flush()
     finally:
         close_reader(reader)
@@ -1050,7 +1372,10 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
 def _ingest_one(entry: LandingEntry, settings: Settings, run_id: str, now: datetime,
                 manifest: dict[str, datetime], max_bytes: int, reader: duckdb.DuckDBPyConnection,
                 writer: _Writer, known_ids: dict[str, tuple[str, str] | None], known_pairs: set[tuple[str, str]],
-                summary: IngestSummary) -> None:
+                summary: IngestSummary, batcher: _CsvBatcher | None = None,
+                prehashed: tuple[str, bytes, int] | None = None) -> None:
+    """One landing file: hash, skip/record duplicates, then parse it (or hand a plain CSV to the
+    batcher) and queue its rows. `prehashed` = (file_id, bytes, size) already read (batch fallback)."""
     rel = entry.rel
     received = manifest.get(rel)
     received_at, received_source = (received, "manifest") if received else (entry.mtime, "mtime")
@@ -1079,7 +1404,7 @@ def _ingest_one(entry: LandingEntry, settings: Settings, run_id: str, now: datet
                                          "file into the landing folder instead")
         return
     try:
-        file_id, data, size = _sha256_file(entry.path, max_bytes)
+        file_id, data, size = prehashed if prehashed is not None else _sha256_file(entry.path, max_bytes)
     except OSError as exc:
         file_id = hashlib.sha256(f"unreadable:{rel}:{entry.size}:{entry.mtime}".encode()).hexdigest()
         if file_id not in known_ids:
@@ -1089,6 +1414,8 @@ def _ingest_one(entry: LandingEntry, settings: Settings, run_id: str, now: datet
         # Same content as a file already ingested (or rejected): record the name, ingest nothing.
         writer.add_path(dict(source_path=rel, file_id=file_id, size_bytes=entry.size,
                              file_mtime=entry.mtime, role="duplicate", run_id=run_id, seen_at=now))
+        if batcher is not None:
+            batcher.note_duplicate(file_id, rel)
         if (rel, file_id) in known_pairs:
             summary.files_skipped += 1      # same path, same content, only touched
             return
@@ -1107,6 +1434,9 @@ def _ingest_one(entry: LandingEntry, settings: Settings, run_id: str, now: datet
                                       f"{settings.config.ingest.max_file_mb:g} MB (ingest.max_file_mb in kolab.yaml)")
         assert data is not None
         fmt = detect_format(rel, data)
+        if fmt == "csv" and batcher is not None and batcher.offer(entry, file_id, data, received_at,
+                                                                  received_source):
+            return  # written with its batch (or, should the batch fail, one by one)
         if fmt == "csv":
             parsed = parse_template_csv(reader, data, file_id, rel, settings)
         elif fmt == "xlsx":

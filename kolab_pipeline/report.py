@@ -37,6 +37,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from kolab_pipeline.config import Settings, add_months
 from kolab_pipeline.exports import drop_scope, month_scope, scoped
+from kolab_pipeline.indicators import load_catalogue
 
 # the big tables a report reads, staged per month (see exports.month_scope)
 REPORT_SCOPED = {"evaluation.followup": "as_of_period", "evaluation.key_indicator": "period",
@@ -258,6 +259,17 @@ def chart_heatmap(codes: list[str], names: list[str], months: list[str],
     return _encode(img)
 
 
+@cache
+def _indicator_names() -> dict[str, str]:
+    return {i.code: i.name_id for i in load_catalogue()}
+
+
+def _indicator_title(code: str) -> str:
+    """Indonesian name of an indicator from the catalogue (charts are read by Dinkes staff)."""
+    name = _indicator_names().get(code, code)
+    return name if len(name) <= 48 else name[:46] + "…"
+
+
 def chart_program(indicators: list[tuple[str, list[dict]]]) -> str:
     """One panel per key indicator of a program: ytd value per puskesmas, annual target (dashed)
     and the PWS line (target × m/12, red)."""
@@ -277,7 +289,7 @@ def chart_program(indicators: list[tuple[str, list[dict]]]) -> str:
             vlines.append((max(targets), (68, 68, 68), "--", 1))
         if pws:
             vlines.append((max(pws), _rgb("#e53e3e"), "-", 2))
-        panels.append({"title": code, "xmax": xmax, "xlabel": "Capaian (%)",
+        panels.append({"title": _indicator_title(code), "xmax": xmax, "xlabel": "Capaian (%)",
                        "bars": [(vals, _rgb("#4299e1"), 0.0, 0.8, None)], "vlines": vlines})
     legend = [("Capaian", _rgb("#4299e1"), "box"), ("Target tahunan", (68, 68, 68), "--"),
               ("Target PWS", _rgb("#e53e3e"), "-")]

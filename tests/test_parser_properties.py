@@ -266,11 +266,8 @@ def test_periods_outside_1990_2100_are_unreadable(macro_con, y, m):
     assert clean.parse_periods([f"{y:04d}-{m:02d}", f"{m:02d}/{y:04d}"], macro_con) == [None, None]
 
 
-@pytest.mark.xfail(strict=True, reason="clean-layer bug (clean.py is another engineer's; reported to the "
-                   "lead): kolab_norm_text trims only RE2 \\s and NBSP, so a cell holding only a vertical "
-                   "tab or a Unicode space (em space, ideographic space) is V06 instead of blank")
 def test_a_cell_of_only_unicode_whitespace_is_blank_not_invalid(macro_con):
     # Python's str.strip() and Excel's TRIM/CLEAN treat these as nothing; so must the count parser:
-    # blank = not reported (NULL). Actual today: 'invalid' (V06) for each, quarantining the row.
+    # blank = not reported (NULL), never V06 (which would quarantine the whole row).
     values = ["\x0b", "\u2003", "\u3000", " \u2009 "]
     assert clean.parse_counts(values, macro_con) == [None, None, None, None]
