@@ -41,11 +41,11 @@ import re
 import time
 import uuid
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from datetime import time as dtime
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -82,6 +82,7 @@ _FORMULA = re.compile(rb"<f[ >/]")
 _NON_ALNUM = re.compile(r"[^a-z0-9]+")
 _BRACKETS = re.compile(r"\([^)]*\)")
 _SQL_LABEL_SAFE = re.compile(r"[^A-Za-z0-9_.]")
+_CONTROL_BYTES = bytes(b for b in range(32) if b not in (9, 10, 13))  # not text, except tab/LF/CR
 
 
 # --- catalogues -------------------------------------------------------------------------------
@@ -165,6 +166,7 @@ class IngestSummary:
     files_skipped: int = 0          # content already ingested (unchanged, or re-seen)
     files_duplicate: int = 0        # new path whose content was already ingested under another name
     files_ignored: int = 0          # manifests, mapping, hidden/lock files: not submissions
+    files_batched: int = 0          # of files_ingested: plain CSVs written by the batched fast path
     rows_read: int = 0
     rows_kept: int = 0
     rows_rejected: int = 0
@@ -184,7 +186,7 @@ class IngestSummary:
 
     def merge(self, other: IngestSummary) -> IngestSummary:
         for name in ("files_seen", "files_ingested", "files_rejected", "files_skipped",
-                     "files_duplicate", "files_ignored", "rows_read", "rows_kept",
+                     "files_duplicate", "files_ignored", "files_batched", "rows_read", "rows_kept",
                      "rows_rejected", "cells", "bytes_read"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.seconds += other.seconds
@@ -241,7 +243,7 @@ def decode_text(data: bytes) -> tuple[str, str]:
     head = data[:8192]
     if b"\x00" in head:
         raise FileRejected("F01", "binary content (NUL bytes), not a text CSV")
-    controls = sum(1 for b in head if b < 32 and b not in (9, 10, 13))
+    controls = len(head) - len(head.translate(None, _CONTROL_BYTES))  # C speed: called per file
     if controls > max(2, len(head) // 100):
         raise FileRejected("F01", f"binary content ({controls} control bytes in the first {len(head)} bytes)")
     if data.startswith(b"\xef\xbb\xbf"):
@@ -1044,7 +1046,7 @@ class CsvLayout:
         return len(self.headers)
 
 
-@cache
+@lru_cache(maxsize=4096)   # bounded: a hostile folder may hold many distinct headers
 def _header_layout(delimiter: str, header_line: str) -> CsvLayout | None:
     """The layout when `header_line` is a plain template header, as `parse_sheet` would read it on
     row 1: every cell non-blank (so the header fixes the width), no person column, ≥ 2 anchors,
@@ -1128,7 +1130,7 @@ class _CsvBatcher:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str, now: datetime,
                  summary: IngestSummary, known_ids: dict[str, tuple[str, str] | None],
-                 fallback: Any) -> None:
+                 fallback: Callable[[LandingEntry, IngestSummary, tuple[str, bytes, int]], None]) -> None:
         self.con, self.settings, self.run_id, self.now = con, settings, run_id, now
         self.summary, self.known_ids, self.fallback = summary, known_ids, fallback
         self.groups: dict[CsvLayout, list[_FastFile]] = {}
@@ -1189,6 +1191,7 @@ class _CsvBatcher:
         for f in files:
             n = counts[f.file_id]
             self.summary.files_ingested += 1
+            self.summary.files_batched += 1
             self.summary.rows_read += n
             self.summary.rows_kept += n
             self.summary.cells += n * k
@@ -1230,7 +1233,7 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
     cols = pd.DataFrame({"j": np.array(cell_cols, dtype=np.int32),
                          "header": [layout.headers[j] for j in cell_cols],
                          "data_element": pd.Series([layout.canonical[j] for j in cell_cols], dtype=object)})
-    row_expr = {"raw_row_id": "m.file_id || '::' || l.row_number", "file_id": "m.file_id",
+    row_expr = {"raw_row_id": "l.raw_row_id", "file_id": "m.file_id",
                 "source_kind": "'file'", "source_path": "m.source_path", "sheet": "''",
                 "row_number": "l.row_number", "form": "?::VARCHAR", "received_at": "m.received_at",
                 "run_id": "?::VARCHAR"}
@@ -1253,9 +1256,10 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
         try:
             con.execute("""
                 CREATE OR REPLACE TEMP TABLE _fast_lines AS
-                SELECT idx, n::INTEGER AS row_number, string_split(line, $d) AS f
-                  FROM (SELECT idx, unnest(ls) AS line, generate_subscripts(ls, 1) AS n
-                          FROM (SELECT idx, string_split(text, chr(10)) AS ls FROM _fast_meta))
+                SELECT idx, n::INTEGER AS row_number, file_id || '::' || n AS raw_row_id,
+                       string_split(line, $d) AS f
+                  FROM (SELECT idx, file_id, unnest(ls) AS line, generate_subscripts(ls, 1) AS n
+                          FROM (SELECT idx, file_id, string_split(text, chr(10)) AS ls FROM _fast_meta))
                  WHERE n > 1 AND trim(replace(line, $d, ''), $ws) <> ''""",
                         {"d": layout.delimiter, "ws": _whitespace_chars()})
             counts = dict.fromkeys(meta["file_id"], 0)
@@ -1290,6 +1294,8 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
             lf = ", ".join(LANDING_FILE_COLUMNS)
             con.execute(f"INSERT INTO raw.landing_file ({lf}) SELECT {lf} FROM _fast_lf")
             lp = ", ".join(table("raw.landing_path").column_names)
+            con.execute("UPDATE raw.landing_path q SET size_bytes = p.size_bytes, file_mtime = p.file_mtime "
+                        "FROM _fast_lp p WHERE q.source_path = p.source_path AND q.file_id = p.file_id")
             con.execute(f"INSERT INTO raw.landing_path ({lp}) SELECT {lp} FROM _fast_lp p WHERE NOT EXISTS "
                         "(SELECT 1 FROM raw.landing_path q WHERE q.source_path = p.source_path "
                         "AND q.file_id = p.file_id)")
@@ -1297,9 +1303,8 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
                         "FROM _fast_lines l JOIN _fast_meta m USING (idx)", row_params)
             if cell_cols:
                 con.execute(f"INSERT INTO raw.submission_cell ({sc}) "
-                            "SELECT m.file_id || '::' || l.row_number, c.j, c.header, c.data_element, "
-                            "nullif(l.f[c.j + 1], '') "
-                            "FROM _fast_lines l JOIN _fast_meta m USING (idx) CROSS JOIN _fast_cols c")
+                            "SELECT l.raw_row_id, c.j, c.header, c.data_element, nullif(l.f[c.j + 1], '') "
+                            "FROM _fast_lines l CROSS JOIN _fast_cols c")
             con.execute("DROP TABLE _fast_lines")
         finally:
             for name in ("_fast_meta", "_fast_cols", "_fast_lf", "_fast_lp"):
