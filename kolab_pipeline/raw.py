@@ -928,20 +928,7 @@ class _Writer:
                                 ("_sc", cells[CELL_COLUMNS]), ("_ids", ids)):
                 con.register(name, frame)
             try:
-                con.execute("DELETE FROM raw.submission_cell WHERE raw_row_id IN (SELECT raw_row_id "
-                            "FROM raw.submission_row WHERE file_id IN (SELECT file_id FROM _ids))")
-                con.execute("DELETE FROM raw.submission_row WHERE file_id IN (SELECT file_id FROM _ids)")
-                con.execute("DELETE FROM raw.landing_file WHERE file_id IN (SELECT file_id FROM _ids)")
-                lf = ", ".join(LANDING_FILE_COLUMNS)
-                con.execute(f"INSERT INTO raw.landing_file ({lf}) SELECT {lf} FROM _lf")
-                lp = ", ".join(table("raw.landing_path").column_names)
-                # a known path × content seen again with a new mtime (touched): remember the mtime
-                con.execute("UPDATE raw.landing_path q SET size_bytes = p.size_bytes, "
-                            "file_mtime = p.file_mtime FROM _lp p WHERE q.source_path = p.source_path "
-                            "AND q.file_id = p.file_id")
-                con.execute(f"INSERT INTO raw.landing_path ({lp}) SELECT {lp} FROM _lp p WHERE NOT EXISTS "
-                            "(SELECT 1 FROM raw.landing_path q WHERE q.source_path = p.source_path "
-                            "AND q.file_id = p.file_id)")
+                _write_manifest(con, ids="_ids", lf="_lf", lp="_lp")
                 sr = ", ".join(ROW_COLUMNS)
                 con.execute(f"INSERT INTO raw.submission_row ({sr}) SELECT {sr} FROM _sr")
                 sc = ", ".join(CELL_COLUMNS)
@@ -950,6 +937,31 @@ class _Writer:
                 for name in ("_lf", "_lp", "_sr", "_sc", "_ids"):
                     con.unregister(name)
         self.files, self.paths, self.rows, self.cells = [], [], [], []
+
+
+def _write_manifest(con: duckdb.DuckDBPyConnection, ids: str, lf: str, lp: str) -> None:
+    """Record files in the manifest, inside the caller's transaction (both ingest paths).
+
+    `ids`, `lf`, `lp` name registered frames/tables (internal constants, never file text): the
+    file ids, their `raw.landing_file` rows and their `raw.landing_path` rows. Whatever an earlier,
+    interrupted attempt left for these files goes first, so a retry after a crash never
+    duplicates rows; a known path × content seen again with a new mtime (touched) keeps one
+    `landing_path` row with the new mtime.
+    """
+    if con.execute(f"SELECT count(*) FROM raw.submission_row WHERE file_id IN (SELECT file_id FROM {ids})"
+                   ).fetchone()[0]:
+        con.execute("DELETE FROM raw.submission_cell WHERE raw_row_id IN (SELECT raw_row_id FROM "
+                    f"raw.submission_row WHERE file_id IN (SELECT file_id FROM {ids}))")
+        con.execute(f"DELETE FROM raw.submission_row WHERE file_id IN (SELECT file_id FROM {ids})")
+    con.execute(f"DELETE FROM raw.landing_file WHERE file_id IN (SELECT file_id FROM {ids})")
+    cols = ", ".join(LANDING_FILE_COLUMNS)
+    con.execute(f"INSERT INTO raw.landing_file ({cols}) SELECT {cols} FROM {lf}")
+    cols = ", ".join(table("raw.landing_path").column_names)
+    con.execute(f"UPDATE raw.landing_path q SET size_bytes = p.size_bytes, file_mtime = p.file_mtime "
+                f"FROM {lp} p WHERE q.source_path = p.source_path AND q.file_id = p.file_id")
+    con.execute(f"INSERT INTO raw.landing_path ({cols}) SELECT {cols} FROM {lp} p WHERE NOT EXISTS "
+                "(SELECT 1 FROM raw.landing_path q WHERE q.source_path = p.source_path "
+                "AND q.file_id = p.file_id)")
 
 
 def _sha256_file(path: Path, max_bytes: int | None = None) -> tuple[str, bytes | None, int]:
@@ -1284,21 +1296,7 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
                 paths[c] = pd.to_datetime(paths[c], utc=True)
             con.register("_fast_lf", landing)
             con.register("_fast_lp", paths)
-            # a retry after a crash between runs: whatever an earlier attempt left goes first
-            if con.execute("SELECT count(*) FROM raw.submission_row WHERE file_id IN "
-                           "(SELECT file_id FROM _fast_meta)").fetchone()[0]:
-                con.execute("DELETE FROM raw.submission_cell WHERE raw_row_id IN (SELECT raw_row_id FROM "
-                            "raw.submission_row WHERE file_id IN (SELECT file_id FROM _fast_meta))")
-                con.execute("DELETE FROM raw.submission_row WHERE file_id IN (SELECT file_id FROM _fast_meta)")
-            con.execute("DELETE FROM raw.landing_file WHERE file_id IN (SELECT file_id FROM _fast_meta)")
-            lf = ", ".join(LANDING_FILE_COLUMNS)
-            con.execute(f"INSERT INTO raw.landing_file ({lf}) SELECT {lf} FROM _fast_lf")
-            lp = ", ".join(table("raw.landing_path").column_names)
-            con.execute("UPDATE raw.landing_path q SET size_bytes = p.size_bytes, file_mtime = p.file_mtime "
-                        "FROM _fast_lp p WHERE q.source_path = p.source_path AND q.file_id = p.file_id")
-            con.execute(f"INSERT INTO raw.landing_path ({lp}) SELECT {lp} FROM _fast_lp p WHERE NOT EXISTS "
-                        "(SELECT 1 FROM raw.landing_path q WHERE q.source_path = p.source_path "
-                        "AND q.file_id = p.file_id)")
+            _write_manifest(con, ids="_fast_meta", lf="_fast_lf", lp="_fast_lp")
             con.execute(f"INSERT INTO raw.submission_row ({sr}) SELECT {', '.join(select)} "
                         "FROM _fast_lines l JOIN _fast_meta m USING (idx)", row_params)
             if cell_cols:
