@@ -7,6 +7,7 @@ from typing import Any
 
 import dagster as dg
 import duckdb
+import pandas as pd
 
 from kolab_pipeline.warehouse import table
 
@@ -32,6 +33,19 @@ def describe(key: str, text: str) -> str:
     return f"{text.strip()}\n\nGrain: {table(key).grain}."
 
 
+def md_table(df: pd.DataFrame, empty: str = "_(none)_", max_rows: int | None = None,
+             more: str = "") -> dg.MetadataValue:
+    """A DataFrame as markdown metadata: `empty` when it has no rows, at most `max_rows` rows
+    followed by "… and N more" (plus `more`, e.g. where to find the rest)."""
+    if not len(df):
+        return dg.MetadataValue.md(empty)
+    shown = df if max_rows is None else df.head(max_rows)
+    text = shown.to_markdown(index=False)
+    if len(df) > len(shown):
+        text += f"\n\n… and {len(df) - len(shown)} more{more}"
+    return dg.MetadataValue.md(text)
+
+
 def table_metadata(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",
                    params: Sequence[object] = (), preview_rows: int = 5) -> dict[str, Any]:
     """Runtime metadata: row count (of the rows this run wrote, per `where`) and a preview."""
@@ -42,5 +56,5 @@ def table_metadata(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE"
     ).df()
     return {
         "dagster/row_count": dg.MetadataValue.int(int(n)),
-        "preview": dg.MetadataValue.md(preview.to_markdown(index=False) if len(preview) else "_(no rows)_"),
+        "preview": md_table(preview, empty="_(no rows)_"),
     }

@@ -5,7 +5,7 @@ rebuilt from raw + reference in one run. Logic: `kolab_pipeline/clean.py`; check
 import dagster as dg
 import pandas as pd
 
-from assets._shared import OWNERS, describe, spec_metadata, table_metadata
+from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import clean
 from kolab_pipeline.resources import KolabHome, Warehouse
 
@@ -31,10 +31,8 @@ TEXTS = {
 
 
 def _rule_table(counts: dict[str, int], what: str) -> dg.MetadataValue:
-    if not counts:
-        return dg.MetadataValue.md(f"_(no {what})_")
-    df = pd.DataFrame(sorted(counts.items()), columns=["rule_id", what])
-    return dg.MetadataValue.md(df.to_markdown(index=False))
+    return md_table(pd.DataFrame(sorted(counts.items()), columns=["rule_id", what]),
+                    empty=f"_(no {what})_")
 
 
 @dg.multi_asset(

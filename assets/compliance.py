@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from assets._shared import OWNERS, describe, spec_metadata, table_metadata
+from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import compliance
 from kolab_pipeline.partitions import monthly_partitions, periods_of
 from kolab_pipeline.resources import KolabHome, Warehouse
@@ -26,7 +26,7 @@ def _status_counts(con: duckdb.DuckDBPyConnection, periods: list[str]) -> dict[s
     counts = dict(con.execute("SELECT status, count(*) FROM compliance.report_status "
                               "WHERE list_contains(?, period) GROUP BY 1", [periods]).fetchall())
     meta: dict[str, Any] = {
-        "status_counts": dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_(no rows)_"),
+        "status_counts": md_table(df, empty="_(no rows)_"),
     }
     for status in compliance.STATUSES:
         meta[f"n_{status}"] = dg.MetadataValue.int(int(counts.get(status, 0)))
@@ -108,7 +108,7 @@ def reporting_rate(context: dg.AssetExecutionContext, kolab: KolabHome,
                AND jenis_faskes = 'semua' ORDER BY 1, 2, 3""", [periods]).df()
         return dg.MaterializeResult(metadata={
             **table_metadata(con, "compliance.reporting_rate", _WHERE, [periods]),
-            "kabkota_rates": dg.MetadataValue.md(kab.to_markdown(index=False) if len(kab) else "_(no rows)_"),
+            "kabkota_rates": md_table(kab, empty="_(no rows)_"),
         })
 
 

@@ -8,7 +8,7 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from assets._shared import OWNERS, describe, spec_metadata, table_metadata
+from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import dq_metrics, indicators
 from kolab_pipeline.partitions import monthly_partitions, periods_of
 from kolab_pipeline.resources import KolabHome, Warehouse
@@ -28,7 +28,7 @@ def _kabkota_ytd_markdown(con: duckdb.DuckDBPyConnection, period: str) -> dg.Met
           FROM indicators.indicator_value
          WHERE period = ? AND period_type = 'ytd' AND unit_level = 'kabkota'
          ORDER BY unit_code, indicator_code""", [period]).df()
-    return dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_(no rows)_")
+    return md_table(df, empty="_(no rows)_")
 
 
 @dg.asset(
@@ -52,7 +52,7 @@ def sasaran_resolved(context: dg.AssetExecutionContext, kolab: KolabHome,
                                               "list_contains(?, tahun)", [years])
         methods = con.execute("""SELECT unit_level, metode, count(*) AS n FROM indicators.sasaran_resolved
                                   WHERE list_contains(?, tahun) GROUP BY ALL ORDER BY ALL""", [years]).df()
-        meta["methods"] = dg.MetadataValue.md(methods.to_markdown(index=False) if len(methods) else "_(none)_")
+        meta["methods"] = md_table(methods)
         return dg.MaterializeResult(metadata=meta)
 
 
@@ -111,6 +111,5 @@ def dq_flag(context: dg.AssetExecutionContext, kolab: KolabHome,
         meta = table_metadata(con, "indicators.dq_flag", _WHERE, [periods])
         by_method = con.execute("""SELECT method, count(*) AS n FROM indicators.dq_flag
                                     WHERE list_contains(?, period) GROUP BY ALL ORDER BY ALL""", [periods]).df()
-        meta["flags_by_method"] = dg.MetadataValue.md(
-            by_method.to_markdown(index=False) if len(by_method) else "_(no flags)_")
+        meta["flags_by_method"] = md_table(by_method, empty="_(no flags)_")
         return dg.MaterializeResult(metadata=meta)

@@ -9,7 +9,7 @@ Logic: `kolab_pipeline/raw.py`.
 import dagster as dg
 import pandas as pd
 
-from assets._shared import OWNERS, describe, spec_metadata, table_metadata
+from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import raw
 from kolab_pipeline.resources import KolabHome, SourceDatabase, Warehouse
 
@@ -27,13 +27,9 @@ def _spec(name: str, text: str) -> dg.AssetSpec:
 
 def rejected_markdown(rejected: list[tuple[str, str, str]]) -> dg.MetadataValue:
     """The files rejected by this run, with rule and reason (what the puskesmas must fix)."""
-    if not rejected:
-        return dg.MetadataValue.md("_(no file rejected)_")
-    df = pd.DataFrame(rejected[:MAX_LISTED], columns=["file", "rule", "reason"])
-    text = df.to_markdown(index=False)
-    if len(rejected) > MAX_LISTED:
-        text += f"\n\n… and {len(rejected) - MAX_LISTED} more (raw.landing_file, status = 'rejected')"
-    return dg.MetadataValue.md(text)
+    return md_table(pd.DataFrame(rejected, columns=["file", "rule", "reason"]),
+                    empty="_(no file rejected)_", max_rows=MAX_LISTED,
+                    more=" (raw.landing_file, status = 'rejected')")
 
 
 def summary_metadata(summary: raw.IngestSummary) -> dict:

@@ -19,6 +19,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from assets._shared import md_table
 from data_quality import gx_runner, gx_suites
 from kolab_pipeline import clean
 from kolab_pipeline.resources import KolabHome, Warehouse
@@ -34,7 +35,7 @@ SAMPLE = 10
 
 
 def _md(df: pd.DataFrame) -> dg.MetadataValue:
-    return dg.MetadataValue.md(df.to_markdown(index=False) if len(df) else "_(none)_")
+    return md_table(df)
 
 
 def validation_frame(con: duckdb.DuckDBPyConnection, key: str, group_col: str,

@@ -14,6 +14,7 @@ downstream assets still run. Logic: `kolab_pipeline.compliance` (SQL on the stat
 import dagster as dg
 import pandas as pd
 
+from assets._shared import md_table
 from kolab_pipeline import compliance
 from kolab_pipeline.partitions import monthly_partitions, periods_of
 from kolab_pipeline.resources import KolabHome, Warehouse
@@ -23,11 +24,7 @@ MAX_LISTED = 200
 
 
 def _md(rows: list[tuple], columns: list[str]) -> dg.MetadataValue:
-    df = pd.DataFrame(rows[:MAX_LISTED], columns=columns)
-    text = df.to_markdown(index=False) if len(df) else "_(none)_"
-    if len(rows) > MAX_LISTED:
-        text += f"\n\n… and {len(rows) - MAX_LISTED} more"
-    return dg.MetadataValue.md(text)
+    return md_table(pd.DataFrame(rows, columns=columns), max_rows=MAX_LISTED)
 
 
 def missing_check_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:

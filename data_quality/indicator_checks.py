@@ -13,6 +13,7 @@ Logic: `kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100` (SQL)
 import dagster as dg
 import pandas as pd
 
+from assets._shared import md_table
 from kolab_pipeline import indicators
 from kolab_pipeline.partitions import monthly_partitions, periods_of
 from kolab_pipeline.resources import Warehouse
@@ -22,10 +23,7 @@ MAX_LISTED = 200
 
 
 def _md(df: pd.DataFrame) -> dg.MetadataValue:
-    text = df.head(MAX_LISTED).to_markdown(index=False) if len(df) else "_(none)_"
-    if len(df) > MAX_LISTED:
-        text += f"\n\n… and {len(df) - MAX_LISTED} more"
-    return dg.MetadataValue.md(text)
+    return md_table(df, max_rows=MAX_LISTED)
 
 
 def totals_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:

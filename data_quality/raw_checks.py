@@ -8,6 +8,7 @@ Logic: `kolab_pipeline.raw.unreconciled_files` (SQL).
 
 import dagster as dg
 
+from assets._shared import md_table
 from kolab_pipeline import raw
 from kolab_pipeline.resources import Warehouse
 
@@ -27,6 +28,5 @@ def rows_read_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
         description=(f"{len(bad)} of {n_files} file(s) do not reconcile" if len(bad)
                      else f"all {n_files} file(s) reconcile"),
         metadata={"n_files": int(n_files), "n_unreconciled": len(bad),
-                  "unreconciled": dg.MetadataValue.md(
-                      bad.head(MAX_LISTED).to_markdown(index=False) if len(bad) else "_(none)_")},
+                  "unreconciled": md_table(bad.head(MAX_LISTED))},
     )
