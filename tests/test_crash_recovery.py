@@ -144,7 +144,11 @@ def test_sigkill_mid_month_and_mid_postgres_copy_then_rerun_gives_the_uninterrup
     #    report) is still to come
     p1 = KolabProcess(home, url)
     p1.wait_for(lambda line: "▶ indicator_value started" in line)
-    time.sleep(0.5)
+    # kill while a warehouse-writing step holds its pool slot (progress lines arrive in 0.3 s
+    # batches, so a fixed sleep could land between two steps on a fast machine)
+    deadline = time.monotonic() + 20
+    while not _held_slots(home) and time.monotonic() < deadline:
+        time.sleep(0.05)
     p1.kill()
     assert not any("monthly_job (" in line and "done in" in line for line in p1.lines)
     con = connect(home / "kolab.duckdb", read_only=True)
