@@ -62,6 +62,7 @@ UNIT_LEVELS = {  # unit_level → column of compliance.report_status holding the
     "provinsi": "kode_prov",
 }
 PERIODS_WHERE = "period IN (SELECT period FROM _compliance_periods)"
+RATE_COUNTS = ("expected", "received", "on_time", "late", "missing", "pending", "unexpected")
 
 # Facility open / form assigned for a month, per `reporting.expected_rule` (code constants, never
 # user text). `ms` = first day, `me` = last day of the month; assignment ends are exclusive.
@@ -277,6 +278,32 @@ def _append_history(con: duckdb.DuckDBPyConnection) -> int:
 
 # --- reporting rates --------------------------------------------------------------------------
 
+def _rate_sources(con: duckdb.DuckDBPyConnection, periods: list[str]) -> tuple[list[str], list[str]]:
+    """The months whose statuses a rate run counts, and the stored YTD rows it carries forward.
+
+    Per year: the YTD of the year's first requested month s needs January..s−1. When YTD rows of
+    s−1 are stored (the previous month was run) they are carried forward instead of re-counting
+    January..s−1, so one new month costs one month of statuses, not the whole year so far.
+    """
+    status_months: set[str] = set()
+    carry: list[str] = []
+    for year in sorted({p[:4] for p in periods}):
+        in_year = sorted(p for p in periods if p[:4] == year)
+        first, last = in_year[0], in_year[-1]
+        prev = add_months(first, -1)
+        start = f"{year}-01"
+        if prev[:4] == year and con.execute(
+                "SELECT count(*) FROM compliance.reporting_rate WHERE period = ? AND period_type = 'ytd'",
+                [prev]).fetchone()[0] > 0:
+            carry.append(prev)
+            start = first
+        month = start
+        while month <= last:
+            status_months.add(month)
+            month = add_months(month, 1)
+    return sorted(status_months), carry
+
+
 def build_reporting_rates(con: duckdb.DuckDBPyConnection, settings: Settings,
                           periods: list[str]) -> int:
     """Write `compliance.reporting_rate` (grain: unit level × unit code × jenis_faskes × period ×
@@ -287,42 +314,78 @@ def build_reporting_rates(con: duckdb.DuckDBPyConnection, settings: Settings,
     those sums (DHIS2 hierarchy rule): never an average of lower-level percentages. Rows for
     `jenis_faskes = 'semua'` and `form = 'semua'` aggregate over all types / forms. Units whose code
     is unknown (NULL) are left out of that level (they still count in the levels above).
+
+    How (cost linear in statuses, one month for one new month): statuses are counted once per
+    unit × month (`_rate_month`), the 'semua' roll-ups are sums of those counts, and YTD is a
+    running sum over the year's months (counts are additive, so this equals counting the status
+    rows of January..M directly). The part of the year before the first requested month comes from
+    the stored YTD rows of the month before it when they exist (`_rate_sources`). A unit with no
+    row in month M but rows earlier in the year keeps a YTD row for M, as a direct count would.
     """
     _prepare(con, settings, periods)
+    status_months, carry = _rate_sources(con, _validate_periods(periods))
+    flags = """count(*) FILTER (WHERE expected) AS expected,
+               count(*) FILTER (WHERE expected AND status IN ('on_time', 'late')) AS received,
+               count(*) FILTER (WHERE expected AND status = 'on_time') AS on_time,
+               count(*) FILTER (WHERE expected AND status = 'late') AS late,
+               count(*) FILTER (WHERE expected AND status = 'missing') AS missing,
+               count(*) FILTER (WHERE expected AND status = 'pending') AS pending,
+               count(*) FILTER (WHERE status = 'unexpected') AS unexpected"""
+    counts = ", ".join(RATE_COUNTS)
+    sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in RATE_COUNTS)
+    running = ", ".join(f"CAST(sum({c}) OVER w AS BIGINT) AS {c}" for c in RATE_COUNTS)
     levels = " UNION ALL ".join(
-        f"SELECT '{lvl}' AS unit_level, {col} AS unit_code, * FROM base WHERE {col} IS NOT NULL"
+        f"SELECT '{lvl}' AS unit_level, {col} AS unit_code, period, jenis_faskes, form, {flags} "
+        f"FROM st WHERE {col} IS NOT NULL GROUP BY {col}, period, jenis_faskes, form"
         for lvl, col in UNIT_LEVELS.items()
     )
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _rate_month AS
+        WITH st AS (
+            SELECT * FROM compliance.report_status WHERE list_contains(?::VARCHAR[], period)
+        ), mc AS ({levels})
+        SELECT unit_level, unit_code, period,
+               CASE WHEN grouping(jenis_faskes) = 1 THEN 'semua' ELSE jenis_faskes END AS jenis_faskes,
+               CASE WHEN grouping(form) = 1 THEN 'semua' ELSE form END AS form, {sums}
+          FROM mc GROUP BY unit_level, unit_code, period, CUBE (jenis_faskes, form)
+    """, [status_months])
+    con.execute(f"""
+        INSERT INTO _rate_month
+        SELECT unit_level, unit_code, period, jenis_faskes, form, {counts}
+          FROM compliance.reporting_rate
+         WHERE period_type = 'ytd' AND list_contains(?::VARCHAR[], period)
+    """, [carry])
     sql = f"""
-        WITH base AS (
-            SELECT 'month' AS period_type, s.period AS target_period, s.*
-              FROM compliance.report_status s WHERE s.period IN (SELECT period FROM _compliance_periods)
-            UNION ALL
-            SELECT 'ytd', p.period, s.*
-              FROM compliance.report_status s
-              JOIN _compliance_periods p ON s.period BETWEEN substr(p.period, 1, 4) || '-01' AND p.period
-        ), long AS ({levels}),
-        counted AS (
-            SELECT unit_level, unit_code,
-                   CASE WHEN grouping(jenis_faskes) = 1 THEN 'semua' ELSE jenis_faskes END AS jenis_faskes,
-                   target_period AS period, period_type,
-                   CASE WHEN grouping(form) = 1 THEN 'semua' ELSE form END AS form,
-                   count(*) FILTER (WHERE expected) AS expected,
-                   count(*) FILTER (WHERE expected AND status IN ('on_time', 'late')) AS received,
-                   count(*) FILTER (WHERE expected AND status = 'on_time') AS on_time,
-                   count(*) FILTER (WHERE expected AND status = 'late') AS late,
-                   count(*) FILTER (WHERE expected AND status = 'missing') AS missing,
-                   count(*) FILTER (WHERE expected AND status = 'pending') AS pending,
-                   count(*) FILTER (WHERE status = 'unexpected') AS unexpected
-              FROM long
-             GROUP BY unit_level, unit_code, target_period, period_type, CUBE (jenis_faskes, form)
+        WITH last_month AS (SELECT substr(period, 1, 4) AS y, max(period) AS last FROM _compliance_periods GROUP BY 1),
+        cum AS (  -- running YTD sums; they hold from the row's month until the unit's next row
+            SELECT unit_level, unit_code, jenis_faskes, form, period, {running},
+                   coalesce(strftime(CAST(lead(period) OVER w || '-01' AS DATE) - INTERVAL 1 MONTH, '%Y-%m'),
+                            '9999-12') AS until_month
+              FROM _rate_month
+            WINDOW w AS (PARTITION BY unit_level, unit_code, jenis_faskes, form, substr(period, 1, 4)
+                         ORDER BY period)
+        ), spread AS (  -- usually one month; more when the unit has no row in the following months
+            SELECT c.*, strftime(unnest(generate_series(
+                       CAST(c.period || '-01' AS DATE),
+                       CAST(least(l.last, c.until_month) || '-01' AS DATE),
+                       INTERVAL 1 MONTH)), '%Y-%m') AS ytd_period
+              FROM cum c JOIN last_month l ON l.y = substr(c.period, 1, 4)
         )
+        SELECT unit_level, unit_code, jenis_faskes, period, 'month' AS period_type, form, {counts}
+          FROM _rate_month WHERE period IN (SELECT period FROM _compliance_periods)
+        UNION ALL
+        SELECT unit_level, unit_code, jenis_faskes, ytd_period, 'ytd', form, {counts}
+          FROM spread WHERE ytd_period IN (SELECT period FROM _compliance_periods)
+    """
+    rate_sql = f"""
         SELECT *,
                CASE WHEN expected > 0 THEN received * 100.0 / expected END AS completeness_pct,
                CASE WHEN expected > 0 THEN on_time * 100.0 / expected END AS timeliness_pct
-          FROM counted
+          FROM ({sql})
     """
-    return replace_rows(con, "compliance.reporting_rate", sql, where=PERIODS_WHERE)
+    n = replace_rows(con, "compliance.reporting_rate", rate_sql, where=PERIODS_WHERE)
+    con.execute("DROP TABLE IF EXISTS _rate_month")
+    return n
 
 
 # --- follow-up list ---------------------------------------------------------------------------

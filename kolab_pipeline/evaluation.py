@@ -85,7 +85,10 @@ def build_key_indicator(con: duckdb.DuckDBPyConnection, settings: Settings,
     the three levels × month/ytd, with NULL measures when the indicator is not computed.
 
     Units come from the registry (puskesmas open at some time in the month, and the kecamatan /
-    kab/kota holding one), so a network whose indicator is missing still gets its row."""
+    kab/kota holding one), so a network whose indicator is missing still gets its row.
+
+    One query for all `periods` (a month table joined to the registry), so
+    `indicators.indicator_value` is scanned once, not once per month."""
     codes = list(settings.config.evaluation.key_indicators)
     sql = """
         WITH ki AS (
@@ -93,139 +96,187 @@ def build_key_indicator(con: duckdb.DuckDBPyConnection, settings: Settings,
                    unnest($programs::VARCHAR[]) AS program_guess,
                    unnest(range(1, len($codes::VARCHAR[]) + 1))::INTEGER AS display_order
         ),
+        per AS (
+            SELECT unnest($ps::VARCHAR[]) AS period, unnest($mss::DATE[]) AS ms,
+                   unnest($mes::DATE[]) AS me
+        ),
         units AS (
-            SELECT lvl.unit_level,
+            SELECT per.period, lvl.unit_level,
                    CASE lvl.unit_level WHEN 'puskesmas_network' THEN f.kode_faskes
                         WHEN 'kecamatan' THEN f.kode_kec ELSE f.kode_kabkota END AS unit_code,
                    any_value(f.kode_kabkota) AS kode_kabkota
             FROM reference.facility f
             CROSS JOIN (SELECT unnest(['puskesmas_network', 'kecamatan', 'kabkota']) AS unit_level) lvl
+            JOIN per ON (f.tanggal_buka IS NULL OR f.tanggal_buka <= per.me)
+                    AND (f.tanggal_tutup IS NULL OR f.tanggal_tutup >= per.ms)
             WHERE f.jenis_faskes = 'puskesmas'
-              AND (f.tanggal_buka IS NULL OR f.tanggal_buka <= $me)
-              AND (f.tanggal_tutup IS NULL OR f.tanggal_tutup >= $ms)
             GROUP BY ALL
             HAVING unit_code IS NOT NULL
         ),
         pt AS (SELECT unnest(['month', 'ytd']) AS period_type),
-        iv AS (
-            SELECT * FROM indicators.indicator_value
-            WHERE period = $p AND unit_level IN ('puskesmas_network', 'kecamatan', 'kabkota')
+        iv AS MATERIALIZED (  -- filtered before the joins (else DuckDB joins all rows first)
+            SELECT period, unit_level, unit_code, period_type, indicator_code, program, numerator,
+                   denominator, value, target, pws_target, attainment, above_100
+            FROM indicators.indicator_value
+            WHERE list_contains($ps::VARCHAR[], period)
+              AND unit_level IN ('puskesmas_network', 'kecamatan', 'kabkota')
+              AND list_contains($codes::VARCHAR[], indicator_code)  -- the others join nothing
         )
-        SELECT u.unit_level, u.unit_code, u.kode_kabkota, $p AS period, pt.period_type,
+        SELECT u.unit_level, u.unit_code, u.kode_kabkota, u.period, pt.period_type,
                ki.indicator_code, ki.display_order,
                coalesce(iv.program, ki.program_guess) AS program,
                iv.numerator, iv.denominator, iv.value, iv.target, iv.pws_target, iv.attainment,
                iv.above_100,
                CASE WHEN iv.attainment IS NULL THEN NULL ELSE iv.attainment >= 100 END AS meets_target
         FROM units u CROSS JOIN pt CROSS JOIN ki
-        LEFT JOIN iv ON iv.unit_level = u.unit_level AND iv.unit_code = u.unit_code
+        LEFT JOIN iv ON iv.period = u.period
+                    AND iv.unit_level = u.unit_level AND iv.unit_code = u.unit_code
                     AND iv.period_type = pt.period_type AND iv.indicator_code = ki.indicator_code
     """
-    queries = [(sql, {"codes": codes, "programs": [program_of(c) for c in codes], "p": p,
-                      "ms": month_start(p), "me": month_end(p)}) for p in periods]
-    return _write(con, "evaluation.key_indicator", queries, periods)
+    ps = sorted(set(periods))
+    queries = [(sql, {"codes": codes, "programs": [program_of(c) for c in codes], "ps": ps,
+                      "mss": [month_start(p) for p in ps], "mes": [month_end(p) for p in ps]})]
+    return _write(con, "evaluation.key_indicator", queries if ps else [], periods)
 
 
 # --- scorecards --------------------------------------------------------------------------------
 
-def _measures_sql(level: Level, wide: Sequence[str]) -> str:
-    """SELECT of every shared measure for the units of one level and one month (both period
-    types). Expects a CTE `units(unit_code, ...)` in scope and named params $p, $ys, $ms, $me,
-    $lvl, $tc, $tt."""
-    fcol = ident(level.facility_column)
-    rate_cols = []
+def _rate_aggregates() -> list[str]:
+    """Aggregates of `compliance.reporting_rate` (form 'semua') per unit × period type."""
+    cols = [f"max({m}) FILTER (WHERE jenis_faskes = 'semua') AS {m}"
+            for m in ("expected", "received", "on_time", "late", "missing", "pending")]
+    cols += ["100.0 * max(received) FILTER (WHERE jenis_faskes = 'semua') "
+             "/ nullif(max(expected) FILTER (WHERE jenis_faskes = 'semua'), 0) AS completeness_pct",
+             "100.0 * max(on_time) FILTER (WHERE jenis_faskes = 'semua') "
+             "/ nullif(max(expected) FILTER (WHERE jenis_faskes = 'semua'), 0) AS timeliness_pct"]
     for jenis, prefix in JENIS_PREFIX.items():
         jf = f"jenis_faskes = '{jenis}'"  # literal from the constant above, not data
         if prefix != "pkm":
-            rate_cols.append(f"coalesce(max(expected) FILTER (WHERE {jf}), 0) AS {prefix}_expected")
-        rate_cols.append(f"100.0 * max(received) FILTER (WHERE {jf}) "
-                         f"/ nullif(max(expected) FILTER (WHERE {jf}), 0) AS {prefix}_completeness_pct")
-        rate_cols.append(f"100.0 * max(on_time) FILTER (WHERE {jf}) "
-                         f"/ nullif(max(expected) FILTER (WHERE {jf}), 0) AS {prefix}_timeliness_pct")
+            cols.append(f"coalesce(max(expected) FILTER (WHERE {jf}), 0) AS {prefix}_expected")
+        cols.append(f"100.0 * max(received) FILTER (WHERE {jf}) "
+                    f"/ nullif(max(expected) FILTER (WHERE {jf}), 0) AS {prefix}_completeness_pct")
+        cols.append(f"100.0 * max(on_time) FILTER (WHERE {jf}) "
+                    f"/ nullif(max(expected) FILTER (WHERE {jf}), 0) AS {prefix}_timeliness_pct")
+    return cols
+
+
+def _check_codes(wide: Sequence[str]) -> None:
+    for code in wide:  # codes come from config: refuse anything that is not a plain code
+        if not code.replace("_", "").isalnum():
+            raise ValueError(f"kolab.yaml evaluation.key_indicators: {code!r} is not an indicator code")
+
+
+def _stage_inputs(con: duckdb.DuckDBPyConnection, levels: Sequence[Level], wide: Sequence[str],
+                  periods: Sequence[str]) -> None:
+    """Aggregate the big inputs once for every period and level of a build, into temp tables the
+    per-month queries of `_measures_sql` read (one scan of `compliance.reporting_rate` /
+    `indicators.indicator_value` / `indicators.network_contribution` instead of one per month and
+    level; the month-by-month aggregates are the same groups, so the same numbers):
+
+    - `_eval_rr`, `_eval_iv`, `_eval_nc`: unit_level × unit_code × period × period type;
+    - `_eval_mc`: validation flags / quarantined rows / DQ flags per unit_level × unit_code ×
+      month × kind, for the months Jan of the first year .. last period (year-to-date ranges)."""
+    _check_codes(wide)
+    lvls = [lv.unit_level for lv in levels]
     ind_cols = []
     for code in wide:
         c = ident(code.lower())
         ind_cols.append(f"max(value) FILTER (WHERE indicator_code = '{code}') AS {c}_value")
         ind_cols.append(f"max(attainment) FILTER (WHERE indicator_code = '{code}') AS {c}_attainment")
-    for code in wide:  # codes come from config: refuse anything that is not a plain code
-        if not code.replace("_", "").isalnum():
-            raise ValueError(f"kolab.yaml evaluation.key_indicators: {code!r} is not an indicator code")
     share_cols = [
         f"100.0 * sum(volume) FILTER (WHERE program = '{prog}' AND jenis_faskes <> 'puskesmas') "
         f"/ nullif(sum(volume) FILTER (WHERE program = '{prog}'), 0) AS {col}"
         for prog, col in SHARE_COLUMNS.items()
     ]
-    return f"""
-        pt AS (SELECT unnest(['month', 'ytd']) AS period_type),
-        rr AS (
-            SELECT unit_code, period_type,
-                   max(expected) FILTER (WHERE jenis_faskes = 'semua') AS expected,
-                   max(received) FILTER (WHERE jenis_faskes = 'semua') AS received,
-                   max(on_time) FILTER (WHERE jenis_faskes = 'semua') AS on_time,
-                   max(late) FILTER (WHERE jenis_faskes = 'semua') AS late,
-                   max(missing) FILTER (WHERE jenis_faskes = 'semua') AS missing,
-                   max(pending) FILTER (WHERE jenis_faskes = 'semua') AS pending,
-                   100.0 * max(received) FILTER (WHERE jenis_faskes = 'semua')
-                         / nullif(max(expected) FILTER (WHERE jenis_faskes = 'semua'), 0) AS completeness_pct,
-                   100.0 * max(on_time) FILTER (WHERE jenis_faskes = 'semua')
-                         / nullif(max(expected) FILTER (WHERE jenis_faskes = 'semua'), 0) AS timeliness_pct,
-                   {", ".join(rate_cols)}
-            FROM compliance.reporting_rate
-            WHERE unit_level = $lvl AND period = $p AND form = 'semua'
-            GROUP BY ALL
-        ),
-        iv AS (
-            SELECT unit_code, period_type{"".join(", " + c for c in ind_cols)}
-            FROM indicators.indicator_value
-            WHERE unit_level = $lvl AND period = $p
-            GROUP BY ALL
-        ),
-        nc AS (
-            SELECT unit_code, period_type,
-                   100.0 * sum(volume) FILTER (WHERE jenis_faskes <> 'puskesmas')
-                         / nullif(sum(volume), 0) AS network_share_pct,
-                   {", ".join(share_cols)}
-            FROM indicators.network_contribution
-            WHERE unit_level = $lvl AND period = $p
-            GROUP BY ALL
-        ),
-        fac AS (SELECT kode_faskes, {fcol} AS unit_code FROM reference.facility),
-        -- an alias that points at two facilities is ambiguous: not used
-        alias AS (
-            SELECT alias_norm, min(kode_faskes) AS kode_faskes
-            FROM reference.facility_alias GROUP BY ALL HAVING count(DISTINCT kode_faskes) = 1
-        ),
-        quarantine_resolved AS (
-            SELECT q.period, coalesce(f.kode_faskes, a.kode_faskes) AS kode_faskes
-            FROM clean.quarantine q
-            LEFT JOIN reference.facility f ON f.kode_faskes = q.kode_faskes
-            LEFT JOIN alias a
-                   ON a.alias_norm = upper(regexp_replace(q.kode_faskes, '[^A-Za-z0-9]', '', 'g'))
-            WHERE q.period BETWEEN $ys AND $p AND q.kode_faskes IS NOT NULL
-        ),
-        monthly_counts AS (
-            SELECT unit_code, period, 'vf' AS what, count(*) AS n
+    sel = "list_contains($periods::VARCHAR[], period) AND list_contains($lvls::VARCHAR[], unit_level)"
+    params = {"periods": list(periods), "lvls": lvls}
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _eval_rr AS
+        SELECT unit_level, unit_code, period, period_type, {", ".join(_rate_aggregates())}
+        FROM compliance.reporting_rate
+        WHERE {sel} AND form = 'semua'
+        GROUP BY ALL""", params)
+    # only the rows of the wide indicators: any other row adds nothing to the pivot
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _eval_iv AS
+        SELECT unit_level, unit_code, period, period_type{"".join(", " + c for c in ind_cols)}
+        FROM indicators.indicator_value
+        WHERE {sel} AND list_contains($wide::VARCHAR[], indicator_code)
+        GROUP BY ALL""", {**params, "wide": list(wide)})
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE _eval_nc AS
+        SELECT unit_level, unit_code, period, period_type,
+               100.0 * sum(volume) FILTER (WHERE jenis_faskes <> 'puskesmas')
+                     / nullif(sum(volume), 0) AS network_share_pct,
+               {", ".join(share_cols)}
+        FROM indicators.network_contribution
+        WHERE {sel}
+        GROUP BY ALL""", params)
+    con.execute("""
+        CREATE OR REPLACE TEMP TABLE _eval_mc (unit_level VARCHAR, unit_code VARCHAR,
+                                               period VARCHAR, what VARCHAR, n BIGINT)""")
+    ys, p_last = year_start(min(periods)), max(periods)
+    for level in levels:
+        fcol = ident(level.facility_column)
+        con.execute(f"""
+            INSERT INTO _eval_mc
+            WITH fac AS (SELECT kode_faskes, {fcol} AS unit_code FROM reference.facility),
+            -- an alias that points at two facilities is ambiguous: not used
+            alias AS (
+                SELECT alias_norm, min(kode_faskes) AS kode_faskes
+                FROM reference.facility_alias GROUP BY ALL HAVING count(DISTINCT kode_faskes) = 1
+            ),
+            quarantine_resolved AS (
+                SELECT q.period, coalesce(f.kode_faskes, a.kode_faskes) AS kode_faskes
+                FROM clean.quarantine q
+                LEFT JOIN reference.facility f ON f.kode_faskes = q.kode_faskes
+                LEFT JOIN alias a
+                       ON a.alias_norm = upper(regexp_replace(q.kode_faskes, '[^A-Za-z0-9]', '', 'g'))
+                WHERE q.period BETWEEN $ys AND $p AND q.kode_faskes IS NOT NULL
+            )
+            SELECT $lvl AS unit_level, unit_code, period, 'vf' AS what, count(*) AS n
             FROM clean.validation_flag JOIN fac USING (kode_faskes)
             WHERE period BETWEEN $ys AND $p GROUP BY ALL
             UNION ALL
-            SELECT fac.unit_code, q.period, 'q' AS what, count(*) AS n
+            SELECT $lvl AS unit_level, fac.unit_code, q.period, 'q' AS what, count(*) AS n
             FROM quarantine_resolved q JOIN fac USING (kode_faskes)
             GROUP BY ALL
             UNION ALL
-            SELECT coalesce(fac.unit_code, CASE WHEN d.unit_level = $lvl THEN d.unit_code END)
+            SELECT $lvl AS unit_level,
+                   coalesce(fac.unit_code, CASE WHEN d.unit_level = $lvl THEN d.unit_code END)
                    AS unit_code, d.period, 'dq' AS what, count(*) AS n
             FROM indicators.dq_flag d
             LEFT JOIN fac ON d.unit_level = 'facility' AND fac.kode_faskes = d.unit_code
             WHERE d.period BETWEEN $ys AND $p AND (d.unit_level = 'facility' OR d.unit_level = $lvl)
-            GROUP BY ALL
-        ),
+            GROUP BY ALL""", {"lvl": level.unit_level, "ys": ys, "p": p_last})
+
+
+def _drop_inputs(con: duckdb.DuckDBPyConnection) -> None:
+    for t in ("_eval_rr", "_eval_iv", "_eval_nc", "_eval_mc"):
+        con.execute(f"DROP TABLE IF EXISTS {t}")
+
+
+def _measures_sql(level: Level, wide: Sequence[str]) -> str:
+    """SELECT of every shared measure for the units of one level and one month (both period
+    types). Expects a CTE `units(unit_code, ...)` in scope, the temp tables of `_stage_inputs`
+    (for this level, with `wide`, and the month) and named params $p, $ys, $ms, $me, $lvl, $tc,
+    $tt."""
+    fcol = ident(level.facility_column)
+    _check_codes(wide)
+    staged = "WHERE unit_level = $lvl AND period = $p"
+    return f"""
+        pt AS (SELECT unnest(['month', 'ytd']) AS period_type),
+        rr AS (SELECT * EXCLUDE (unit_level, period) FROM _eval_rr {staged}),
+        iv AS (SELECT * EXCLUDE (unit_level, period) FROM _eval_iv {staged}),
+        nc AS (SELECT * EXCLUDE (unit_level, period) FROM _eval_nc {staged}),
         counts AS (
             SELECT unit_code, pt.period_type,
                    coalesce(sum(n) FILTER (WHERE what = 'vf'), 0) AS n_validation_flags,
                    coalesce(sum(n) FILTER (WHERE what = 'q'), 0) AS n_quarantined_rows,
                    coalesce(sum(n) FILTER (WHERE what = 'dq'), 0) AS n_dq_flags
-            FROM monthly_counts CROSS JOIN pt
-            WHERE pt.period_type = 'ytd' OR period = $p
+            FROM _eval_mc CROSS JOIN pt
+            WHERE unit_level = $lvl AND period BETWEEN $ys AND $p
+              AND (pt.period_type = 'ytd' OR period = $p)
             GROUP BY ALL
         ),
         fu AS (
@@ -321,8 +372,14 @@ def build_scorecard(con: duckdb.DuckDBPyConnection, settings: Settings,
     Returns the rows written. Idempotent: the periods are replaced in one transaction."""
     wide = wide_indicator_columns(NETWORK.key, settings.config.evaluation.key_indicators)
     sql = _network_sql(wide)
-    return _write(con, NETWORK.key, [(sql, _level_params(settings, NETWORK, p)) for p in periods],
-                  periods)
+    if not periods:
+        return _write(con, NETWORK.key, [], periods)
+    _stage_inputs(con, [NETWORK], wide, periods)
+    try:
+        return _write(con, NETWORK.key,
+                      [(sql, _level_params(settings, NETWORK, p)) for p in periods], periods)
+    finally:
+        _drop_inputs(con)
 
 
 def build_wilayah_scorecard(con: duckdb.DuckDBPyConnection, settings: Settings,
@@ -332,7 +389,13 @@ def build_wilayah_scorecard(con: duckdb.DuckDBPyConnection, settings: Settings,
     wide = wide_indicator_columns(key, settings.config.evaluation.key_indicators)
     queries = [(_wilayah_sql(level, wide), _level_params(settings, level, p))
                for p in periods for level in (KECAMATAN, KABKOTA)]
-    return _write(con, key, queries, periods)
+    if not periods:
+        return _write(con, key, queries, periods)
+    _stage_inputs(con, [KECAMATAN, KABKOTA], wide, periods)
+    try:
+        return _write(con, key, queries, periods)
+    finally:
+        _drop_inputs(con)
 
 
 def build_all(con: duckdb.DuckDBPyConnection, settings: Settings,

@@ -78,7 +78,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from kolab_pipeline.config import SasaranConfig, Settings
+from kolab_pipeline.config import SasaranConfig, Settings, add_months
 from kolab_pipeline.warehouse import ensure_schema, ident, replace_rows
 
 CATALOG_DIR = Path(__file__).parent / "catalog"
@@ -551,16 +551,25 @@ _UCI_SQL = """
 def _expand_periods(con: duckdb.DuckDBPyConnection, periods: Sequence[str]) -> list[str]:
     """The requested periods plus any earlier month of the same year that has submissions but no
     stored facility rows yet, so YTD always sums complete months (in month order)."""
+    if not periods:
+        return []
+    submitted = {m for (m,) in con.execute(
+        "SELECT DISTINCT period FROM clean.submission_value WHERE period >= ? AND period < ?",
+        [year_start(min(periods)), max(periods)]).fetchall()}
+    stored = {m for (m,) in con.execute(
+        "SELECT DISTINCT period FROM indicators.indicator_value "
+        "WHERE unit_level = 'facility' AND period_type = 'month' AND period >= ? AND period < ?",
+        [year_start(min(periods)), max(periods)]).fetchall()}
     out = set(periods)
     for p in periods:
-        missing = con.execute("""
-            SELECT DISTINCT v.period FROM clean.submission_value v
-             WHERE v.period >= ? AND v.period < ?
-               AND NOT EXISTS (SELECT 1 FROM indicators.indicator_value i
-                                WHERE i.period = v.period AND i.period_type = 'month' AND i.unit_level = 'facility')
-        """, [year_start(p), p]).fetchall()
-        out.update(m for (m,) in missing)
+        out.update(m for m in submitted - stored if year_start(p) <= m < p)
     return sorted(out)
+
+
+def _has_facility_ytd(con: duckdb.DuckDBPyConnection, period: str) -> bool:
+    return con.execute("SELECT count(*) > 0 FROM (SELECT 1 FROM indicators.indicator_value "
+                       "WHERE period = ? AND period_type = 'ytd' AND unit_level = 'facility' LIMIT 1)",
+                       [period]).fetchone()[0]
 
 
 def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
@@ -584,6 +593,7 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
     codes = sorted({c for i in indicators for c in (i.numerator.codes + (i.denominator.codes if i.denominator else []))})
     fac_sql, fac_params = _facility_month_sql(indicators)
     written: dict[str, int] = {}
+    previous: str | None = None
     for year in sorted({int(p[:4]) for p in periods}):
         n = con.execute("SELECT count(*) FROM indicators.sasaran_resolved WHERE tahun = ?", [year]).fetchone()[0]
         if n == 0:
@@ -592,12 +602,32 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
         year, month = int(period[:4]), int(period[5:7])
         _create_wide(con, period, codes)
         con.execute(f"CREATE OR REPLACE TEMP TABLE _fac_month AS {fac_sql}", fac_params)
-        con.execute("""
+        if previous is not None and previous == add_months(period, -1) and month > 1:
+            # the YTD of the month before, still in memory, stands for January..P−1 (a running
+            # sum, or max for UNIQUE_YTD), so a year costs one pass instead of re-reading months
+            earlier = "SELECT indicator_code, kode_faskes, numerator, denominator FROM _fac_ytd_prev"
+            earlier_params: list[object] = []
+        elif month > 1 and _has_facility_ytd(con, add_months(period, -1)):
+            # one new month after a stored year so far: the stored facility YTD of P−1 stands for
+            # January..P−1; UCI facility YTD rows are not stored, so UCI re-reads its months
+            earlier = """SELECT indicator_code, unit_code AS kode_faskes, numerator, denominator
+                           FROM indicators.indicator_value
+                          WHERE unit_level = 'facility' AND period_type = 'ytd' AND period = ?
+                         UNION ALL
+                         SELECT indicator_code, unit_code, numerator, denominator
+                           FROM indicators.indicator_value
+                          WHERE unit_level = 'facility' AND period_type = 'month' AND period >= ? AND period < ?
+                            AND indicator_code IN (SELECT indicator_code FROM _ind_cat WHERE aggregation = 'UCI')"""
+            earlier_params = [add_months(period, -1), year_start(period), period]
+        else:
+            earlier = """SELECT indicator_code, unit_code AS kode_faskes, numerator, denominator
+                           FROM indicators.indicator_value
+                          WHERE unit_level = 'facility' AND period_type = 'month' AND period >= ? AND period < ?"""
+            earlier_params = [year_start(period), period]
+        con.execute(f"""
             CREATE OR REPLACE TEMP TABLE _fac_ytd AS
             WITH months AS (
-                SELECT indicator_code, unit_code AS kode_faskes, numerator, denominator
-                  FROM indicators.indicator_value
-                 WHERE unit_level = 'facility' AND period_type = 'month' AND period >= ? AND period < ?
+                {earlier}
                 UNION ALL SELECT indicator_code, kode_faskes, numerator, denominator FROM _fac_month
             )
             SELECT m.indicator_code, m.kode_faskes,
@@ -606,7 +636,7 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
               FROM months m JOIN _ind_cat c USING (indicator_code)
              WHERE c.aggregation <> 'SUM_MONTH'
              GROUP BY m.indicator_code, m.kode_faskes
-        """, [year_start(period), period])
+        """, earlier_params)
         con.execute("""
             CREATE OR REPLACE TEMP TABLE _unit_rows AS
             WITH fac AS (
@@ -636,6 +666,10 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
                          params=[period, year, month, period, year, period, thr, thr, thr, f"{thr:g}"])
         written[period] = n
         compute_network_contribution(con, period)
+        con.execute("DROP TABLE IF EXISTS _fac_ytd_prev")
+        con.execute("ALTER TABLE _fac_ytd RENAME TO _fac_ytd_prev")
+        previous = period
+    con.execute("DROP TABLE IF EXISTS _fac_ytd_prev")
     return written
 
 

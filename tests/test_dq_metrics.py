@@ -3,8 +3,14 @@ consistency over time — edge cases pinned with hand-computed numbers."""
 
 from __future__ import annotations
 
+import statistics
+
 import duckdb
+import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from kolab_pipeline import dq_metrics
 from kolab_pipeline.config import Settings, add_months
@@ -53,6 +59,62 @@ def flag_row(con, name: str, subject: str, method: str) -> dict:
 
 
 # --- outliers ------------------------------------------------------------------------------
+
+# A 12-month frame: months not reported are None (NaN in numpy); the judged month (last) is reported.
+frame_values = st.lists(st.one_of(st.none(), st.integers(0, 60)), min_size=11, max_size=11).flatmap(
+    lambda history: st.integers(0, 400).map(lambda x: [*history, x]))
+
+
+def as_array(frames: list[list[int | None]]) -> np.ndarray:
+    return np.array([[np.nan if v is None else float(v) for v in f] for f in frames])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(frame_values, min_size=1, max_size=20))
+def test_numpy_median_and_mad_equal_the_statistics_module(frames):
+    """The prefilter's order statistics, NaN months ignored, are exactly Python's median and MAD."""
+    arr = as_array(frames)
+    n = (~np.isnan(arr)).sum(axis=1)
+    ordered = np.sort(arr, axis=1)
+    med = dq_metrics._sorted_median(ordered, n)
+    mad = dq_metrics._sorted_median(np.sort(np.abs(ordered - med[:, None]), axis=1), n)
+    for f, m, d in zip(frames, med, mad, strict=True):
+        xs = [v for v in f if v is not None]
+        assert m == statistics.median(xs)
+        assert d == statistics.median([abs(v - statistics.median(xs)) for v in xs])
+
+
+@hsettings(max_examples=500, deadline=None)
+@given(st.lists(frame_values, min_size=1, max_size=20))
+def test_outlier_candidates_include_every_flagged_frame(frames):
+    """Every frame an outlier definition flags (computed with the statistics module: sample SD,
+    median, MAD, scores rounded to 9 decimals) is a candidate; series of one value never are."""
+    keep = dq_metrics.outlier_candidates(as_array(frames), 3.0, 2.0, 3.5)
+    for f, candidate in zip(frames, keep, strict=True):
+        xs = [float(v) for v in f if v is not None]
+        if len(xs) < 2:
+            assert not candidate
+            continue
+        x, mean, sd = xs[-1], statistics.mean(xs), statistics.stdev(xs)
+        med = statistics.median(xs)
+        mad = statistics.median([abs(v - med) for v in xs])
+        by_sd = sd > 0 and round(abs(x - mean) / sd, 9) > 2.0
+        by_mad = mad > 0 and round(0.6745 * abs(x - med) / mad, 9) > 3.5
+        if by_sd or by_mad:
+            assert candidate, (f, mean, sd, med, mad)
+
+
+def test_outliers_with_unreported_months(dq, settings):
+    # 10 of 12 months reported: [5, 5, 6, 6, 5, 5, 6, 5, 6, 30] (two gaps, ignored): median 5.5,
+    # MAD 0.5 → modified z 0.6745 × 24.5 / 0.5 ≈ 33; mean 7.9, SD ≈ 7.78 → z ≈ 2.84 (moderate)
+    values = [5, None, 5, 6, 6, None, 5, 5, 6, 5, 6, 30]
+    for i, v in enumerate(values):
+        if v is not None:
+            add_value(dq, "PA", add_months(P, i - 11), "kia_k1", v)
+    got = {m for lvl, u, s, m in flags(dq, settings) if u == "PA" and s == "kia_k1"}
+    assert got == {"outlier_moderate_sd", "outlier_modified_z"}
+    assert flag_row(dq, "PA", "kia_k1", "outlier_modified_z")["reference"] == 5.5
+
 
 def test_value_exactly_two_sd_is_not_flagged(dq, settings):
     # [0, 0, 0, 0, 1, 5]: mean 6/6 = 1; sample variance (1+1+1+1+0+16)/5 = 4 → SD 2;

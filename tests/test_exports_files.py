@@ -96,3 +96,17 @@ def test_parquet_matches_warehouse(built, settings):
                       "ORDER BY kode_jejaring, period, period_type").fetchall()
     assert a == b and len(a) == 8
     assert not list(settings.paths.exports.glob(".*.tmp"))  # temp files renamed away
+
+
+def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
+    """National runs write workbooks in spawned worker processes: same bytes as in-process."""
+    [path] = exports.write_workbooks(built, settings, ["2025-02"])
+    in_process = path.read_bytes()
+    monkeypatch.setattr(exports, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
+    monkeypatch.setenv("KOLAB_WORKERS", "2")
+    assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
+    assert path.read_bytes() == in_process
+    assert not list(settings.paths.exports.glob(".*.tmp"))
+    monkeypatch.setenv("KOLAB_WORKERS", "0")
+    with pytest.raises(ValueError, match="KOLAB_WORKERS"):
+        exports.write_workbooks(built, settings, ["2025-02"])

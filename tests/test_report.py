@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from html.parser import HTMLParser
 
@@ -87,3 +88,25 @@ def test_report_without_indicator_data_still_has_every_chart(con, settings):
     doc.feed(report.render_report(con, settings, "36.72", "2025-02").read_text(encoding="utf-8"))
     for cid in CHARTS:
         assert doc.ids[cid][1]["src"].startswith("data:image/png;base64,"), cid
+
+
+def test_reports_render_the_same_in_worker_processes(built, settings, monkeypatch):
+    """Two reports (two months) go through the forked pool; same files as rendering in-process,
+    bar the generation timestamp."""
+    def render(workers: str) -> list[str]:
+        monkeypatch.setenv(report.WORKERS_ENV, workers)
+        paths = report.render_reports(built, settings, ["2025-01", "2025-02"])
+        assert [p.name for p in paths] == ["2025-01.html", "2025-02.html"]
+        return [re.sub(r"Dibuat: [^<]*", "", p.read_text(encoding="utf-8")) for p in paths]
+
+    assert render("2") == render("1")
+
+
+def test_workers_setting(monkeypatch):
+    monkeypatch.delenv(report.WORKERS_ENV, raising=False)
+    assert report.workers() == report.DEFAULT_WORKERS
+    monkeypatch.setenv(report.WORKERS_ENV, "0")
+    assert report.workers() == 1
+    monkeypatch.setenv(report.WORKERS_ENV, "many")
+    with pytest.raises(ValueError, match="KOLAB_WORKERS"):
+        report.workers()
