@@ -45,19 +45,27 @@ def _rule_table(counts: dict[str, int], what: str) -> dg.MetadataValue:
     pool="duckdb_writer",
 )
 def clean_tables(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse):
-    """Full rebuild of the clean layer (deterministic, idempotent): normalise periods, facility
-    codes and numbers; quarantine rows breaking an error rule; version resubmissions; flag warnings."""
+    """Build the clean layer (deterministic, idempotent): normalise periods, facility codes and
+    numbers; quarantine rows breaking an error rule; version resubmissions; flag warnings.
+
+    Incremental: only the facility × period × form keys touched by raw files new or changed since
+    the last build are recomputed (a full rebuild on the first run or when the rules, reference
+    data or code changed — `clean.build_clean`); the result equals a full rebuild."""
     settings = kolab.settings()
     with warehouse.connection() as con:
         summary = clean.build_clean(con, settings)
         context.log.info(
             f"clean: {summary['kept_rows']} row(s) kept ({summary['current_submissions']} current), "
             f"{summary['quarantined_rows']} quarantined, {summary['rejected_files']} file(s) rejected, "
-            f"{summary['flags']} warning flag(s)")
+            f"{summary['flags']} warning flag(s); {summary['mode']} build"
+            + (f" ({summary['full_reason']})" if summary.get("full_reason") else "")
+            + f", {summary['files_cleaned']} file(s) / {summary['keys_recomputed']} key(s) recomputed")
         counts = {
             "raw_rows": dg.MetadataValue.int(int(summary["raw_rows"])),
             "kept_rows": dg.MetadataValue.int(int(summary["kept_rows"])),
             "quarantined_rows": dg.MetadataValue.int(int(summary["quarantined_rows"])),
+            "build_mode": dg.MetadataValue.text(str(summary["mode"])),
+            "keys_recomputed": dg.MetadataValue.int(int(summary["keys_recomputed"])),
         }
         extra = {
             "submission": {**counts,

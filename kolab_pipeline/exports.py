@@ -66,10 +66,11 @@ def write_parquet(con: duckdb.DuckDBPyConnection, settings: Settings,
     Atomic per file: DuckDB writes `<file>.tmp`, then `os.replace` swaps it in. The row count is
     the one COPY reports (the rows in the file; no second scan of the table).
 
-    The cost is DuckDB's Parquet encoder (CPU), not the codec: measured at 1/2 national, snappy
-    saves <10 % of the time for files ~45 % larger, disabling dictionaries (DICTIONARY_SIZE_LIMIT)
-    saves ~8 % for files ~7 % larger and no bloom filters, larger row groups save nothing; so the
-    standard zstd with DuckDB's defaults stays. No ORDER BY (row order is not part of the export)."""
+    The cost is DuckDB's Parquet encoder (CPU), not the codec. Measured on the national sample:
+    snappy saves <10 % of the CPU for files ~48 % larger; turning dictionaries off
+    (DICTIONARY_SIZE_LIMIT 1) saves ~8 % for files ~7 % larger and no bloom filters; larger row
+    groups save no time. So the standard zstd with DuckDB's defaults stays. No ORDER BY: row order
+    is not part of the export."""
     out_dir = settings.paths.exports
     out_dir.mkdir(parents=True, exist_ok=True)
     written: dict[str, tuple[Path, int]] = {}

@@ -92,7 +92,7 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
     Replacement scans are off so that a typo'd table name fails instead of silently reading a
     same-named Python variable (dagster_style.md §8.9.4). Memory is capped (`KOLAB_DUCKDB_MEMORY`,
-    default 2GB) so that large joins spill to `<warehouse>.tmp/` instead of growing the process:
+    default 1.5GB) so that large joins spill to `<warehouse>.tmp/` instead of growing the process:
     a national run must fit a 2-core, small-memory district server. Insertion order is not
     preserved (every query that needs an order says ORDER BY), which lets DuckDB stream.
     """
@@ -101,7 +101,7 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
         path.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "python_enable_replacements": False,
-        "memory_limit": os.environ.get("KOLAB_DUCKDB_MEMORY", "2GB"),
+        "memory_limit": os.environ.get("KOLAB_DUCKDB_MEMORY", "1.5GB"),
         "preserve_insertion_order": False,
         "temp_directory": str(path.parent / f"{path.name}.tmp"),
     }
