@@ -294,3 +294,22 @@ def default_partition_start(today: date | None = None) -> date:
     """First day of the month two years before `today` (design: default two years back)."""
     today = today or date.today()
     return month_start(add_months(period_of(today), -24))
+
+
+WORKERS_ENV = "KOLAB_WORKERS"
+
+
+def document_workers() -> int:
+    """Processes that write the documents (Excel workbooks, HTML reports): `KOLAB_WORKERS`, a whole
+    number ≥ 1 (1 = in the run's own process); default min(2, CPUs) — a national month is ~500
+    of each, and the target server has 2 cores."""
+    raw = os.environ.get(WORKERS_ENV, "").strip()
+    if not raw:
+        return max(1, min(2, os.cpu_count() or 1))
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"{WORKERS_ENV} must be a whole number ≥ 1, got {raw!r}")
+    return n

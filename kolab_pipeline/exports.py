@@ -44,7 +44,7 @@ from openpyxl.cell.cell import Cell
 from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
-from kolab_pipeline.config import Settings
+from kolab_pipeline.config import Settings, document_workers
 from kolab_pipeline.warehouse import Table, ident, tables
 
 log = logging.getLogger(__name__)
@@ -444,27 +444,13 @@ BATCH = 64
 MIN_PARALLEL = 8
 
 
-def workbook_workers() -> int:
-    """Processes that write workbooks: `KOLAB_WORKERS` (≥ 1), default min(2, CPUs)."""
-    raw = os.environ.get("KOLAB_WORKERS", "").strip()
-    if not raw:
-        return max(1, min(2, os.cpu_count() or 1))
-    try:
-        n = int(raw)
-    except ValueError:
-        n = 0
-    if n < 1:
-        raise ValueError(f"KOLAB_WORKERS must be a whole number ≥ 1, got {raw!r}")
-    return n
-
-
 def write_workbooks(con: duckdb.DuckDBPyConnection, settings: Settings,
                     periods: Sequence[str]) -> list[Path]:
     """Every kab/kota × month workbook, in kab/kota order per month.
 
     Why this shape (national: ~500 workbooks a month): each month's rows are staged once
     (`month_scope`), each sheet is read with one query per batch of kab/kota (`sheet_rows`), and
-    the workbooks are written by up to `workbook_workers()` processes, which get the rows — DuckDB
+    the workbooks are written by up to `document_workers()` processes, which get the rows — DuckDB
     stays in this process — while this one reads the next batch. Workers are spawned, not forked:
     a fork would copy DuckDB's threads and locks mid-flight. As with any spawned process, a
     script that calls this needs the `if __name__ == "__main__":` guard (the CLI, Dagster and
@@ -474,7 +460,7 @@ def write_workbooks(con: duckdb.DuckDBPyConnection, settings: Settings,
         return []
     settings.paths.exports.mkdir(parents=True, exist_ok=True)
     n = sum(len(kabs) for _, kabs in todo)
-    workers = min(workbook_workers(), n) if n >= MIN_PARALLEL else 1
+    workers = min(document_workers(), n) if n >= MIN_PARALLEL else 1
     if multiprocessing.current_process().daemon:
         workers = 1  # a daemonic process may not start children
 

@@ -46,7 +46,7 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kolab_pipeline.config import Settings, add_months
+from kolab_pipeline.config import Settings, add_months, document_workers
 from kolab_pipeline.indicators import load_catalogue
 
 TEMPLATES = Path(__file__).parent / "templates_html"
@@ -394,8 +394,6 @@ def chart_contribution(names: list[str], shares: list[dict[str, float]]) -> str:
 # kab/kota × 8 queries nationally. `_render` then builds the charts and the HTML from that plain
 # data without a database, so it can run in worker processes (`KOLAB_WORKERS`).
 
-WORKERS_ENV = "KOLAB_WORKERS"   # shared with the other document writers (Excel workbooks)
-DEFAULT_WORKERS = 2
 
 
 @dataclass
@@ -643,13 +641,8 @@ def render_report(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabko
 
 
 def workers() -> int:
-    """Worker processes for rendering: `KOLAB_WORKERS` (default 2; 1 = in this process)."""
-    raw = os.environ.get(WORKERS_ENV, "").strip()
-    try:
-        n = int(raw) if raw else DEFAULT_WORKERS
-    except ValueError:
-        raise ValueError(f"{WORKERS_ENV}={raw!r}: expected a whole number of worker processes") from None
-    return max(n, 1)
+    """Worker processes for rendering (`config.document_workers`, shared with the workbooks)."""
+    return document_workers()
 
 
 def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import time
 from html.parser import HTMLParser
@@ -10,7 +11,7 @@ import duckdb
 import pytest
 
 from kolab_pipeline import evaluation, report
-from kolab_pipeline.config import Settings
+from kolab_pipeline.config import WORKERS_ENV, Settings
 from tests.test_evaluation_data import MALICIOUS_NAMES, seed
 
 SECTIONS = ["ringkasan", "kepatuhan", "heatmap", "tindak-lanjut", "capaian", "kontribusi", "kualitas-data"]
@@ -94,7 +95,7 @@ def test_reports_render_the_same_in_worker_processes(built, settings, monkeypatc
     """Two reports (two months) go through the forked pool; same files as rendering in-process,
     bar the generation timestamp."""
     def render(workers: str) -> list[str]:
-        monkeypatch.setenv(report.WORKERS_ENV, workers)
+        monkeypatch.setenv(WORKERS_ENV, workers)
         paths = report.render_reports(built, settings, ["2025-01", "2025-02"])
         assert [p.name for p in paths] == ["2025-01.html", "2025-02.html"]
         return [re.sub(r"Dibuat: [^<]*", "", p.read_text(encoding="utf-8")) for p in paths]
@@ -103,10 +104,13 @@ def test_reports_render_the_same_in_worker_processes(built, settings, monkeypatc
 
 
 def test_workers_setting(monkeypatch):
-    monkeypatch.delenv(report.WORKERS_ENV, raising=False)
-    assert report.workers() == report.DEFAULT_WORKERS
-    monkeypatch.setenv(report.WORKERS_ENV, "0")
-    assert report.workers() == 1
-    monkeypatch.setenv(report.WORKERS_ENV, "many")
+    monkeypatch.delenv(WORKERS_ENV, raising=False)
+    assert report.workers() == min(2, os.cpu_count() or 1)
+    monkeypatch.setenv(WORKERS_ENV, "3")
+    assert report.workers() == 3
+    monkeypatch.setenv(WORKERS_ENV, "0")
+    with pytest.raises(ValueError, match="KOLAB_WORKERS"):
+        report.workers()
+    monkeypatch.setenv(WORKERS_ENV, "many")
     with pytest.raises(ValueError, match="KOLAB_WORKERS"):
         report.workers()
