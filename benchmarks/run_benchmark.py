@@ -293,9 +293,10 @@ def month_dirs(landing: Path, period: str) -> list[Path]:
     """Landing folders/files of one month: `<kab>/<form>/<period>/` (both scales), plus any file
     whose name carries the period (clinic files, DHIS2 sets)."""
     found = [p for p in landing.glob(f"*/*/{period}") if p.is_dir()]
+    month_folders = set(found)   # a set: national landing has ~25,000 files and ~2,000 such folders
     compact = period.replace("-", "")
     for p in landing.rglob("*"):
-        if p.is_file() and not any(d in p.parents for d in found) and not p.name.startswith("_") \
+        if p.is_file() and month_folders.isdisjoint(p.parents) and not p.name.startswith("_") \
                 and (period in p.name or compact in p.name):
             found.append(p)
     return found
