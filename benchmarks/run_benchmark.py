@@ -77,33 +77,21 @@ def stage_ingest(con, settings, periods):
     summary = raw.ingest_landing(con, settings, run_id="bench")
     bad = raw.unreconciled_files(con)                      # blocking check rows_read_reconcile
     con.close()
-    gx = _gx("raw.submission_row", "file_id", "raw_submission_row", settings)
+    gx = _gx("raw_submission_row", settings)
     return summary.rows_read, summary.rows_kept + summary.cells, {
         "files": summary.files_ingested + summary.files_rejected, "files_skipped": summary.files_skipped,
         "cells": summary.cells, "unreconciled": len(bad), "gx_raw_row": gx}
 
 
-def _gx(key: str, group_col: str, suite_name: str, settings) -> bool:
-    """The GX warning check of `key`, as `data_quality/clean_checks.py` runs it."""
-    from data_quality import clean_checks, gx_suites
+def _gx(suite_name: str, settings) -> bool:
+    """The GX warning check `suite_name`, run by the function the asset check calls."""
+    from data_quality import clean_checks
     from kolab_pipeline.resources import KolabHome
-    from kolab_pipeline.rules import rule_ids
     from kolab_pipeline.warehouse import connect
 
     con = connect(_DB[0])
     try:
-        kolab = KolabHome(home=str(settings.paths.home))
-        if suite_name == "raw_submission_row":
-            suite = gx_suites.raw_submission_row()
-        elif suite_name == "clean_submission":
-            suite = gx_suites.clean_submission(
-                [r[0] for r in con.execute("SELECT kode_faskes FROM reference.facility").fetchall()])
-        elif suite_name == "clean_submission_value":
-            suite = gx_suites.clean_submission_value(
-                [r[0] for r in con.execute("SELECT DISTINCT code FROM reference.data_element").fetchall()])
-        else:
-            suite = gx_suites.clean_quarantine(rule_ids())
-        result = clean_checks._gx_check(con, kolab, key, group_col, suite)
+        result = clean_checks.run_gx_suite(con, KolabHome(home=str(settings.paths.home)), suite_name)
         return bool(result.passed)
     finally:
         con.close()
@@ -121,10 +109,7 @@ def stage_clean(con, settings, periods):
                       "(SELECT count(*) FROM clean.submission_value_history) + "
                       "(SELECT count(*) FROM clean.quarantine) + (SELECT count(*) FROM clean.validation_flag)")
     con.close()
-    gx = all(_gx(k, g, s, settings) for k, g, s in (
-        ("clean.submission", "kode_faskes", "clean_submission"),
-        ("clean.submission_value", "kode_faskes", "clean_submission_value"),
-        ("clean.quarantine", "file_id", "clean_quarantine")))
+    gx = all(_gx(s, settings) for s in ("clean_submission", "clean_submission_value", "clean_quarantine"))
     return int(summary["raw_rows"]), out, {
         "kept_rows": int(summary["kept_rows"]), "quarantined": int(summary["quarantined_rows"]),
         "accounted": bool(acc["ok"]), "dup_current": int(dup), "unresolved": int(unresolved), "gx": gx}

@@ -13,7 +13,7 @@ import duckdb
 from pydantic import Field
 
 from kolab_pipeline.config import Settings
-from kolab_pipeline.warehouse import connect, ensure_schema
+from kolab_pipeline.warehouse import connect, ensure_schema, release_memory
 
 
 class KolabHome(dg.ConfigurableResource):
@@ -42,6 +42,7 @@ class Warehouse(dg.ConfigurableResource):
             yield con
         finally:
             con.close()
+            release_memory()   # one process for every step of `kolab run`: give the heap back
 
 
 class SourceDatabase(dg.ConfigurableResource):

@@ -11,10 +11,12 @@ message that says which file is busy and what to do, instead of a traceback.
 
 from __future__ import annotations
 
+import ctypes
+import gc
 import os
 import re
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -92,8 +94,11 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
     Replacement scans are off so that a typo'd table name fails instead of silently reading a
     same-named Python variable (dagster_style.md §8.9.4). Memory is capped (`KOLAB_DUCKDB_MEMORY`,
-    default 1.5GB) so that large joins spill to `<warehouse>.tmp/` instead of growing the process:
-    a national run must fit a 2-core, small-memory district server. Insertion order is not
+    default 1GB) so that large joins spill to `<warehouse>.tmp/` instead of growing the process:
+    a national run must fit a 2-core, small-memory district server. 1GB, not more, because
+    `kolab run` is one process: Dagster, GX and pandas hold 0.5–0.8 GB beside DuckDB, and the
+    national `kolab run` peaked at 2.49 GB with a 1.5GB cap (1.74 GB with 1GB + `release_memory`;
+    benchmarks/README.md). Insertion order is not
     preserved (every query that needs an order says ORDER BY), which lets DuckDB stream.
     """
     path = Path(path)
@@ -101,7 +106,7 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
         path.parent.mkdir(parents=True, exist_ok=True)
     config = {
         "python_enable_replacements": False,
-        "memory_limit": os.environ.get("KOLAB_DUCKDB_MEMORY", "1.5GB"),
+        "memory_limit": os.environ.get("KOLAB_DUCKDB_MEMORY", "1GB"),
         "preserve_insertion_order": False,
         "temp_directory": str(path.parent / f"{path.name}.tmp"),
     }
@@ -116,6 +121,19 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
             ) from None
         raise
     return con
+
+
+def release_memory() -> None:
+    """Hand freed heap back to the operating system after a step closed its connection.
+
+    `kolab run` executes every step in one process (in-process executor). Without this, glibc
+    keeps the pages that pandas frames and DuckDB result sets freed, and the process's resident
+    size between steps crept from 0.3 to ~0.8 GB at national scale — memory the next step's
+    DuckDB cap then came on top of. `malloc_trim` exists only in glibc; elsewhere this is a no-op.
+    """
+    gc.collect()
+    with suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def ensure_schema(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None = None) -> None:

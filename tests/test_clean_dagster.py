@@ -147,3 +147,20 @@ def test_validation_frame_samples_whole_groups_deterministically(con, settings: 
     expected_files = {r[0] for r in con.execute(
         "SELECT DISTINCT file_id FROM raw.submission_row WHERE hash(file_id) % 4 = 0").fetchall()}
     assert set(sample["file_id"]) == expected_files
+
+
+def test_gx_clean_submission_flags_a_facility_missing_from_the_registry(home_with_raw: Path,
+                                                                       settings: Settings) -> None:
+    """The suite's "facility in registry" value set is the registry ∩ the frame's codes (fast at
+    national scale); a code outside the registry must still fail it."""
+    res = build_resources(settings)
+    dg.materialize([clean_tables], resources=res)
+    result = clean_checks.gx_clean_submission(warehouse=res["warehouse"], kolab=res["kolab"])
+    assert result.passed is True
+    con = connect(settings.paths.warehouse)
+    con.execute("UPDATE clean.submission SET kode_faskes = 'KP9999999' "
+                "WHERE submission_id = (SELECT min(submission_id) FROM clean.submission)")
+    con.close()
+    result = clean_checks.gx_clean_submission(warehouse=res["warehouse"], kolab=res["kolab"])
+    assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
+    assert result.metadata["unexpected_total"].value == 1

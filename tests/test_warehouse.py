@@ -65,3 +65,41 @@ def test_busy_warehouse_gives_one_line_reason(tmp_path):
     finally:
         holder.kill()
         holder.wait()
+
+
+def _memory_limit(db) -> int:
+    con = warehouse.connect(db)
+    try:
+        # duckdb_settings() renders the cap in MiB, e.g. 953.6 MiB for 1GB
+        return con.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchone()[0]
+    finally:
+        con.close()
+
+
+def test_memory_cap_defaults_to_1gb_and_env_overrides(tmp_path, monkeypatch):
+    monkeypatch.delenv("KOLAB_DUCKDB_MEMORY", raising=False)
+    assert _memory_limit(tmp_path / "a.duckdb") == "953.6 MiB"      # 1GB = 10^9 bytes
+    monkeypatch.setenv("KOLAB_DUCKDB_MEMORY", "500MB")
+    assert _memory_limit(tmp_path / "b.duckdb") == "476.8 MiB"
+
+
+def test_release_memory_returns_freed_heap_to_the_os():
+    """After a large pure-Python allocation is dropped, the resident size falls back (glibc)."""
+    if sys.platform != "linux":
+        pytest.skip("malloc_trim is glibc-only; release_memory is a no-op elsewhere")
+
+    def rss_mb() -> float:
+        with open("/proc/self/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    before = rss_mb()
+    # 250,000 × 1 KiB: above pymalloc's 512-byte limit, so glibc's heap, below its mmap threshold
+    blob = [bytes([i % 251]) * 1024 for i in range(250_000)]
+    grown = rss_mb()
+    keep = bytes(2048)                                   # allocated last: pins the top of the heap
+    del blob
+    warehouse.release_memory()
+    after = rss_mb()
+    assert grown - before > 150, (before, grown)
+    assert after < before + (grown - before) / 3, (before, grown, after)
+    assert keep
