@@ -19,8 +19,8 @@ What it does (every number is printed, none is asserted):
 4. Runs one full `kolab run` (Dagster, in-process executor, checks included) on a second fresh
    warehouse, so Dagster's overhead is visible next to the stage total.
 5. Reveals the hidden month and runs the stages again for that month only (incremental), then once
-   more with nothing new (the fixed overhead of a run: landing scan, clean rebuild), and the
-   Dagster run for that month (`kolab run --month`).
+   more with nothing new (the fixed overhead of a run: landing scan, clean with nothing to rebuild
+   and its checks), and the Dagster run for that month (`kolab run --month`).
 6. `--series`: generates and runs 1/8, 1/4, 1/2 and 1 of the national kab/kota list and fits
    seconds ≈ a × rows^b (least squares on logs) per stage and for the total.
 
@@ -433,7 +433,7 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
               f"→ {inc_total / (full_total / len(full_periods)):.2f}× a twelfth")
         print("  per stage (incremental vs full ÷ months): " + ", ".join(
             f"{a.name} {b.seconds:.1f}/{a.seconds / len(full_periods):.1f}" for a, b in zip(stages, inc, strict=True)))
-        print("  fixed overhead, nothing new (ingest scan + clean rebuild): "
+        print("  fixed overhead, nothing new (ingest scan + clean with its checks): "
               + ", ".join(f"{m.name} {m.seconds:.1f} s" for m in noop)
               + f" = {sum(m.seconds for m in noop):.1f} s")
         if dg_inc is not None:
