@@ -47,7 +47,7 @@ lint: install-dev
 
 ## make bench: the national-scale benchmark (see benchmarks/README section in README.md).
 bench: install
-	$(BIN)/python benchmarks/run_benchmark.py --scale national
+	$(BIN)/python benchmarks/run_benchmark.py --scale national --series
 
 bench-kabupaten: install
 	$(BIN)/python benchmarks/run_benchmark.py --scale kabupaten
