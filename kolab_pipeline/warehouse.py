@@ -98,8 +98,8 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
     a national run must fit a 2-core, small-memory district server. 1GB, not more, because
     `kolab run` is one process: Dagster, GX and pandas hold 0.5–0.8 GB beside DuckDB, and the
     national `kolab run` peaked at 2.49 GB with a 1.5GB cap (1.74 GB with 1GB + `release_memory`;
-    benchmarks/README.md). Insertion order is not
-    preserved (every query that needs an order says ORDER BY), which lets DuckDB stream.
+    benchmarks/README.md). Insertion order is not preserved (every query that needs an order says
+    ORDER BY), which lets DuckDB stream.
     """
     path = Path(path)
     if not read_only:

@@ -116,6 +116,15 @@ def test_duplicated_current_version_fails_the_blocking_check(home_with_raw: Path
     assert "clean/submission" in mats and "compliance/probe" not in mats
 
 
+def _check_after(settings: Settings, check: dg.AssetChecksDefinition, sql: str) -> dg.AssetCheckResult:
+    """Change the warehouse with `sql`, then invoke `check` directly on it."""
+    con = connect(settings.paths.warehouse)
+    con.execute(sql)
+    con.close()
+    res = build_resources(settings)
+    return check(warehouse=res["warehouse"], kolab=res["kolab"])
+
+
 def test_gx_raw_submission_row_check_invoked_directly(home_with_raw: Path, settings: Settings) -> None:
     res = build_resources(settings)
     result = clean_checks.gx_raw_submission_row(warehouse=res["warehouse"], kolab=res["kolab"])
@@ -123,11 +132,9 @@ def test_gx_raw_submission_row_check_invoked_directly(home_with_raw: Path, setti
     assert result.metadata["rows_validated"].value == 4 and result.metadata["table_rows"].value == 4
     assert result.metadata["sampled"].value is False
     # a duplicated raw_row_id is what the suite is for
-    con = connect(settings.paths.warehouse)
-    con.execute("INSERT INTO raw.submission_row SELECT * FROM raw.submission_row WHERE row_number = 3 "
-                "AND source_path = 'a.csv'")
-    con.close()
-    result = clean_checks.gx_raw_submission_row(warehouse=res["warehouse"], kolab=res["kolab"])
+    result = _check_after(settings, clean_checks.gx_raw_submission_row,
+                          "INSERT INTO raw.submission_row SELECT * FROM raw.submission_row "
+                          "WHERE row_number = 3 AND source_path = 'a.csv'")
     assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["unexpected_total"].value == 2   # both copies of the id
 
@@ -157,10 +164,8 @@ def test_gx_clean_submission_flags_a_facility_missing_from_the_registry(home_wit
     dg.materialize([clean_tables], resources=res)
     result = clean_checks.gx_clean_submission(warehouse=res["warehouse"], kolab=res["kolab"])
     assert result.passed is True
-    con = connect(settings.paths.warehouse)
-    con.execute("UPDATE clean.submission SET kode_faskes = 'KP9999999' "
-                "WHERE submission_id = (SELECT min(submission_id) FROM clean.submission)")
-    con.close()
-    result = clean_checks.gx_clean_submission(warehouse=res["warehouse"], kolab=res["kolab"])
+    result = _check_after(settings, clean_checks.gx_clean_submission,
+                          "UPDATE clean.submission SET kode_faskes = 'KP9999999' "
+                          "WHERE submission_id = (SELECT min(submission_id) FROM clean.submission)")
     assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
     assert result.metadata["unexpected_total"].value == 1

@@ -67,7 +67,7 @@ def test_busy_warehouse_gives_one_line_reason(tmp_path):
         holder.wait()
 
 
-def _memory_limit(db) -> int:
+def _memory_limit(db) -> str:
     con = warehouse.connect(db)
     try:
         # duckdb_settings() renders the cap in MiB, e.g. 953.6 MiB for 1GB
