@@ -29,16 +29,16 @@ demo: install
 	$(BIN)/kolab sample-data --seed 42
 	$(BIN)/kolab run
 
-## make test: install with dev extras, start PostgreSQL (tests/pg.py does it), run the suite.
+## make test: install with dev extras, start PostgreSQL (tests/support/pg.py does it), run the suite.
 test: install-dev
-	$(BIN)/python -m tests.pg ensure-binaries
+	$(BIN)/python -m tests.support.pg ensure-binaries
 	$(BIN)/pytest
 
 ## make ui: the Dagster UI on the same warehouse, bound to 127.0.0.1. DAGSTER_HOME is the instance
 ## `kolab run` records its runs in (KOLAB_HOME/.dagster; its dagster.yaml limits the
 ## duckdb_writer pool to one step at a time).
 ui: install
-	$(BIN)/python -c "from kolab_pipeline.config import Settings; from kolab_pipeline.runner import ensure_instance_dir; ensure_instance_dir(Settings.load())"
+	$(BIN)/python -c "from kolab_pipeline.config import Settings; from kolab_pipeline.orchestration.runner import ensure_instance_dir; ensure_instance_dir(Settings.load())"
 	DAGSTER_HOME=$(KOLAB_HOME)/.dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
 
 lint: install-dev

@@ -5,9 +5,15 @@ rebuilt from raw + reference in one run. Logic: `kolab_pipeline/clean.py`; check
 import dagster as dg
 import pandas as pd
 
-from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import clean
-from kolab_pipeline.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.metadata import (
+    OWNERS,
+    describe,
+    md_table,
+    spec_metadata,
+    table_metadata,
+)
+from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 
 GROUP = "clean"
 UPSTREAM = [

@@ -8,10 +8,16 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import compliance
-from kolab_pipeline.partitions import monthly_partitions, periods_of
-from kolab_pipeline.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.metadata import (
+    OWNERS,
+    describe,
+    md_table,
+    spec_metadata,
+    table_metadata,
+)
+from kolab_pipeline.orchestration.partitions import monthly_partitions, periods_of
+from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 
 GROUP = "compliance"
 _WHERE = "list_contains(?, period)"

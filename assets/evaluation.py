@@ -5,11 +5,11 @@ is defined with the compliance assets (`assets/compliance.py`)."""
 
 import dagster as dg
 
-from assets._shared import OWNERS, describe, spec_metadata, table_metadata
 from kolab_pipeline import evaluation, exports, report
 from kolab_pipeline.config import Settings
-from kolab_pipeline.partitions import DOCUMENTS_TAG, monthly_partitions, periods_of
-from kolab_pipeline.resources import KolabHome, PostgresWarehouse, Warehouse
+from kolab_pipeline.orchestration.metadata import OWNERS, describe, spec_metadata, table_metadata
+from kolab_pipeline.orchestration.partitions import DOCUMENTS_TAG, monthly_partitions, periods_of
+from kolab_pipeline.orchestration.resources import KolabHome, PostgresWarehouse, Warehouse
 
 
 def _document_periods(context: dg.AssetExecutionContext, settings: Settings,

@@ -9,9 +9,15 @@ Logic: `kolab_pipeline/raw.py`.
 import dagster as dg
 import pandas as pd
 
-from assets._shared import OWNERS, describe, md_table, spec_metadata, table_metadata
 from kolab_pipeline import raw
-from kolab_pipeline.resources import KolabHome, SourceDatabase, Warehouse
+from kolab_pipeline.orchestration.metadata import (
+    OWNERS,
+    describe,
+    md_table,
+    spec_metadata,
+    table_metadata,
+)
+from kolab_pipeline.orchestration.resources import KolabHome, SourceDatabase, Warehouse
 
 GROUP = "raw"
 MAX_LISTED = 100

@@ -4,9 +4,9 @@ Logic: `kolab_pipeline/reference.py`."""
 
 import dagster as dg
 
-from assets._shared import OWNERS, describe, spec_metadata, table_metadata
 from kolab_pipeline import reference
-from kolab_pipeline.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.metadata import OWNERS, describe, spec_metadata, table_metadata
+from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 
 GROUP = "reference"
 

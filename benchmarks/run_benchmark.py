@@ -86,7 +86,7 @@ def stage_ingest(con, settings, periods):
 def _gx(suite_name: str, settings) -> bool:
     """The GX warning check `suite_name`, run by the function the asset check calls."""
     from data_quality import clean_checks
-    from kolab_pipeline.resources import KolabHome
+    from kolab_pipeline.orchestration.resources import KolabHome
     from kolab_pipeline.warehouse import connect
 
     con = connect(_DB[0])

@@ -20,10 +20,10 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from assets._shared import md_table
 from data_quality import gx_runner, gx_suites
 from kolab_pipeline import clean
-from kolab_pipeline.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.metadata import md_table
+from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 from kolab_pipeline.rules import rule_ids
 from kolab_pipeline.warehouse import ident, table
 

@@ -14,10 +14,10 @@ downstream assets still run. Logic: `kolab_pipeline.compliance` (SQL on the stat
 import dagster as dg
 import pandas as pd
 
-from assets._shared import md_table
 from kolab_pipeline import compliance
-from kolab_pipeline.partitions import monthly_partitions, periods_of
-from kolab_pipeline.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.metadata import md_table
+from kolab_pipeline.orchestration.partitions import monthly_partitions, periods_of
+from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 
 REPORT_STATUS = dg.AssetKey(["compliance", "report_status"])
 MAX_LISTED = 200

@@ -13,10 +13,10 @@ Logic: `kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100` (SQL)
 import dagster as dg
 import pandas as pd
 
-from assets._shared import md_table
 from kolab_pipeline import indicators
-from kolab_pipeline.partitions import monthly_partitions, periods_of
-from kolab_pipeline.resources import Warehouse
+from kolab_pipeline.orchestration.metadata import md_table
+from kolab_pipeline.orchestration.partitions import monthly_partitions, periods_of
+from kolab_pipeline.orchestration.resources import Warehouse
 
 INDICATOR_VALUE = dg.AssetKey(["indicators", "indicator_value"])
 MAX_LISTED = 200

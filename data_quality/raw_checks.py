@@ -8,9 +8,9 @@ Logic: `kolab_pipeline.raw.unreconciled_files` (SQL).
 
 import dagster as dg
 
-from assets._shared import md_table
 from kolab_pipeline import raw
-from kolab_pipeline.resources import Warehouse
+from kolab_pipeline.orchestration.metadata import md_table
+from kolab_pipeline.orchestration.resources import Warehouse
 
 LANDING_FILE = dg.AssetKey(["raw", "landing_file"])
 MAX_LISTED = 100

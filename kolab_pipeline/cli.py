@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
                                fraction=args.fraction)
             print(summary)
         elif args.command == "run":
-            from kolab_pipeline.runner import run_pipeline
+            from kolab_pipeline.orchestration.runner import run_pipeline
 
             print(run_pipeline(Settings.load(home), months=args.month))
         elif args.command == "template":

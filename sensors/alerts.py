@@ -6,7 +6,7 @@ the asset's own error text, which names the file/facility/column when the layer'
 The webhook URL is a secret: it is never logged, and a failed POST is reported without it.
 
 Both sensors need the daemon (`dagster-daemon run`, or `dagster dev`); they start STOPPED unless
-`KOLAB_AUTOMATION=on` (kolab_pipeline/jobs.py).
+`KOLAB_AUTOMATION=on` (kolab_pipeline/orchestration/jobs.py).
 """
 
 from datetime import UTC, datetime
@@ -21,8 +21,8 @@ from dagster._core.storage.tags import (
     PARTITION_NAME_TAG,
 )
 
-from kolab_pipeline.jobs import default_sensor_status
-from kolab_pipeline.resources import Alerts
+from kolab_pipeline.orchestration.jobs import default_sensor_status
+from kolab_pipeline.orchestration.resources import Alerts
 
 WEBHOOK_TIMEOUT_S = 10
 CHECK_BATCH = 200

@@ -23,9 +23,9 @@ import dagster as dg
 from assets.compliance import compliance_job
 from kolab_pipeline import compliance
 from kolab_pipeline.config import Settings
-from kolab_pipeline.jobs import default_sensor_status
-from kolab_pipeline.partitions import period_to_key
-from kolab_pipeline.resources import KolabHome
+from kolab_pipeline.orchestration.jobs import default_sensor_status
+from kolab_pipeline.orchestration.partitions import period_to_key
+from kolab_pipeline.orchestration.resources import KolabHome
 
 
 def local_today(tz: str, now: datetime | None = None) -> date:

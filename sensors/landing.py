@@ -5,7 +5,7 @@ changed entry (a deleted file alone needs no ingestion) requests `ingest_job` wi
 derived from the whole listing, so the same listing never launches two runs, even if the cursor is
 lost. A file still being copied changes size/mtime between ticks and simply triggers the next
 run; ingestion itself is idempotent (content already ingested is skipped). Stopped by default
-(`KOLAB_AUTOMATION=on` starts it, see jobs.py).
+(`KOLAB_AUTOMATION=on` starts it, see kolab_pipeline/orchestration/jobs.py).
 """
 
 import hashlib
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import dagster as dg
 
-from kolab_pipeline.jobs import default_sensor_status, ingest_job
-from kolab_pipeline.resources import KolabHome
+from kolab_pipeline.orchestration.jobs import default_sensor_status, ingest_job
+from kolab_pipeline.orchestration.resources import KolabHome
 
 
 def landing_listing(landing: Path) -> dict[str, list[int]]:

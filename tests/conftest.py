@@ -10,7 +10,7 @@ import pytest
 
 from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import connect, ensure_schema
-from tests import pg
+from tests.support import pg
 
 
 @pytest.fixture

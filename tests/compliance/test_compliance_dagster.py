@@ -1,0 +1,130 @@
+"""Compliance in Dagster: partitioned assets + WARN asset checks, and the reporting deadline sensor."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, timedelta
+
+import dagster as dg
+import pytest
+
+from assets.compliance import COMPLIANCE_ASSETS, compliance_job
+from data_quality import compliance_checks
+from kolab_pipeline import compliance
+from kolab_pipeline.config import add_months, month_end, month_start, period_of
+from kolab_pipeline.orchestration.partitions import period_to_key
+from kolab_pipeline.orchestration.resources import build_resources
+from sensors import deadline
+from tests.support.compliance import load, submit, write_home
+
+WIB = "36.72.01.1001"
+CHECKS = [compliance_checks.no_missing_reports_after_cutoff, compliance_checks.completeness_above_threshold,
+          compliance_checks.timeliness_above_threshold]
+# a month inside the default partitions (two years back from today)
+PERIOD = add_months(period_of(date.today()), -4)
+
+
+def _network_home(con, kolab_home, timeliness_pct: float):
+    """P1 network, PERIOD: P1, K1, K2 on time; T1 nothing (missing: as_of is 2 months later)."""
+    as_of = month_end(add_months(PERIOD, 2)).isoformat()
+    settings = write_home(kolab_home, [
+        ("P1", "puskesmas", None, WIB, None, None, "tb"),
+        ("K1", "klinik_pratama", "P1", WIB, None, None, "tb"),
+        ("K2", "klinik_pratama", "P1", WIB, None, None, "tb"),
+        ("T1", "tpmd", "P1", WIB, None, None, "tb"),
+    ], {"reporting": {"as_of": as_of}, "thresholds": {"completeness_pct": 90, "timeliness_pct": timeliness_pct}})
+    load(con, settings)
+    received = (month_start(add_months(PERIOD, 1)) + timedelta(days=1)).isoformat() + "T09:00:00+07:00"
+    for kode in ("P1", "K1", "K2"):
+        submit(con, kode, PERIOD, "tb", received)
+    con.close()  # the assets open the warehouse themselves
+    return settings
+
+
+def _evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
+    return {e.check_name: e for e in result.get_asset_check_evaluations()}
+
+
+def test_assets_and_checks_for_one_month(con, kolab_home):
+    settings = _network_home(con, kolab_home, timeliness_pct=75)
+    result = dg.materialize([*COMPLIANCE_ASSETS, *CHECKS], partition_key=period_to_key(PERIOD),
+                            resources=build_resources(settings))
+    assert result.success
+    mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
+    assert set(mats) == {"compliance/expected_report", "compliance/report_status",
+                         "compliance/report_status_history", "compliance/reporting_rate", "evaluation/followup"}
+    status_meta = mats["compliance/report_status"].materialization.metadata
+    assert status_meta["n_on_time"].value == 3 and status_meta["n_missing"].value == 1
+    assert status_meta["dagster/row_count"].value == 4
+    checks = _evaluations(result)
+    assert {n: c.passed for n, c in checks.items()} == {
+        "no_missing_reports_after_cutoff": False,
+        "completeness_above_threshold": False,   # 3 / 4 = 75 % ≤ 90 %
+        "timeliness_above_threshold": False,     # 3 / 4 = 75 % — exactly at 75 %: flagged (WHO ≤ rule)
+    }
+    assert all(c.severity == dg.AssetCheckSeverity.WARN for c in checks.values())
+    assert "| T1 " in checks["no_missing_reports_after_cutoff"].metadata["missing_reports"].value
+    flagged = checks["timeliness_above_threshold"].metadata["units_flagged"].value
+    assert "kabkota" in flagged and "puskesmas_network" in flagged and "75" in flagged
+    assert checks["timeliness_above_threshold"].metadata["n_units_flagged"].value == 2
+
+
+def test_threshold_just_below_passes(con, kolab_home):
+    settings = _network_home(con, kolab_home, timeliness_pct=74.9)
+    result = dg.materialize([*COMPLIANCE_ASSETS, compliance_checks.timeliness_above_threshold],
+                            partition_key=period_to_key(PERIOD), resources=build_resources(settings))
+    assert _evaluations(result)["timeliness_above_threshold"].passed   # 75 % > 74.9 %
+
+
+def test_compliance_job_selects_the_four_assets():
+    keys = {k.to_user_string() for a in COMPLIANCE_ASSETS for k in a.keys}
+    assert keys == {"compliance/expected_report", "compliance/report_status", "compliance/report_status_history",
+                    "compliance/reporting_rate", "evaluation/followup"}
+    assert compliance_job.name == "compliance_job"
+
+
+# --- deadline sensor --------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("today", "expected"), [
+    # due day of the later level is 10 (+ grace 0): on the 10th the December due date has not passed
+    (date(2025, 1, 10), [("2024-11", "due"), ("2024-11", "cutoff")]),
+    (date(2025, 1, 11), [("2024-12", "due"), ("2024-11", "cutoff")]),
+    # cut-off of December = 2025-01-31: passed on 02-01
+    (date(2025, 1, 31), [("2024-12", "due"), ("2024-11", "cutoff")]),
+    (date(2025, 2, 1), [("2024-12", "due"), ("2024-12", "cutoff")]),
+])
+def test_deadline_requests(settings, today, expected):
+    assert [(r.period, r.phase) for r in compliance.deadline_requests(today, settings)] == expected
+
+
+def test_deadline_requests_follow_config(kolab_home):
+    settings = write_home(kolab_home, [], {"reporting": {"grace_days": 2, "cutoff_months_after_period": 2}})
+    # due 10 + grace 2 = the 12th is still within the deadline; cut-off of M = last day of M+2
+    assert [(r.period, r.phase) for r in compliance.deadline_requests(date(2025, 3, 12), settings)] == [
+        ("2025-01", "due"), ("2024-12", "cutoff")]
+    assert [(r.period, r.phase) for r in compliance.deadline_requests(date(2025, 3, 13), settings)] == [
+        ("2025-02", "due"), ("2024-12", "cutoff")]
+
+
+def test_plan_runs_requests_each_month_and_phase_once(settings):
+    runs, cursor = deadline.plan_runs(settings, date(2025, 1, 11), None)
+    assert [(r.run_key, r.partition_key) for r in runs] == [
+        ("compliance:2024-12:due", "2024-12-01"), ("compliance:2024-11:cutoff", "2024-11-01")]
+    assert json.loads(cursor) == {"due": "2024-12", "cutoff": "2024-11"}
+    again, cursor2 = deadline.plan_runs(settings, date(2025, 1, 20), cursor)
+    assert again == [] and cursor2 == cursor
+    later, cursor3 = deadline.plan_runs(settings, date(2025, 2, 1), cursor)
+    assert [r.run_key for r in later] == ["compliance:2024-12:cutoff"]
+    assert json.loads(cursor3) == {"due": "2024-12", "cutoff": "2024-12"}
+
+
+def test_sensor_tick_in_jakarta(settings, monkeypatch):
+    monkeypatch.setattr(deadline, "local_today", lambda tz: {"Asia/Jakarta": date(2025, 1, 11)}[tz])
+    resources = build_resources(settings)
+    ctx = dg.build_sensor_context(cursor=None, resources={"kolab": resources["kolab"]})
+    result = deadline.reporting_deadline_sensor(ctx)
+    assert [r.run_key for r in result.run_requests] == ["compliance:2024-12:due", "compliance:2024-11:cutoff"]
+    ctx2 = dg.build_sensor_context(cursor=result.cursor, resources={"kolab": resources["kolab"]})
+    second = deadline.reporting_deadline_sensor(ctx2)
+    assert not second.run_requests and "no new deadline" in second.skip_reason.skip_message
+    assert deadline.reporting_deadline_sensor.default_status == dg.DefaultSensorStatus.STOPPED
