@@ -59,8 +59,10 @@ from typing import Any
 
 import duckdb
 
+from kolab_pipeline import catalog
+from kolab_pipeline.catalog import FORMS
 from kolab_pipeline.config import Settings
-from kolab_pipeline.reference import CATALOG_DIR, FORMS, norm_sql
+from kolab_pipeline.reference import norm_sql
 from kolab_pipeline.rules import Relation, rules, rules_rows
 from kolab_pipeline.warehouse import ensure_schema, ident, table, transaction
 
@@ -226,7 +228,7 @@ def _stage_catalogue(con: duckdb.DuckDBPyConnection) -> None:
     treating every cell as unknown."""
     loaded = con.execute("SELECT count(*) FROM reference.data_element").fetchone()[0] > 0
     source = ("reference.data_element" if loaded
-              else f"read_csv('{CATALOG_DIR / 'data_elements.csv'}', all_varchar=true)")
+              else f"read_csv('{catalog.DATA_ELEMENTS}', all_varchar=true)")
     con.execute(f"""CREATE OR REPLACE TEMP TABLE _clean_catalogue AS
                     SELECT code, any_value(form) AS form, any_value(expected_from) AS expected_from
                       FROM {source} GROUP BY code""")

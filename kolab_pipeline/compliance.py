@@ -45,12 +45,13 @@ Pinned definitions (data_quality_anchors.md §1.1, §2.2; domain.md §3, §8.9; 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 
 import duckdb
 
-from kolab_pipeline.config import Settings, add_months, period_of
+from kolab_pipeline import calendar
+from kolab_pipeline.calendar import add_months
+from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import ensure_schema, replace_rows
 
 STATUSES = ("on_time", "late", "missing", "pending", "unexpected")
@@ -78,14 +79,6 @@ _ASSIGNED_RULE = {
 }
 
 
-def _validate_periods(periods: list[str]) -> list[str]:
-    out = sorted(set(periods))
-    for p in out:
-        if len(p) != 7 or p[4] != "-" or not (p[:4].isdigit() and p[5:].isdigit()) or not 1 <= int(p[5:]) <= 12:
-            raise ValueError(f"period {p!r}: expected YYYY-MM")
-    return out
-
-
 def _prepare(con: duckdb.DuckDBPyConnection, settings: Settings, periods: list[str],
              as_of: datetime | None = None) -> datetime:
     """Temp tables `_compliance_periods` (the months of this run) and `_compliance_params`
@@ -96,7 +89,7 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: Settings, periods: list[s
     con.execute("CREATE OR REPLACE TEMP TABLE _compliance_periods AS "
                 "SELECT period, CAST(period || '-01' AS DATE) AS ms, "
                 "last_day(CAST(period || '-01' AS DATE)) AS me "
-                "FROM (SELECT unnest(?::VARCHAR[]) AS period)", [_validate_periods(periods)])
+                "FROM (SELECT unnest(?::VARCHAR[]) AS period)", [calendar.validate_periods(periods)])
     con.execute(
         "CREATE OR REPLACE TEMP TABLE _compliance_params AS SELECT ?::TIMESTAMPTZ AS as_of, "
         "?::INTEGER AS grace_days, ?::INTEGER AS due_network, ?::INTEGER AS due_pkm, "
@@ -108,13 +101,12 @@ def _prepare(con: duckdb.DuckDBPyConnection, settings: Settings, periods: list[s
 
 
 def _due_sql(ms: str, level: str) -> str:
-    """Due date: day due_day[level] of the month after the month starting at `ms`."""
-    return (f"make_date(year({ms} + INTERVAL 1 MONTH), month({ms} + INTERVAL 1 MONTH), "
-            f"CASE {level} WHEN 'network_to_pkm' THEN prm.due_network ELSE prm.due_pkm END)")
+    """Due date of the month starting at `ms` for reporting level `level` (calendar rule)."""
+    return calendar.due_date_sql(ms, level, "prm.due_network", "prm.due_pkm")
 
 
 def _cutoff_sql(ms: str) -> str:
-    return f"last_day({ms} + to_months(prm.cutoff_months))"
+    return calendar.cutoff_date_sql(ms, "prm.cutoff_months")
 
 
 # --- expected reports -------------------------------------------------------------------------
@@ -323,7 +315,7 @@ def build_reporting_rates(con: duckdb.DuckDBPyConnection, settings: Settings,
     row in month M but rows earlier in the year keeps a YTD row for M, as a direct count would.
     """
     _prepare(con, settings, periods)
-    status_months, carry = _rate_sources(con, _validate_periods(periods))
+    status_months, carry = _rate_sources(con, calendar.validate_periods(periods))
     flags = """count(*) FILTER (WHERE expected) AS expected,
                count(*) FILTER (WHERE expected AND status IN ('on_time', 'late')) AS received,
                count(*) FILTER (WHERE expected AND status = 'on_time') AS on_time,
@@ -522,30 +514,3 @@ def units_at_or_below(con: duckdb.DuckDBPyConnection, period: str, metric: str,
         SELECT unit_level, unit_code, expected, n, round(n * 100.0 / expected, 1) AS pct
           FROM agg WHERE n * 100.0 / expected <= ?
          ORDER BY unit_level, pct, unit_code""", [period, period, threshold]).fetchall()
-
-
-@dataclass(frozen=True)
-class DeadlineRequest:
-    period: str
-    phase: str  # "due" (due date + grace passed) | "cutoff" (cut-off passed)
-
-    @property
-    def run_key(self) -> str:
-        return f"compliance:{self.period}:{self.phase}"
-
-
-def deadline_requests(today: date, settings: Settings) -> list[DeadlineRequest]:
-    """The months whose deadline passed most recently, as of local date `today`:
-    - `due`: the latest month M whose due date (the later of the two levels' due days) + grace is
-      before `today`;
-    - `cutoff`: the latest month whose cut-off (last day of M + cutoff_months) is before `today`.
-    Only the latest month per phase is returned: each month becomes the latest exactly once, so a
-    sensor that ticks at least monthly requests every month once, without flooding on first start.
-    """
-    rep = settings.config.reporting
-    current = period_of(today)
-    due_day = max(rep.due_day.network_to_pkm, rep.due_day.pkm_to_dinkes)
-    due_this_month = date(today.year, today.month, due_day).toordinal() + rep.grace_days
-    due_period = add_months(current, -1) if today.toordinal() > due_this_month else add_months(current, -2)
-    cutoff_period = add_months(current, -(rep.cutoff_months_after_period + 1))
-    return [DeadlineRequest(due_period, "due"), DeadlineRequest(cutoff_period, "cutoff")]

@@ -8,7 +8,6 @@ resources (`dg.EnvVar`), and never stored here.
 
 from __future__ import annotations
 
-import calendar
 import copy
 import os
 import re
@@ -265,35 +264,6 @@ class Settings(BaseModel):
     def load(cls, home: Path | str | None = None) -> Settings:
         paths = Paths(home=Path(home).resolve()) if home else Paths.from_env()
         return cls(paths=paths, config=load_config(paths.home))
-
-
-# --- calendar helpers used by several layers (one place) ------------------------------------
-
-def month_start(period: str) -> date:
-    """`YYYY-MM` → first day of that month."""
-    year, month = int(period[:4]), int(period[5:7])
-    return date(year, month, 1)
-
-
-def month_end(period: str) -> date:
-    d = month_start(period)
-    return date(d.year, d.month, calendar.monthrange(d.year, d.month)[1])
-
-
-def add_months(period: str, n: int) -> str:
-    d = month_start(period)
-    idx = d.year * 12 + d.month - 1 + n
-    return f"{idx // 12:04d}-{idx % 12 + 1:02d}"
-
-
-def period_of(day: date) -> str:
-    return f"{day.year:04d}-{day.month:02d}"
-
-
-def default_partition_start(today: date | None = None) -> date:
-    """First day of the month two years before `today` (design: default two years back)."""
-    today = today or date.today()
-    return month_start(add_months(period_of(today), -24))
 
 
 WORKERS_ENV = "KOLAB_WORKERS"

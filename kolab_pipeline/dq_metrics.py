@@ -45,7 +45,6 @@ with 1 (the WHO "expected constant" comparison, not the subunit ÷ national rati
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Sequence
 from functools import cache
@@ -55,15 +54,13 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from kolab_pipeline.config import Settings, add_months
-from kolab_pipeline.indicators import (
-    create_facility_units,
-    element_codes,
-    element_kinds,
-)
+from kolab_pipeline import catalog
+from kolab_pipeline.calendar import add_months
+from kolab_pipeline.config import Settings
+from kolab_pipeline.indicators import create_facility_units
 from kolab_pipeline.warehouse import ensure_schema, replace_rows
 
-RELATIONS_FILE = Path(__file__).parent / "catalog" / "dq_relations.csv"
+RELATIONS_FILE = catalog.DQ_RELATIONS
 RELATION_TYPES = ("eq", "aGTb", "do")
 _PERIOD = re.compile(r"\d{4}-(0[1-9]|1[0-2])")
 OUTLIER_WINDOW_MONTHS = 12
@@ -73,17 +70,18 @@ PRIOR_YEARS = 3
 @cache
 def load_relations(path: Path = RELATIONS_FILE) -> tuple[tuple[str, str, str], ...]:
     """(element A, element B, type) rows of `catalog/dq_relations.csv`, validated."""
-    known = element_codes()
+    known = catalog.element_codes()
     out = []
-    with path.open(encoding="utf-8") as fh:
-        for rowno, row in enumerate(csv.DictReader(fh), start=2):
-            a, b, kind = row["element_a"].strip(), row["element_b"].strip(), row["type"].strip()
-            for col, code in (("element_a", a), ("element_b", b)):
-                if code not in known:
-                    raise ValueError(f"{path.name}: row {rowno}, column {col}: unknown data element {code!r}")
-            if kind not in RELATION_TYPES:
-                raise ValueError(f"{path.name}: row {rowno}, column type: {kind!r} not in {RELATION_TYPES}")
-            out.append((a, b, kind))
+    for rowno, row in enumerate(catalog.read_rows(path), start=2):
+        a, b, kind = row["element_a"], row["element_b"], row["type"]
+        for col, code in (("element_a", a), ("element_b", b)):
+            if code not in known:
+                raise catalog.CatalogueError(
+                    f"{path.name}: row {rowno}, column {col}: unknown data element {code!r}")
+        if kind not in RELATION_TYPES:
+            raise catalog.CatalogueError(
+                f"{path.name}: row {rowno}, column type: {kind!r} not in {RELATION_TYPES}")
+        out.append((a, b, kind))
     return tuple(out)
 
 
@@ -423,7 +421,7 @@ def dq_flags_sql(settings: Settings, periods: Sequence[str]) -> list[tuple[str, 
         "last_period": periods[-1], "window_start": window_start, "first_month_no": _month_no(window_start),
         "prior_years": PRIOR_YEARS,
         "unit_year_start": f"{int(periods[0][:4]) - PRIOR_YEARS}-01", "first_year": int(periods[0][:4]), "last_year": int(periods[-1][:4]),
-        "cumulative": [c for c, k in element_kinds().items() if k == "person_ytd"],
+        "cumulative": [c for c, k in catalog.element_kinds().items() if k == "person_ytd"],
         "relation_elements": sorted({code for a, b, _ in load_relations() for code in (a, b)}),
         "periods": periods, "extreme": t.outlier_extreme_sd, "moderate": t.outlier_moderate_sd, "modified_z": t.outlier_modified_z,
         "c_rel": c_rel, "c_rel_text": f"{c_rel:g}", "c_time": t.consistency_over_time_pct / 100,

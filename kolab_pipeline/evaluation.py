@@ -34,7 +34,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from kolab_pipeline.config import Settings, month_end, month_start
+from kolab_pipeline.calendar import month_end, month_start, year_start
+from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import ident, replace_rows, table
 
 # Program of an indicator when the indicator layer has no row for it yet (code prefix).
@@ -63,9 +64,6 @@ KABKOTA = Level("kabkota", "kode_kabkota", "evaluation.wilayah_scorecard")
 def program_of(code: str) -> str | None:
     return PROGRAM_BY_PREFIX.get(code.split("_", 1)[0])
 
-
-def year_start(period: str) -> str:
-    return f"{period[:4]}-01"
 
 
 def wide_indicator_columns(key: str, indicators: Sequence[str]) -> list[str]:

@@ -68,7 +68,6 @@ Aggregation keys (catalogue column `aggregation`):
 
 from __future__ import annotations
 
-import csv
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -78,14 +77,14 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from kolab_pipeline.config import SasaranConfig, Settings, add_months
+from kolab_pipeline import catalog
+from kolab_pipeline.calendar import add_months, year_start
+from kolab_pipeline.config import SasaranConfig, Settings
 from kolab_pipeline.warehouse import ensure_schema, ident, replace_rows
 
-CATALOG_DIR = Path(__file__).parent / "catalog"
-INDICATORS_FILE = CATALOG_DIR / "indicators.csv"
-SASARAN_FORMULAS_FILE = CATALOG_DIR / "sasaran_formulas.csv"
-CONTRIBUTION_FILE = CATALOG_DIR / "contribution_elements.csv"
-DATA_ELEMENTS_FILE = CATALOG_DIR / "data_elements.csv"
+INDICATORS_FILE = catalog.INDICATORS
+SASARAN_FORMULAS_FILE = catalog.SASARAN_FORMULAS
+CONTRIBUTION_FILE = catalog.CONTRIBUTION_ELEMENTS
 
 LEVELS = ("facility", "puskesmas_network", "kecamatan", "kabkota", "provinsi")
 AGGREGATIONS = ("SUM_MONTH", "SUM_YTD", "PWS", "RATIO_YTD", "SHARE", "UCI", "UNIQUE_YTD")
@@ -98,8 +97,7 @@ OFFICIAL_SASARAN = ("pend_total", "pend_15plus", "pend_15_59", "pend_60plus", "b
 PARAM_TRANSFORMS = ("as_is", "per_1000", "per_100k", "one_minus_per_1000")
 
 
-class CatalogueError(ValueError):
-    """A catalogue file is invalid; the message names the file, row and column."""
+CatalogueError = catalog.CatalogueError
 
 
 # --- expressions ---------------------------------------------------------------------------
@@ -148,7 +146,7 @@ def parse_expression(text: str, known: Iterable[str], where: str) -> Expression:
         if not re.fullmatch(r"[a-z][a-z0-9_]*", tok):
             raise CatalogueError(f"{where}: {tok!r} in {text!r} is not a data-element code")
         if tok not in known:
-            raise CatalogueError(f"{where}: unknown data element {tok!r} (not in {DATA_ELEMENTS_FILE.name})")
+            raise CatalogueError(f"{where}: unknown data element {tok!r} (not in {catalog.DATA_ELEMENTS.name})")
         terms.append((sign, tok))
     return Expression(tuple(terms))
 
@@ -184,19 +182,6 @@ class Indicator:
         return f"sasaran:{self.sasaran}" if self.sasaran else ""
 
 
-@cache
-def element_codes() -> frozenset[str]:
-    with DATA_ELEMENTS_FILE.open(encoding="utf-8") as fh:
-        return frozenset(row["code"] for row in csv.DictReader(fh))
-
-
-@cache
-def element_kinds() -> dict[str, str]:
-    """Data element → `event | person_month | person_ytd`."""
-    with DATA_ELEMENTS_FILE.open(encoding="utf-8") as fh:
-        return {row["code"]: row["person_or_event"] for row in csv.DictReader(fh)}
-
-
 def _float(text: str, where: str, required: bool) -> float | None:
     text = (text or "").strip()
     if not text:
@@ -211,53 +196,52 @@ def _float(text: str, where: str, required: bool) -> float | None:
 
 def load_catalogue(path: Path = INDICATORS_FILE) -> list[Indicator]:
     """Read and validate the indicator catalogue; errors name the file, row and column."""
-    known = element_codes()
+    known = catalog.element_codes()
     sasaran_codes = set(OFFICIAL_SASARAN) | {f.sasaran for f in load_sasaran_formulas()}
     out: list[Indicator] = []
     seen: set[str] = set()
-    with path.open(encoding="utf-8") as fh:
-        for rowno, row in enumerate(csv.DictReader(fh), start=2):
-            def at(col: str, rowno: int = rowno) -> str:
-                return f"{path.name}: row {rowno}, column {col}"
-            code = (row.get("code") or "").strip()
-            if not re.fullmatch(r"[A-Z][A-Z0-9_]*", code):
-                raise CatalogueError(f"{at('code')}: {code!r} is not an indicator code (A-Z, 0-9, _)")
-            if code in seen:
-                raise CatalogueError(f"{at('code')}: duplicate indicator {code}")
-            seen.add(code)
-            num = parse_expression(row["numerator"], known, at("numerator"))
-            den_text = (row.get("denominator") or "").strip()
-            den, sas = None, None
-            if den_text.startswith("sasaran:"):
-                sas = den_text.split(":", 1)[1].strip()
-                if sas not in sasaran_codes:
-                    raise CatalogueError(f"{at('denominator')}: unknown sasaran code {sas!r}")
-            elif den_text:
-                den = parse_expression(den_text, known, at("denominator"))
-            agg = row["aggregation"].strip()
-            if agg not in AGGREGATIONS:
-                raise CatalogueError(f"{at('aggregation')}: {agg!r} not one of {', '.join(AGGREGATIONS)}")
-            direction = row["direction"].strip()
-            if direction not in DIRECTIONS:
-                raise CatalogueError(f"{at('direction')}: {direction!r} not one of {', '.join(DIRECTIONS)}")
-            levels = tuple(x.strip() for x in row["levels"].split(";") if x.strip())
-            bad = [x for x in levels if x not in LEVELS]
-            if bad or not levels:
-                raise CatalogueError(f"{at('levels')}: {bad or 'empty'} not in {', '.join(LEVELS)}")
-            if agg in ("PWS", "UCI", "UNIQUE_YTD") and sas is None:
-                raise CatalogueError(f"{at('denominator')}: {agg} needs a sasaran:<code> denominator")
-            if agg in ("RATIO_YTD", "SHARE") and den is None:
-                raise CatalogueError(f"{at('denominator')}: {agg} needs a data-element denominator")
-            factor = _float(row["factor"], at("factor"), required=True)
-            if factor is None or factor <= 0:
-                raise CatalogueError(f"{at('factor')}: must be > 0")
-            out.append(Indicator(
-                code=code, program=row["program"].strip(), name_id=row["name_id"].strip(),
-                name_en=row["name_en"].strip(), numerator=num, denominator=den, sasaran=sas,
-                factor=factor, target=_float(row.get("target", ""), at("target"), required=False),
-                target_source=(row.get("target_source") or "").strip(), aggregation=agg,
-                direction=direction, levels=levels,
-            ))
+    for rowno, row in enumerate(catalog.read_rows(path), start=2):
+        def at(col: str, rowno: int = rowno) -> str:
+            return f"{path.name}: row {rowno}, column {col}"
+        code = (row.get("code") or "").strip()
+        if not re.fullmatch(r"[A-Z][A-Z0-9_]*", code):
+            raise CatalogueError(f"{at('code')}: {code!r} is not an indicator code (A-Z, 0-9, _)")
+        if code in seen:
+            raise CatalogueError(f"{at('code')}: duplicate indicator {code}")
+        seen.add(code)
+        num = parse_expression(row["numerator"], known, at("numerator"))
+        den_text = (row.get("denominator") or "").strip()
+        den, sas = None, None
+        if den_text.startswith("sasaran:"):
+            sas = den_text.split(":", 1)[1].strip()
+            if sas not in sasaran_codes:
+                raise CatalogueError(f"{at('denominator')}: unknown sasaran code {sas!r}")
+        elif den_text:
+            den = parse_expression(den_text, known, at("denominator"))
+        agg = row["aggregation"].strip()
+        if agg not in AGGREGATIONS:
+            raise CatalogueError(f"{at('aggregation')}: {agg!r} not one of {', '.join(AGGREGATIONS)}")
+        direction = row["direction"].strip()
+        if direction not in DIRECTIONS:
+            raise CatalogueError(f"{at('direction')}: {direction!r} not one of {', '.join(DIRECTIONS)}")
+        levels = tuple(x.strip() for x in row["levels"].split(";") if x.strip())
+        bad = [x for x in levels if x not in LEVELS]
+        if bad or not levels:
+            raise CatalogueError(f"{at('levels')}: {bad or 'empty'} not in {', '.join(LEVELS)}")
+        if agg in ("PWS", "UCI", "UNIQUE_YTD") and sas is None:
+            raise CatalogueError(f"{at('denominator')}: {agg} needs a sasaran:<code> denominator")
+        if agg in ("RATIO_YTD", "SHARE") and den is None:
+            raise CatalogueError(f"{at('denominator')}: {agg} needs a data-element denominator")
+        factor = _float(row["factor"], at("factor"), required=True)
+        if factor is None or factor <= 0:
+            raise CatalogueError(f"{at('factor')}: must be > 0")
+        out.append(Indicator(
+            code=code, program=row["program"].strip(), name_id=row["name_id"].strip(),
+            name_en=row["name_en"].strip(), numerator=num, denominator=den, sasaran=sas,
+            factor=factor, target=_float(row.get("target", ""), at("target"), required=False),
+            target_source=(row.get("target_source") or "").strip(), aggregation=agg,
+            direction=direction, levels=levels,
+        ))
     return out
 
 
@@ -300,29 +284,27 @@ def load_sasaran_formulas(path: Path = SASARAN_FORMULAS_FILE) -> tuple[SasaranFo
     """Formulas in dependency order (a base must be pend_total or defined on an earlier row)."""
     out: list[SasaranFormula] = []
     defined = {"pend_total"}
-    with path.open(encoding="utf-8") as fh:
-        for rowno, row in enumerate(csv.DictReader(fh), start=2):
-            where = f"{path.name}: row {rowno}"
-            f = SasaranFormula(row["sasaran"].strip(), row["base"].strip(), row["metode"].strip(),
-                               row["param"].strip(), row["param_transform"].strip(),
-                               float(row["constant"]))
-            if f.param not in SasaranConfig.model_fields:
-                raise CatalogueError(f"{where}, column param: {f.param!r} is not a key of kolab.yaml `sasaran:`")
-            if f.param_transform not in PARAM_TRANSFORMS:
-                raise CatalogueError(f"{where}, column param_transform: {f.param_transform!r} not in {PARAM_TRANSFORMS}")
-            if f.base not in defined:
-                raise CatalogueError(f"{where}, column base: {f.base!r} is not defined on an earlier row")
-            defined.add(f.sasaran)
-            out.append(f)
+    for rowno, row in enumerate(catalog.read_rows(path), start=2):
+        where = f"{path.name}: row {rowno}"
+        f = SasaranFormula(row["sasaran"].strip(), row["base"].strip(), row["metode"].strip(),
+                           row["param"].strip(), row["param_transform"].strip(),
+                           float(row["constant"]))
+        if f.param not in SasaranConfig.model_fields:
+            raise CatalogueError(f"{where}, column param: {f.param!r} is not a key of kolab.yaml `sasaran:`")
+        if f.param_transform not in PARAM_TRANSFORMS:
+            raise CatalogueError(f"{where}, column param_transform: {f.param_transform!r} not in {PARAM_TRANSFORMS}")
+        if f.base not in defined:
+            raise CatalogueError(f"{where}, column base: {f.base!r} is not defined on an earlier row")
+        defined.add(f.sasaran)
+        out.append(f)
     return tuple(out)
 
 
 @cache
 def contribution_elements(path: Path = CONTRIBUTION_FILE) -> tuple[tuple[str, str], ...]:
     """(program, data element) pairs whose volume is split by facility type."""
-    known = element_codes()
-    with path.open(encoding="utf-8") as fh:
-        rows = [(r["program"].strip(), r["data_element"].strip()) for r in csv.DictReader(fh)]
+    known = catalog.element_codes()
+    rows = [(r["program"], r["data_element"]) for r in catalog.read_rows(path)]
     for i, (_, code) in enumerate(rows, start=2):
         if code not in known:
             raise CatalogueError(f"{path.name}: row {i}, column data_element: unknown code {code!r}")
@@ -330,9 +312,6 @@ def contribution_elements(path: Path = CONTRIBUTION_FILE) -> tuple[tuple[str, st
 
 
 # --- shared SQL helpers --------------------------------------------------------------------
-
-def year_start(period: str) -> str:
-    return f"{period[:4]}-01"
 
 
 def create_facility_units(con: duckdb.DuckDBPyConnection) -> None:

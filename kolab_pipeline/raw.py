@@ -54,9 +54,10 @@ import duckdb
 import numpy as np
 import pandas as pd
 
+from kolab_pipeline import catalog as catalogue
 from kolab_pipeline import rules
+from kolab_pipeline.catalog import FORMS
 from kolab_pipeline.config import Settings
-from kolab_pipeline.reference import CATALOG_DIR, FORMS, data_elements
 from kolab_pipeline.warehouse import ensure_schema, table, transaction
 
 # Template columns that live on `raw.submission_row`; every other column becomes a cell.
@@ -123,10 +124,9 @@ def catalog() -> Catalog:
     header_map: dict[str, str] = {}
     for meta in META_COLUMNS:
         header_map[meta] = meta
-    with (CATALOG_DIR / "column_aliases.csv").open(encoding="utf-8") as fh:
-        for rec in csv.DictReader(fh):
-            header_map[normalise_header(rec["alias"])] = rec["canonical"]
-    elements = data_elements()
+    for alias, canonical in catalogue.column_aliases():
+        header_map[normalise_header(alias)] = canonical
+    elements = catalogue.data_elements()
     element_form = dict(zip(elements["code"], elements["form"], strict=True))
     for code, label in zip(elements["code"], elements["name_id"], strict=True):
         header_map[normalise_header(code)] = code

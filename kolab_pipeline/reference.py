@@ -21,16 +21,15 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from kolab_pipeline import catalog
 from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import ensure_schema, replace_rows
 
 REFERENCE_DIR = Path(__file__).parent / "reference_data"
-CATALOG_DIR = Path(__file__).parent / "catalog"
 SOURCE_VERSION = "kepmendagri_300.2.2-2430_2025"
 
 FACILITY_TYPES = ("puskesmas", "pustu", "klinik_pratama", "klinik_utama", "tpmd", "tpmdg",
                   "tpmb", "rs", "lab", "lainnya")
-FORMS = ("tb", "ptm", "kia", "imun")
 
 
 class RegistryError(ValueError):
@@ -110,13 +109,8 @@ def load_catalogues(con: duckdb.DuckDBPyConnection) -> int:
     ensure_schema(con)
     return replace_rows(
         con, "reference.data_element",
-        f"SELECT * FROM read_csv('{CATALOG_DIR / 'data_elements.csv'}', all_varchar=true)",
+        f"SELECT * FROM read_csv('{catalog.DATA_ELEMENTS}', all_varchar=true)",
     )
-
-
-def data_elements() -> pd.DataFrame:
-    """The data-element catalogue as a DataFrame (code, form, program, name_id, name_en, …)."""
-    return pd.read_csv(CATALOG_DIR / "data_elements.csv", dtype=str)
 
 
 def _registry_file(settings: Settings, stem: str, required: bool = True) -> Path | None:

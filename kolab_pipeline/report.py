@@ -46,7 +46,8 @@ import matplotlib
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from kolab_pipeline.config import Settings, add_months, document_workers
+from kolab_pipeline.calendar import add_months
+from kolab_pipeline.config import Settings, document_workers
 from kolab_pipeline.indicators import load_catalogue
 
 TEMPLATES = Path(__file__).parent / "templates_html"

@@ -15,13 +15,14 @@ CSV, so wording can be fixed (or a rule added) without touching code. Columns:
 
 from __future__ import annotations
 
-import csv
 import re
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-RULES_FILE = Path(__file__).parent / "catalog" / "validation_rules.csv"
+from kolab_pipeline import catalog
+
+RULES_FILE = catalog.VALIDATION_RULES
 REQUIRED_COLUMNS = ("rule_id", "layer", "severity", "applies_to", "message_id", "message_en")
 SEVERITIES = ("error", "warning")
 PLACEHOLDERS = ("value", "column", "kode", "period", "jenis", "received")
@@ -29,7 +30,7 @@ _CODE = re.compile(r"^[a-z][a-z0-9_]*$")
 _RULE_ID = re.compile(r"^[A-Z][A-Z0-9]*$")
 
 
-class RuleCatalogueError(ValueError):
+class RuleCatalogueError(catalog.CatalogueError):
     """The rule catalogue is malformed; the message names the file, line and column."""
 
 
@@ -93,37 +94,36 @@ def parse_relations(text: str, where: str = "") -> tuple[Relation, ...]:
 
 def load_rules(path: Path = RULES_FILE) -> dict[str, Rule]:
     """Read and validate a rule catalogue (ids unique, severity known, messages present)."""
-    with path.open(encoding="utf-8", newline="") as fh:
-        reader = csv.DictReader(fh)
-        missing = [c for c in REQUIRED_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise RuleCatalogueError(f"{path}: missing column(s) {', '.join(missing)}")
-        rules: dict[str, Rule] = {}
-        for line, row in enumerate(reader, start=2):
-            where = f"{path.name}: line {line}"
-            rid = (row.get("rule_id") or "").strip()
-            if not _RULE_ID.match(rid):
-                raise RuleCatalogueError(f"{where}, column rule_id: {rid!r} is not a rule id (e.g. V06)")
-            if rid in rules:
-                raise RuleCatalogueError(f"{where}, column rule_id: duplicate rule id {rid}")
-            severity = (row.get("severity") or "").strip()
-            if severity not in SEVERITIES:
-                raise RuleCatalogueError(f"{where}, column severity: {severity!r} (expected error or warning)")
-            for col in ("message_id", "message_en"):
-                if not (row.get(col) or "").strip():
-                    raise RuleCatalogueError(f"{where}, column {col}: empty message for {rid}")
-            for col in ("detail_id", "detail_en"):
-                for name in re.findall(r"\{([^}]*)\}", row.get(col) or ""):
-                    if name not in PLACEHOLDERS:
-                        raise RuleCatalogueError(f"{where}, column {col}: unknown placeholder {{{name}}} "
-                                                 f"(allowed: {', '.join(PLACEHOLDERS)})")
-            rules[rid] = Rule(
-                rule_id=rid, layer=row["layer"].strip(), severity=severity,
-                applies_to=row["applies_to"].strip(), message_id=row["message_id"].strip(),
-                message_en=row["message_en"].strip(), detail_id=(row.get("detail_id") or "").strip(),
-                detail_en=(row.get("detail_en") or "").strip(),
-                relations=parse_relations(row.get("relation") or "", f"{where}, column relation"),
-            )
+    try:
+        reader = catalog.read_rows(path, REQUIRED_COLUMNS)
+    except catalog.CatalogueError as exc:
+        raise RuleCatalogueError(str(exc)) from None
+    rules: dict[str, Rule] = {}
+    for line, row in enumerate(reader, start=2):
+        where = f"{path.name}: line {line}"
+        rid = (row.get("rule_id") or "").strip()
+        if not _RULE_ID.match(rid):
+            raise RuleCatalogueError(f"{where}, column rule_id: {rid!r} is not a rule id (e.g. V06)")
+        if rid in rules:
+            raise RuleCatalogueError(f"{where}, column rule_id: duplicate rule id {rid}")
+        severity = (row.get("severity") or "").strip()
+        if severity not in SEVERITIES:
+            raise RuleCatalogueError(f"{where}, column severity: {severity!r} (expected error or warning)")
+        for col in ("message_id", "message_en"):
+            if not (row.get(col) or "").strip():
+                raise RuleCatalogueError(f"{where}, column {col}: empty message for {rid}")
+        for col in ("detail_id", "detail_en"):
+            for name in re.findall(r"\{([^}]*)\}", row.get(col) or ""):
+                if name not in PLACEHOLDERS:
+                    raise RuleCatalogueError(f"{where}, column {col}: unknown placeholder {{{name}}} "
+                                             f"(allowed: {', '.join(PLACEHOLDERS)})")
+        rules[rid] = Rule(
+            rule_id=rid, layer=row["layer"].strip(), severity=severity,
+            applies_to=row["applies_to"].strip(), message_id=row["message_id"].strip(),
+            message_en=row["message_en"].strip(), detail_id=(row.get("detail_id") or "").strip(),
+            detail_en=(row.get("detail_en") or "").strip(),
+            relations=parse_relations(row.get("relation") or "", f"{where}, column relation"),
+        )
     return rules
 
 

@@ -71,20 +71,14 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from kolab_pipeline.config import (
-    KolabConfig,
-    add_months,
-    load_config,
-    month_end,
-    month_start,
-    period_of,
-)
+from kolab_pipeline import catalog
+from kolab_pipeline.calendar import add_months, month_end, month_start, period_of
+from kolab_pipeline.catalog import FORMS
+from kolab_pipeline.config import KolabConfig, load_config
 
 REFERENCE_DIR = Path(__file__).parent / "reference_data"
-CATALOG_DIR = Path(__file__).parent / "catalog"
 
 KABUPATEN_BPS = ("3672", "6471", "3513", "3328", "1872")
-FORMS = ("tb", "ptm", "kia", "imun")
 FORMS_BY_TYPE = {"puskesmas": FORMS, "klinik_pratama": FORMS, "tpmd": ("tb", "ptm")}
 FORM_TITLE = {"tb": "TBC", "ptm": "PTM (HIPERTENSI DAN DIABETES MELITUS)", "kia": "KIA",
               "imun": "IMUNISASI"}
@@ -172,7 +166,7 @@ def _ref(name: str) -> pd.DataFrame:
 
 @cache
 def data_element_table() -> pd.DataFrame:
-    return pd.read_csv(CATALOG_DIR / "data_elements.csv", dtype=str)
+    return catalog.data_elements()
 
 
 @cache

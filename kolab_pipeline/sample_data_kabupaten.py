@@ -20,7 +20,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import pandas as pd
 
-from kolab_pipeline.config import add_months, month_end, month_start
+from kolab_pipeline.calendar import add_months, month_end, month_start
 from kolab_pipeline.sample_data import (
     DHIS2_DEFAULT_COC,
     FORM_TITLE,

@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
-
-from kolab_pipeline.reference import CATALOG_DIR, FORMS, data_elements
+from kolab_pipeline import catalog
+from kolab_pipeline.catalog import FORMS
 
 TEMPLATE_COLUMNS = ("periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil")
 TEMPLATE_LABELS = ("Periode (YYYY-MM)", "Kode Faskes", "Nama Faskes", "Tanggal Lapor",
@@ -36,7 +35,7 @@ INSTRUCTIONS = (
 
 
 def _form_name(form: str) -> tuple[str, str]:
-    forms = pd.read_csv(CATALOG_DIR / "forms.csv", dtype=str).set_index("form")
+    forms = catalog.forms_frame()
     return forms.loc[form, "program"], forms.loc[form, "name_id"]
 
 
@@ -44,7 +43,7 @@ def template_columns(form: str) -> tuple[list[str], list[str]]:
     """(codes, Indonesian labels) of the form's template, in catalogue order."""
     if form not in FORMS:
         raise ValueError(f"unknown form {form!r}: choose one of {', '.join(FORMS)}")
-    elements = data_elements()
+    elements = catalog.data_elements()
     elements = elements[elements["form"] == form]
     return ([*TEMPLATE_COLUMNS, *elements["code"]], [*TEMPLATE_LABELS, *elements["name_id"]])
 

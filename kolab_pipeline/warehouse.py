@@ -15,16 +15,16 @@ import ctypes
 import gc
 import os
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 import duckdb
-import yaml
 
-TABLES_FILE = Path(__file__).parent / "catalog" / "tables.yaml"
+from kolab_pipeline import catalog
+
 LAYERS = ("reference", "raw", "clean", "compliance", "indicators", "evaluation")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
 
@@ -62,7 +62,7 @@ class Table:
 @cache
 def tables() -> dict[str, Table]:
     """All tables of the contract, keyed `schema.name`."""
-    spec = yaml.safe_load(TABLES_FILE.read_text(encoding="utf-8"))
+    spec = catalog.tables_spec()
     out: dict[str, Table] = {}
     for key, body in spec.items():
         schema, name = key.split(".")
@@ -75,7 +75,7 @@ def table(key: str) -> Table:
     try:
         return tables()[key]
     except KeyError:
-        raise KeyError(f"{key}: not in {TABLES_FILE.name}") from None
+        raise KeyError(f"{key}: not in {catalog.TABLES.name}") from None
 
 
 def ident(name: str) -> str:
@@ -157,18 +157,33 @@ def transaction(con: duckdb.DuckDBPyConnection) -> Iterator[duckdb.DuckDBPyConne
     con.execute("COMMIT")
 
 
+Params = Sequence[object] | Mapping[str, object]
+
+
+def bind(sql: str, params: Params) -> Sequence[object] | dict[str, object]:
+    """The parameters `sql` uses: positional ones as given, named ones (`$name`) filtered to the
+    names the statement mentions (DuckDB refuses a named parameter a statement does not use)."""
+    if isinstance(params, Mapping):
+        return {k: v for k, v in params.items() if re.search(rf"\${re.escape(k)}\b", sql)}
+    return list(params)
+
+
 def replace_rows(con: duckdb.DuckDBPyConnection, key: str, select_sql: str,
-                 where: str = "TRUE", params: Sequence[object] = ()) -> int:
+                 where: str = "TRUE", params: Params = ()) -> int:
     """Delete the rows of `key` matching `where`, insert `select_sql`'s rows; one transaction.
 
     `select_sql` must return the table's columns by name (extra columns are an error, missing
     columns become NULL). Re-running with the same inputs gives the same table (idempotent).
-    `params` are bound to the `?` placeholders of `where` first, then of `select_sql`.
+    `params`: a mapping of named parameters (`$name`, each statement gets the ones it uses), or a
+    sequence bound to the `?` placeholders of `where` first, then of `select_sql`.
     Returns the number of rows inserted.
     """
     t = table(key)
-    n_where = where.count("?")
-    where_params, select_params = list(params[:n_where]), list(params[n_where:])
+    if isinstance(params, Mapping):
+        where_params, select_params = bind(where, params), bind(select_sql, params)
+    else:
+        n_where = where.count("?")
+        where_params, select_params = list(params[:n_where]), list(params[n_where:])
     produced = [d[0] for d in con.execute(
         f"SELECT * FROM ({select_sql}) AS probe LIMIT 0", select_params).description]
     extra = [c for c in produced if c not in t.column_names]
@@ -181,6 +196,51 @@ def replace_rows(con: duckdb.DuckDBPyConnection, key: str, select_sql: str,
                     select_params)
         return con.execute(f"SELECT count(*) FROM {t.qualified} WHERE {where}",
                            where_params).fetchone()[0]
+
+
+class Staging:
+    """The temp tables one build step hands from statement to statement, named in one place.
+
+    `with Staging(con, "_clean") as stage:` then `stage.create("rows", sql, params)` makes the
+    temp table `_clean_rows` (returned, for use in later SQL) and records it; every table created
+    or registered through the object is dropped when the block ends, also on error, so a failed
+    step leaves no hidden state for the next one on the same connection.
+    """
+
+    def __init__(self, con: duckdb.DuckDBPyConnection, prefix: str) -> None:
+        self.con, self.prefix = con, ident(prefix)
+        self.names: list[str] = []
+
+    def name(self, short: str) -> str:
+        """The full temp-table name of `short` (`rows` → `_clean_rows`)."""
+        return ident(f"{self.prefix}_{short}")
+
+    def create(self, short: str, select_sql: str, params: Params = ()) -> str:
+        """CREATE OR REPLACE TEMP TABLE <prefix>_<short> AS <select_sql>; returns the name."""
+        full = self.name(short)
+        self.con.execute(f"CREATE OR REPLACE TEMP TABLE {full} AS {select_sql}",
+                         bind(select_sql, params))
+        if full not in self.names:
+            self.names.append(full)
+        return full
+
+    def adopt(self, short: str) -> str:
+        """Record a temp table created by other means (e.g. an INSERT target) for dropping."""
+        full = self.name(short)
+        if full not in self.names:
+            self.names.append(full)
+        return full
+
+    def drop(self) -> None:
+        for full in reversed(self.names):
+            self.con.execute(f"DROP TABLE IF EXISTS {full}")
+        self.names.clear()
+
+    def __enter__(self) -> Staging:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.drop()
 
 
 def row_count(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",

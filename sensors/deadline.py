@@ -1,11 +1,9 @@
-"""Reporting deadline sensor: recompute compliance for a month once its deadline has passed.
+"""Reporting deadline sensor: recompute compliance for a month once its cut-off has passed.
 
-Two phases per month M, evaluated on the local date in `timezones.default` (Asia/Jakarta unless
-configured):
-- `due`: the day after the due date (the later of the two levels' due days of M+1) + grace — the
-  first moment reports can be `late` and pending ones `overdue`;
-- `cutoff`: the day after the cut-off (last day of M + cutoff_months) — unreceived reports become
-  `missing`.
+The monthly schedule already runs compliance (with indicators and evaluation) on the day after
+the due dates; what it does not cover is the cut-off (last day of M + cutoff_months), after which
+unreceived reports of M become `missing`. The rule lives in `kolab_pipeline.calendar`
+(`deadline_requests`), evaluated on the local date in `timezones.default`.
 Each (month, phase) is requested once: the run_key is `compliance:<YYYY-MM>:<phase>` (Dagster
 skips a run_key it has already launched) and the cursor records what was requested, so a restart
 does not repeat it. Only the latest month per phase is considered, so switching the sensor on after
@@ -21,7 +19,7 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 
 from assets.compliance import compliance_job
-from kolab_pipeline import compliance
+from kolab_pipeline import calendar
 from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration.jobs import default_sensor_status
 from kolab_pipeline.orchestration.partitions import period_to_key
@@ -38,7 +36,7 @@ def plan_runs(settings: Settings, today: date, cursor: str | None) -> tuple[list
     requested: dict[str, str] = json.loads(cursor) if cursor else {}
     start = settings.config.partitions.start
     runs = []
-    for req in compliance.deadline_requests(today, settings):
+    for req in calendar.deadline_requests(today, settings):
         if requested.get(req.phase, "") >= req.period:
             continue  # already requested this month (or a later one) for this phase
         if start is not None and req.period < start.strftime("%Y-%m"):
@@ -51,8 +49,8 @@ def plan_runs(settings: Settings, today: date, cursor: str | None) -> tuple[list
 
 @dg.sensor(job=compliance_job, default_status=default_sensor_status(),
            minimum_interval_seconds=3600,
-           description="Requests the compliance assets for a month after its due date (+ grace) and "
-                       "again after its cut-off, once per month and phase.")
+           description="Requests the compliance assets for a month again after its cut-off "
+                       "(unreceived reports become missing), once per month.")
 def reporting_deadline_sensor(context: dg.SensorEvaluationContext, kolab: KolabHome) -> dg.SensorResult:
     settings = kolab.settings()
     tz = settings.config.timezones.default

@@ -34,7 +34,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from kolab_pipeline.config import Settings, add_months, period_of
+from kolab_pipeline import calendar
+from kolab_pipeline.calendar import add_months, period_of
+from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration.partitions import monthly_partitions
 from kolab_pipeline.orchestration.partitions import period_to_key as partition_key_of
 from kolab_pipeline.warehouse import tables
@@ -74,13 +76,6 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
     return dg.DefaultSensorStatus.RUNNING if automation_on() else dg.DefaultSensorStatus.STOPPED
 
 
-def schedule_day(settings: Settings) -> int:
-    """Day of the month the monthly job runs: the day after the puskesmas → dinkes due day plus
-    the grace days (10 + 0 + 1 = 11 by default), capped at 28 so every month has the day."""
-    reporting = settings.config.reporting
-    return min(reporting.due_day.pkm_to_dinkes + reporting.grace_days + 1, 28)
-
-
 ingest_job = dg.define_asset_job(
     "ingest_job", selection=INGEST_SELECTION,
     description="Load reference data, ingest new landing files and SQL/DHIS2 submissions, clean them.",
@@ -111,7 +106,7 @@ def build_monthly_schedule(settings: Settings | None = None) -> dg.ScheduleDefin
 
     @dg.schedule(
         name="monthly_job_schedule", job=monthly_job,
-        cron_schedule=f"0 {SCHEDULE_HOUR} {schedule_day(settings)} * *",
+        cron_schedule=f"0 {SCHEDULE_HOUR} {calendar.schedule_day(settings)} * *",
         execution_timezone=SCHEDULE_TIMEZONE, default_status=default_schedule_status(),
         description="Previous month's compliance, indicators and evaluation, the day after the "
                     "puskesmas → dinkes deadline (+ grace), 06:00 WIB.",
@@ -153,7 +148,7 @@ def previous_month_self_dep(key: dg.AssetKey) -> dg.AssetDep:
 
 def evaluation_freshness(settings: Settings) -> dg.FreshnessPolicy:
     """Fresh when materialised between the 1st of the month and noon (WIB) of the schedule day."""
-    day = schedule_day(settings)
+    day = calendar.schedule_day(settings)
     return dg.FreshnessPolicy.cron(
         deadline_cron=f"0 {FRESHNESS_DEADLINE_HOUR} {day} * *",
         lower_bound_delta=timedelta(days=day - 1, hours=FRESHNESS_DEADLINE_HOUR),

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from kolab_pipeline.config import Settings, default_partition_start
+from kolab_pipeline.calendar import default_partition_start
+from kolab_pipeline.config import Settings
 
 
 def build_monthly_partitions(settings: Settings | None = None) -> dg.MonthlyPartitionsDefinition:

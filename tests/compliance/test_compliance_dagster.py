@@ -10,8 +10,8 @@ import pytest
 
 from assets.compliance import COMPLIANCE_ASSETS, compliance_job
 from data_quality import compliance_checks
-from kolab_pipeline import compliance
-from kolab_pipeline.config import add_months, month_end, month_start, period_of
+from kolab_pipeline import calendar
+from kolab_pipeline.calendar import add_months, month_end, month_start, period_of
 from kolab_pipeline.orchestration.partitions import period_to_key
 from kolab_pipeline.orchestration.resources import build_resources
 from sensors import deadline
@@ -86,36 +86,44 @@ def test_compliance_job_selects_the_four_assets():
 # --- deadline sensor --------------------------------------------------------------------------
 
 @pytest.mark.parametrize(("today", "expected"), [
-    # due day of the later level is 10 (+ grace 0): on the 10th the December due date has not passed
-    (date(2025, 1, 10), [("2024-11", "due"), ("2024-11", "cutoff")]),
-    (date(2025, 1, 11), [("2024-12", "due"), ("2024-11", "cutoff")]),
-    # cut-off of December = 2025-01-31: passed on 02-01
-    (date(2025, 1, 31), [("2024-12", "due"), ("2024-11", "cutoff")]),
-    (date(2025, 2, 1), [("2024-12", "due"), ("2024-12", "cutoff")]),
+    # cut-off of November = 2024-12-31: passed on 2025-01-01, so November is the latest month
+    (date(2025, 1, 10), [("2024-11", "cutoff")]),
+    # cut-off of December = 2025-01-31: still November on the 31st, December on 02-01
+    (date(2025, 1, 31), [("2024-11", "cutoff")]),
+    (date(2025, 2, 1), [("2024-12", "cutoff")]),
 ])
 def test_deadline_requests(settings, today, expected):
-    assert [(r.period, r.phase) for r in compliance.deadline_requests(today, settings)] == expected
+    assert [(r.period, r.phase) for r in calendar.deadline_requests(today, settings)] == expected
 
 
 def test_deadline_requests_follow_config(kolab_home):
-    settings = write_home(kolab_home, [], {"reporting": {"grace_days": 2, "cutoff_months_after_period": 2}})
-    # due 10 + grace 2 = the 12th is still within the deadline; cut-off of M = last day of M+2
-    assert [(r.period, r.phase) for r in compliance.deadline_requests(date(2025, 3, 12), settings)] == [
-        ("2025-01", "due"), ("2024-12", "cutoff")]
-    assert [(r.period, r.phase) for r in compliance.deadline_requests(date(2025, 3, 13), settings)] == [
-        ("2025-02", "due"), ("2024-12", "cutoff")]
+    settings = write_home(kolab_home, [], {"reporting": {"cutoff_months_after_period": 2}})
+    # cut-off of M = last day of M+2: on 2025-03-31 the latest passed is December's (2025-02-28)
+    assert [(r.period, r.phase) for r in calendar.deadline_requests(date(2025, 3, 31), settings)] == [
+        ("2024-12", "cutoff")]
+    assert [(r.period, r.phase) for r in calendar.deadline_requests(date(2025, 4, 1), settings)] == [
+        ("2025-01", "cutoff")]
 
 
-def test_plan_runs_requests_each_month_and_phase_once(settings):
+def test_schedule_and_sensor_never_run_the_same_month_twice(settings):
+    """The schedule runs the previous month on the schedule day; the sensor asks only for the
+    cut-off recompute, of a month at least one month older than the schedule's."""
+    for day in range(1, 29):
+        today = date(2025, 3, day)
+        sensor_months = {r.period for r in calendar.deadline_requests(today, settings)}
+        scheduled = add_months(period_of(today), -1) if day == calendar.schedule_day(settings) else None
+        assert scheduled not in sensor_months
+
+
+def test_plan_runs_requests_each_month_once(settings):
     runs, cursor = deadline.plan_runs(settings, date(2025, 1, 11), None)
-    assert [(r.run_key, r.partition_key) for r in runs] == [
-        ("compliance:2024-12:due", "2024-12-01"), ("compliance:2024-11:cutoff", "2024-11-01")]
-    assert json.loads(cursor) == {"due": "2024-12", "cutoff": "2024-11"}
+    assert [(r.run_key, r.partition_key) for r in runs] == [("compliance:2024-11:cutoff", "2024-11-01")]
+    assert json.loads(cursor) == {"cutoff": "2024-11"}
     again, cursor2 = deadline.plan_runs(settings, date(2025, 1, 20), cursor)
     assert again == [] and cursor2 == cursor
     later, cursor3 = deadline.plan_runs(settings, date(2025, 2, 1), cursor)
     assert [r.run_key for r in later] == ["compliance:2024-12:cutoff"]
-    assert json.loads(cursor3) == {"due": "2024-12", "cutoff": "2024-12"}
+    assert json.loads(cursor3) == {"cutoff": "2024-12"}
 
 
 def test_sensor_tick_in_jakarta(settings, monkeypatch):
@@ -123,7 +131,7 @@ def test_sensor_tick_in_jakarta(settings, monkeypatch):
     resources = build_resources(settings)
     ctx = dg.build_sensor_context(cursor=None, resources={"kolab": resources["kolab"]})
     result = deadline.reporting_deadline_sensor(ctx)
-    assert [r.run_key for r in result.run_requests] == ["compliance:2024-12:due", "compliance:2024-11:cutoff"]
+    assert [r.run_key for r in result.run_requests] == ["compliance:2024-11:cutoff"]
     ctx2 = dg.build_sensor_context(cursor=result.cursor, resources={"kolab": resources["kolab"]})
     second = deadline.reporting_deadline_sensor(ctx2)
     assert not second.run_requests and "no new deadline" in second.skip_reason.skip_message

@@ -13,7 +13,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from kolab_pipeline import dq_metrics
-from kolab_pipeline.config import Settings, add_months
+from kolab_pipeline.calendar import add_months
+from kolab_pipeline.config import Settings
 from tests.support.indicators import add_facility, add_value
 
 P = "2025-06"

@@ -6,14 +6,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from kolab_pipeline.config import (
-    ConfigError,
-    Settings,
-    add_months,
-    default_partition_start,
-    load_config,
-    month_end,
-)
+from kolab_pipeline.calendar import add_months, default_partition_start, month_end
+from kolab_pipeline.config import ConfigError, Settings, load_config
 
 
 def test_shipped_defaults(kolab_home):

@@ -15,7 +15,9 @@ from dagster._core.storage.tags import (
 )
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
-from kolab_pipeline.config import Settings, add_months
+from kolab_pipeline import calendar
+from kolab_pipeline.calendar import add_months
+from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration import jobs
 from kolab_pipeline.orchestration.partitions import monthly_partitions
 
@@ -42,13 +44,15 @@ def _stand_ins(parts: dg.PartitionsDefinition = PARTS):
     return [indicator_value, scorecard, expected_report]
 
 
-def test_schedule_day_is_due_day_plus_grace_plus_one(kolab_home: Path):
+def test_schedule_day_is_later_due_day_plus_grace_plus_one(kolab_home: Path):
     settings = Settings.load(kolab_home)
-    assert jobs.schedule_day(settings) == 11            # 10 + 0 + 1
+    assert calendar.schedule_day(settings) == 11            # max(5, 10) + 0 + 1
     (kolab_home / "kolab.yaml").write_text("reporting: {grace_days: 3}\n")
-    assert jobs.schedule_day(Settings.load(kolab_home)) == 14   # 10 + 3 + 1
+    assert calendar.schedule_day(Settings.load(kolab_home)) == 14   # 10 + 3 + 1
+    (kolab_home / "kolab.yaml").write_text("reporting: {due_day: {network_to_pkm: 12, pkm_to_dinkes: 8}}\n")
+    assert calendar.schedule_day(Settings.load(kolab_home)) == 13   # the later day: 12 + 0 + 1
     (kolab_home / "kolab.yaml").write_text("reporting: {due_day: {pkm_to_dinkes: 27}, grace_days: 5}\n")
-    assert jobs.schedule_day(Settings.load(kolab_home)) == 28   # 27 + 5 + 1 = 33 → capped at 28
+    assert calendar.schedule_day(Settings.load(kolab_home)) == 28   # 27 + 5 + 1 = 33 → capped at 28
 
 
 def test_previous_month_key_in_jakarta_time():

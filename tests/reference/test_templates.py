@@ -9,8 +9,8 @@ import openpyxl
 import pytest
 
 from kolab_pipeline import raw
+from kolab_pipeline.catalog import data_elements
 from kolab_pipeline.cli import main
-from kolab_pipeline.reference import data_elements
 from kolab_pipeline.templates import write_template
 
 PTM_CODES = ["ht_skrining", "ht_kasus_baru", "ht_dilayani_standar", "ht_dilayani_standar_ytd_unik",
