@@ -20,6 +20,7 @@ import pytest
 
 from kolab_pipeline import raw
 from kolab_pipeline.config import Settings
+from kolab_pipeline.raw import fast_csv
 from kolab_pipeline.warehouse import connect, ensure_schema
 
 TB = "periode,kode_faskes,nama_faskes,tanggal_lapor,laporan_nihil,tb_skrining,tb_terduga_ditemukan"
@@ -206,7 +207,7 @@ def test_rerun_is_idempotent_and_new_files_are_batched_alone(settings, con):
 def test_small_chunks_and_pending_cap_give_the_same_tables(settings, con, ref_con, monkeypatch):
     """Chunking is invisible: one file per statement, or the biggest group flushed early."""
     fill_landing(settings)
-    monkeypatch.setattr(raw, "FAST_CHUNK_FILES", 1)
+    monkeypatch.setattr(fast_csv, "FAST_CHUNK_FILES", 1)
     raw.ingest_landing(con, settings, run_id="r1")
     raw.ingest_landing(ref_con, settings, run_id="r1", batch_csv=False)
     assert snapshot(con) == snapshot(ref_con)
@@ -214,7 +215,7 @@ def test_small_chunks_and_pending_cap_give_the_same_tables(settings, con, ref_co
 
 def test_pending_cap_flushes_the_biggest_group(settings, tmp_path, monkeypatch):
     fill_landing(settings)
-    monkeypatch.setattr(raw, "FAST_PENDING_BYTES", 1)   # every offer overflows: flush at once
+    monkeypatch.setattr(fast_csv, "FAST_PENDING_BYTES", 1)   # every offer overflows: flush at once
     c = connect(tmp_path / "cap.duckdb")
     ensure_schema(c)
     try:
@@ -228,14 +229,14 @@ def test_pending_cap_flushes_the_biggest_group(settings, tmp_path, monkeypatch):
 def test_a_failing_batch_falls_back_to_one_by_one(settings, con, ref_con, monkeypatch):
     """Should a batch statement fail, nothing of it is committed and its files are read per file."""
     fill_landing(settings)
-    real = raw.write_csv_batch
+    real = fast_csv.write_csv_batch
 
     def fail_tb_groups(c, layout, files, run_id, now):
         if layout.form == "tb":
             raise duckdb.InvalidInputException("simulated failure of a batch")
         return real(c, layout, files, run_id, now)
 
-    monkeypatch.setattr(raw, "write_csv_batch", fail_tb_groups)
+    monkeypatch.setattr(fast_csv, "write_csv_batch", fail_tb_groups)
     s = raw.ingest_landing(con, settings, run_id="r1")
     raw.ingest_landing(ref_con, settings, run_id="r1", batch_csv=False)
     assert snapshot(con) == snapshot(ref_con)
@@ -264,7 +265,7 @@ def test_a_failing_batch_falls_back_to_one_by_one(settings, con, ref_con, monkey
     (f"{TB}\n2025-03,P1,A\x0b,,,1,2\n", "a vertical tab (a line break for str.splitlines)"),
 ])
 def test_fast_layout_accepts_only_plain_files(settings, text, why):
-    layout = raw.fast_csv_layout(text, "k/tb/2025-03/x.csv", settings)
+    layout = fast_csv.fast_csv_layout(text, "k/tb/2025-03/x.csv", settings)
     if why is None:
         assert layout is not None and layout.form == "tb" and layout.delimiter == ","
         assert layout.width == 7
@@ -275,9 +276,9 @@ def test_fast_layout_accepts_only_plain_files(settings, text, why):
 def test_fast_layout_respects_path_form_and_limits(kolab_home):
     text = f"{TB}\n2025-03,P1,A,,,1,2\n2025-03,P2,B,,,3,4\n"
     defaults = Settings.load(kolab_home)      # 500 columns, 200,000 rows
-    assert raw.fast_csv_layout(text, "k/tb/x.csv", defaults) is not None
-    assert raw.fast_csv_layout(text, "k/ptm/x.csv", defaults) is None         # TB header in a ptm folder
+    assert fast_csv.fast_csv_layout(text, "k/tb/x.csv", defaults) is not None
+    assert fast_csv.fast_csv_layout(text, "k/ptm/x.csv", defaults) is None         # TB header in a ptm folder
     (kolab_home / "kolab.yaml").write_text("ingest:\n  max_columns: 6\n")
-    assert raw.fast_csv_layout(text, "k/tb/x.csv", Settings.load(kolab_home)) is None   # 7 columns > 6
+    assert fast_csv.fast_csv_layout(text, "k/tb/x.csv", Settings.load(kolab_home)) is None   # 7 columns > 6
     (kolab_home / "kolab.yaml").write_text("ingest:\n  max_rows_per_file: 1\n")
-    assert raw.fast_csv_layout(text, "k/tb/x.csv", Settings.load(kolab_home)) is None   # 2 rows > 1
+    assert fast_csv.fast_csv_layout(text, "k/tb/x.csv", Settings.load(kolab_home)) is None   # 2 rows > 1

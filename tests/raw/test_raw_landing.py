@@ -16,6 +16,7 @@ import pytest
 
 from kolab_pipeline import raw
 from kolab_pipeline.config import Settings
+from kolab_pipeline.raw import ingest
 from tests.support.landing import PLAIN, TB_HEADER, file_of, put, reason
 
 TB_LABELS = ("Periode,Kode Faskes,Nama Faskes,Tanggal Lapor,Laporan Nihil,"
@@ -240,7 +241,7 @@ def test_unexpected_exception_becomes_f01_and_run_goes_on(settings, con, monkeyp
         raise RuntimeError("disk hiccup")
     put(settings, "a.xlsx", _xlsx({"tb": [TB_HEADER.split(",")]}))
     put(settings, "b/tb/ok.csv", PLAIN)
-    monkeypatch.setattr(raw, "parse_template_xlsx", boom)
+    monkeypatch.setattr(ingest, "parse_template_xlsx", boom)
     s = raw.ingest_landing(con, settings, run_id="r1")
     f = file_of(con, "a.xlsx")
     assert (f["reject_rule"], f["reject_reason"]) == (
