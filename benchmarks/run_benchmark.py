@@ -79,8 +79,9 @@ def stage_ingest(con, settings, periods):
     con.close()
     gx = _gx("raw_submission_row", settings)
     return summary.rows_read, summary.rows_kept + summary.cells, {
-        "files": summary.files_ingested + summary.files_rejected, "files_skipped": summary.files_skipped,
-        "cells": summary.cells, "unreconciled": len(bad), "gx_raw_row": gx}
+        "files": summary.files_ingested + summary.files_rejected,
+        "files_skipped": summary.files_skipped, "cells": summary.cells,
+        "unreconciled": len(bad), "gx_raw_row": gx}
 
 
 def _gx(suite_name: str, settings) -> bool:

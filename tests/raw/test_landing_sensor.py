@@ -34,7 +34,7 @@ def test_new_file_one_run_same_listing_none(settings):
         os.utime(p, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))   # changed mtime
         runs, cursor = _tick(settings, instance, cursor)
         assert len(runs) == 1 and runs[0].run_key != first_key
-        p.unlink()                                                # deletion alone: nothing to ingest
+        p.unlink()                                        # deletion alone: nothing to ingest
         runs, cursor = _tick(settings, instance, cursor)
         assert runs == [] and json.loads(cursor) == {}
 

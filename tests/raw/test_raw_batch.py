@@ -1,8 +1,8 @@
-"""Raw layer, batched CSV fast path (issue 9): plain template CSVs are grouped by layout and split in
-SQL, every other file keeps the per-file parser — and the raw tables are the same either way.
+"""Raw layer, batched CSV fast path (issue 9): plain template CSVs are grouped by layout and split
+in SQL, every other file keeps the per-file parser — and the raw tables are the same either way.
 
-The reference is the per-file path itself (`ingest_landing(..., batch_csv=False)`) on the very same
-landing folder, written to a second warehouse: every table must match row for row (only the
+The reference is the per-file path itself (`ingest_landing(..., batch_csv=False)`) on the very
+same landing folder, written to a second warehouse: every table must match row for row (only the
 run-time columns `ingested_at`/`seen_at` may differ). A few rows are also spelled out by hand, so
 the comparison cannot pass by both paths being wrong in the same way."""
 
@@ -20,6 +20,7 @@ import pytest
 
 from kolab_pipeline import raw
 from kolab_pipeline.config import Settings
+from kolab_pipeline.raw import fast_csv
 from kolab_pipeline.warehouse import connect, ensure_schema
 
 TB = "periode,kode_faskes,nama_faskes,tanggal_lapor,laporan_nihil,tb_skrining,tb_terduga_ditemukan"
@@ -32,7 +33,8 @@ A_CSV = (f"{TB}\n2025-03,P1,Puskesmas Ménara,2025-04-03,,12,3\n,,,,,,\n"
 # a row of Unicode blanks only (NBSP, ideographic space): blank as str.strip() sees it → skipped
 B_CSV = f"{TB}\n2025-03,KP4,Klinik D,,,5,1\n\u00a0,,\u3000,,,,\n2025-03,KP5,Klinik’s E,,,,\n"
 # same form, another layout: columns reordered and an unknown column → its own group
-D_CSV = "kode_faskes,periode,tb_terduga_ditemukan,tb_skrining,Catatan\nKP6,2025-03,2,9,dikirim ulang\n"
+D_CSV = ("kode_faskes,periode,tb_terduga_ditemukan,tb_skrining,Catatan\n"
+         "KP6,2025-03,2,9,dikirim ulang\n")
 
 CLEAN = {   # batchable: plain UTF-8, header on row 1, no quotes, no blank lines
     "k1/tb/2025-03/a.csv": A_CSV,
@@ -120,8 +122,9 @@ def test_batch_and_per_file_paths_write_identical_raw_tables(settings, con, ref_
         assert got[t] == want[t], t
     assert counts(fast) == counts(slow)
     assert sorted(fast.rejected) == sorted(slow.rejected)
-    # the batch path really ran: a.csv, b.csv, c.csv, d.csv, tab.csv, no_final_newline.csv (6 contents;
-    # copy_of_a.csv is the same content as a.csv, so it is a duplicate, not a file of its own)
+    # the batch path really ran: a.csv, b.csv, c.csv, d.csv, tab.csv, no_final_newline.csv (6
+    # contents; copy_of_a.csv is the same content as a.csv, so it is a duplicate, not a file of its
+    # own)
     assert (fast.files_batched, slow.files_batched) == (6, 0)
     # 8 messy + xlsx + the 6 batched are ingested; the 4 broken ones are rejected with their rule
     assert (fast.files_ingested, fast.files_rejected, fast.files_duplicate) == (8 + 1 + 6, 4, 1)
@@ -131,30 +134,36 @@ def test_batch_and_per_file_paths_write_identical_raw_tables(settings, con, ref_
     assert raw.unreconciled_files(con).empty
 
     # spelled out by hand for a.csv: lines 2, 4 and 5 are data (line 3 is a row of empty cells)
-    fid = con.execute("SELECT file_id FROM raw.landing_path WHERE source_path = 'k1/tb/2025-03/a.csv'"
-                      ).fetchone()[0]
-    assert con.execute("SELECT raw_row_id, row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor, "
-                       "laporan_nihil FROM raw.submission_row WHERE file_id = ? ORDER BY row_number",
-                       [fid]).fetchall() == [
+    fid = con.execute("SELECT file_id FROM raw.landing_path "
+                      "WHERE source_path = 'k1/tb/2025-03/a.csv'").fetchone()[0]
+    assert con.execute("SELECT raw_row_id, row_number, form, periode, kode_faskes, nama_faskes, "
+                       "tanggal_lapor, laporan_nihil FROM raw.submission_row WHERE file_id = ? "
+                       "ORDER BY row_number", [fid]).fetchall() == [
         (f"{fid}::2", 2, "tb", "2025-03", "P1", "Puskesmas Ménara", "2025-04-03", None),
         (f"{fid}::4", 4, "tb", "2025-03", "KP2", " Klinik  B ", None, None),
         (f"{fid}::5", 5, "tb", "2025-03", "KP3", "Klinik C", None, "1")]
-    assert con.execute("SELECT r.row_number, c.column_index, c.header, c.data_element, c.value_text "
-                       "FROM raw.submission_cell c JOIN raw.submission_row r USING (raw_row_id) "
-                       "WHERE r.file_id = ? ORDER BY 1, 2", [fid]).fetchall() == [
-        (2, 5, "tb_skrining", "tb_skrining", "12"), (2, 6, "tb_terduga_ditemukan", "tb_terduga_ditemukan", "3"),
-        (4, 5, "tb_skrining", "tb_skrining", " "), (4, 6, "tb_terduga_ditemukan", "tb_terduga_ditemukan", "0"),
-        (5, 5, "tb_skrining", "tb_skrining", None), (5, 6, "tb_terduga_ditemukan", "tb_terduga_ditemukan", None)]
+    assert con.execute("SELECT r.row_number, c.column_index, c.header, c.data_element, "
+                       "c.value_text FROM raw.submission_cell c JOIN raw.submission_row r "
+                       "USING (raw_row_id) WHERE r.file_id = ? ORDER BY 1, 2",
+                       [fid]).fetchall() == [
+        (2, 5, "tb_skrining", "tb_skrining", "12"),
+        (2, 6, "tb_terduga_ditemukan", "tb_terduga_ditemukan", "3"),
+        (4, 5, "tb_skrining", "tb_skrining", " "),
+        (4, 6, "tb_terduga_ditemukan", "tb_terduga_ditemukan", "0"),
+        (5, 5, "tb_skrining", "tb_skrining", None),
+        (5, 6, "tb_terduga_ditemukan", "tb_terduga_ditemukan", None)]
     # 3 rows read = 3 kept + 0 rejected; sha256 file_id; the copy is on record as a duplicate name
-    f = con.execute("SELECT n_rows_read, n_rows_kept, n_rows_rejected, encoding, delimiter, sheets, "
-                    "file_format, received_source FROM raw.landing_file WHERE file_id = ?", [fid]).fetchone()
+    f = con.execute("SELECT n_rows_read, n_rows_kept, n_rows_rejected, encoding, delimiter, "
+                    "sheets, file_format, received_source FROM raw.landing_file WHERE file_id = ?",
+                    [fid]).fetchone()
     assert f == (3, 3, 0, "utf-8", ",", "", "csv", "mtime")
     import hashlib
     assert fid == hashlib.sha256(A_CSV.encode()).hexdigest()
-    assert con.execute("SELECT source_path, role FROM raw.landing_path WHERE file_id = ? ORDER BY 1",
-                       [fid]).fetchall() == [("k1/tb/2025-03/a.csv", "primary"),
+    assert con.execute("SELECT source_path, role FROM raw.landing_path WHERE file_id = ? "
+                       "ORDER BY 1", [fid]).fetchall() == [("k1/tb/2025-03/a.csv", "primary"),
                                             ("k1/tb/2025-03/copy_of_a.csv", "duplicate")]
-    # b.csv: the Unicode-blank line 3 is skipped; the manifest's 23:30 WITA = 15:30 UTC reaches its rows
+    # b.csv: the Unicode-blank line 3 is skipped; the manifest's 23:30 WITA = 15:30 UTC reaches its
+    # rows
     assert con.execute("SELECT row_number, kode_faskes, received_at FROM raw.submission_row "
                        "WHERE source_path = 'k2/tb/2025-03/b.csv' ORDER BY 1").fetchall() == [
         (2, "KP4", datetime(2025, 4, 5, 15, 30, tzinfo=UTC)),
@@ -166,18 +175,21 @@ def test_group_with_a_different_header_is_split_by_layout(settings, con, ref_con
     fill_landing(settings)
     raw.ingest_landing(con, settings, run_id="r1")
     raw.ingest_landing(ref_con, settings, run_id="r1", batch_csv=False)
-    d_cells = ("SELECT c.column_index, c.header, c.data_element, c.value_text FROM raw.submission_cell c "
-               "JOIN raw.submission_row r USING (raw_row_id) WHERE r.source_path = ? ORDER BY 1")
-    # d.csv: kode_faskes,periode,tb_terduga_ditemukan,tb_skrining,Catatan → cells are columns 2, 3, 4
-    want = [(2, "tb_terduga_ditemukan", "tb_terduga_ditemukan", "2"), (3, "tb_skrining", "tb_skrining", "9"),
+    d_cells = ("SELECT c.column_index, c.header, c.data_element, c.value_text "
+               "FROM raw.submission_cell c JOIN raw.submission_row r USING (raw_row_id) "
+               "WHERE r.source_path = ? ORDER BY 1")
+    # d.csv: kode_faskes,periode,tb_terduga_ditemukan,tb_skrining,Catatan → cells are columns 2-4
+    want = [(2, "tb_terduga_ditemukan", "tb_terduga_ditemukan", "2"),
+            (3, "tb_skrining", "tb_skrining", "9"),
             (4, "Catatan", None, "dikirim ulang")]
     assert con.execute(d_cells, ["k4/tb/2025-03/d.csv"]).fetchall() == want
     assert ref_con.execute(d_cells, ["k4/tb/2025-03/d.csv"]).fetchall() == want
     assert con.execute("SELECT periode, kode_faskes FROM raw.submission_row WHERE source_path = ?",
                        ["k4/tb/2025-03/d.csv"]).fetchall() == [("2025-03", "KP6")]
     # and b.csv of the other TB layout kept its own columns 5 and 6 (row 4 = 2 blank cells → NULL)
-    assert con.execute("SELECT r.row_number, c.column_index, c.header, c.value_text FROM raw.submission_cell c "
-                       "JOIN raw.submission_row r USING (raw_row_id) WHERE r.source_path = ? ORDER BY 1, 2",
+    assert con.execute("SELECT r.row_number, c.column_index, c.header, c.value_text "
+                       "FROM raw.submission_cell c JOIN raw.submission_row r USING (raw_row_id) "
+                       "WHERE r.source_path = ? ORDER BY 1, 2",
                        ["k2/tb/2025-03/b.csv"]).fetchall() == [
         (2, 5, "tb_skrining", "5"), (2, 6, "tb_terduga_ditemukan", "1"),
         (4, 5, "tb_skrining", None), (4, 6, "tb_terduga_ditemukan", None)]
@@ -190,7 +202,8 @@ def test_rerun_is_idempotent_and_new_files_are_batched_alone(settings, con):
     second = raw.ingest_landing(con, settings, run_id="r2")
     assert snapshot(con) == before
     # 7 clean paths + 8 messy + 4 broken + 1 xlsx = 20 submission paths, all known now
-    assert (second.files_seen, second.files_skipped, second.files_ingested, second.files_batched) == (20, 20, 0, 0)
+    assert (second.files_seen, second.files_skipped, second.files_ingested,
+            second.files_batched) == (20, 20, 0, 0)
     assert first.files_seen == 20
     # one new plain file: only it is read and batched; the old rows stay as they were
     new = settings.paths.landing / "k8/tb/2025-04/e.csv"
@@ -206,7 +219,7 @@ def test_rerun_is_idempotent_and_new_files_are_batched_alone(settings, con):
 def test_small_chunks_and_pending_cap_give_the_same_tables(settings, con, ref_con, monkeypatch):
     """Chunking is invisible: one file per statement, or the biggest group flushed early."""
     fill_landing(settings)
-    monkeypatch.setattr(raw, "FAST_CHUNK_FILES", 1)
+    monkeypatch.setattr(fast_csv, "FAST_CHUNK_FILES", 1)
     raw.ingest_landing(con, settings, run_id="r1")
     raw.ingest_landing(ref_con, settings, run_id="r1", batch_csv=False)
     assert snapshot(con) == snapshot(ref_con)
@@ -214,7 +227,7 @@ def test_small_chunks_and_pending_cap_give_the_same_tables(settings, con, ref_co
 
 def test_pending_cap_flushes_the_biggest_group(settings, tmp_path, monkeypatch):
     fill_landing(settings)
-    monkeypatch.setattr(raw, "FAST_PENDING_BYTES", 1)   # every offer overflows: flush at once
+    monkeypatch.setattr(fast_csv, "FAST_PENDING_BYTES", 1)   # every offer overflows: flush at once
     c = connect(tmp_path / "cap.duckdb")
     ensure_schema(c)
     try:
@@ -228,14 +241,14 @@ def test_pending_cap_flushes_the_biggest_group(settings, tmp_path, monkeypatch):
 def test_a_failing_batch_falls_back_to_one_by_one(settings, con, ref_con, monkeypatch):
     """Should a batch statement fail, nothing of it is committed and its files are read per file."""
     fill_landing(settings)
-    real = raw.write_csv_batch
+    real = fast_csv.write_csv_batch
 
     def fail_tb_groups(c, layout, files, run_id, now):
         if layout.form == "tb":
             raise duckdb.InvalidInputException("simulated failure of a batch")
         return real(c, layout, files, run_id, now)
 
-    monkeypatch.setattr(raw, "write_csv_batch", fail_tb_groups)
+    monkeypatch.setattr(fast_csv, "write_csv_batch", fail_tb_groups)
     s = raw.ingest_landing(con, settings, run_id="r1")
     raw.ingest_landing(ref_con, settings, run_id="r1", batch_csv=False)
     assert snapshot(con) == snapshot(ref_con)
@@ -264,7 +277,7 @@ def test_a_failing_batch_falls_back_to_one_by_one(settings, con, ref_con, monkey
     (f"{TB}\n2025-03,P1,A\x0b,,,1,2\n", "a vertical tab (a line break for str.splitlines)"),
 ])
 def test_fast_layout_accepts_only_plain_files(settings, text, why):
-    layout = raw.fast_csv_layout(text, "k/tb/2025-03/x.csv", settings)
+    layout = fast_csv.fast_csv_layout(text, "k/tb/2025-03/x.csv", settings)
     if why is None:
         assert layout is not None and layout.form == "tb" and layout.delimiter == ","
         assert layout.width == 7
@@ -275,9 +288,12 @@ def test_fast_layout_accepts_only_plain_files(settings, text, why):
 def test_fast_layout_respects_path_form_and_limits(kolab_home):
     text = f"{TB}\n2025-03,P1,A,,,1,2\n2025-03,P2,B,,,3,4\n"
     defaults = Settings.load(kolab_home)      # 500 columns, 200,000 rows
-    assert raw.fast_csv_layout(text, "k/tb/x.csv", defaults) is not None
-    assert raw.fast_csv_layout(text, "k/ptm/x.csv", defaults) is None         # TB header in a ptm folder
+    assert fast_csv.fast_csv_layout(text, "k/tb/x.csv", defaults) is not None
+    # TB header in a ptm folder
+    assert fast_csv.fast_csv_layout(text, "k/ptm/x.csv", defaults) is None
     (kolab_home / "kolab.yaml").write_text("ingest:\n  max_columns: 6\n")
-    assert raw.fast_csv_layout(text, "k/tb/x.csv", Settings.load(kolab_home)) is None   # 7 columns > 6
+    assert fast_csv.fast_csv_layout(text, "k/tb/x.csv",
+                                    Settings.load(kolab_home)) is None   # 7 columns > 6
     (kolab_home / "kolab.yaml").write_text("ingest:\n  max_rows_per_file: 1\n")
-    assert raw.fast_csv_layout(text, "k/tb/x.csv", Settings.load(kolab_home)) is None   # 2 rows > 1
+    assert fast_csv.fast_csv_layout(text, "k/tb/x.csv",
+                                    Settings.load(kolab_home)) is None   # 2 rows > 1

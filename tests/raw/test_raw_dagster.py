@@ -1,6 +1,6 @@
-"""Raw layer in Dagster: the multi-asset materialises the three raw tables with run metadata (rejected
-files listed with reasons), and the blocking reconciliation check passes on real data and fails
-when a kept row has gone missing."""
+"""Raw layer in Dagster: the multi-asset materialises the three raw tables with run metadata
+(rejected files listed with reasons), and the blocking reconciliation check passes on real data
+and fails when a kept row has gone missing."""
 
 from __future__ import annotations
 
@@ -27,8 +27,10 @@ def test_raw_assets_materialise_with_metadata_and_check(settings):
             for m in result.asset_materializations_for_node("raw_submissions")}
     assert set(mats) == {"raw/landing_file", "raw/submission_row", "raw/submission_cell"}
     meta = mats["raw/landing_file"]
-    assert (meta["files_ingested"].value, meta["files_rejected"].value, meta["rows_kept"].value) == (1, 1, 2)
-    assert "| a/zero.csv | F02    | a/zero.csv: File is empty or has no data rows — the file is empty (0 bytes) |" in meta["rejected_files"].value
+    assert (meta["files_ingested"].value, meta["files_rejected"].value,
+            meta["rows_kept"].value) == (1, 1, 2)
+    assert ("| a/zero.csv | F02    | a/zero.csv: File is empty or has no data rows — the file is "
+            "empty (0 bytes) |") in meta["rejected_files"].value
     assert mats["raw/submission_row"]["dagster/row_count"].value == 2
     # PLAIN has 2 rows × 2 element columns = 4 cells
     assert mats["raw/submission_cell"]["dagster/row_count"].value == 4

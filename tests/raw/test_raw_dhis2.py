@@ -73,7 +73,8 @@ def test_dhis2_csv_detected_by_content_outside_dhis2_folder(settings, con):
     raw.ingest_landing(con, settings, run_id="r1")
     rel = "kiriman/export.csv"
     assert file_of(con, rel)["file_format"] == "dhis2_csv"
-    assert [(n, f, p, k) for n, f, p, k, _ in _rows(con, rel)] == [(1, "tb", "202503", "P3672010101")]
+    assert [(n, f, p, k) for n, f, p, k, _ in _rows(con, rel)] == [
+        (1, "tb", "202503", "P3672010101")]
     # column_index = the value's data line (line 2 and 3); the empty value stays NULL
     assert _cells(con, rel) == [
         (1, 2, "deSkrn001.HllvX50cXC0", "tb_skrining", "7"),
@@ -84,20 +85,24 @@ def test_dhis2_csv_detected_by_content_outside_dhis2_folder(settings, con):
 def test_invalid_dhis2_payloads_are_f07(settings, con):
     put(settings, "dhis2/broken.json", '{"dataValues": [ {"dataElement": "x", ')
     put(settings, "dhis2/not_a_set.json", '{"hello": 1}')
-    put(settings, "dhis2/no_value.json", json.dumps({"dataValues": [{"dataElement": "a", "period": "202503",
-                                                                     "orgUnit": "b"}]}))
+    put(settings, "dhis2/no_value.json", json.dumps(
+        {"dataValues": [{"dataElement": "a", "period": "202503", "orgUnit": "b"}]}))
     put(settings, "dhis2/other.csv", "a,b\n1,2\n")
     raw.ingest_landing(con, settings, run_id="r1")
     got = dict(con.execute("SELECT source_path, reject_reason FROM raw.landing_file "
                            "WHERE reject_rule = 'F07'").fetchall())
     assert got["dhis2/broken.json"] == reason(
         "dhis2/broken.json", "F07",
-        "not valid JSON (Expecting property name enclosed in double quotes: line 1 column 39 (char 38))")
+        "not valid JSON (Expecting property name enclosed in double quotes: "
+        "line 1 column 39 (char 38))")
     assert got["dhis2/not_a_set.json"] == reason(
-        "dhis2/not_a_set.json", "F07", "JSON has no 'dataValues' list (expected a DHIS2 dataValueSet)")
+        "dhis2/not_a_set.json", "F07",
+        "JSON has no 'dataValues' list (expected a DHIS2 dataValueSet)")
     assert got["dhis2/no_value.json"] == reason(
-        "dhis2/no_value.json", "F07", "dataValues lack value (expected dataElement, period, orgUnit, value)")
+        "dhis2/no_value.json", "F07",
+        "dataValues lack value (expected dataElement, period, orgUnit, value)")
     assert got["dhis2/other.csv"] == reason(
         "dhis2/other.csv", "F07",
-        "dataValues lack dataelement, period, orgunit, value (expected dataElement, period, orgUnit, value)")
+        "dataValues lack dataelement, period, orgunit, value "
+        "(expected dataElement, period, orgUnit, value)")
     assert con.execute("SELECT count(*) FROM raw.submission_row").fetchone()[0] == 0

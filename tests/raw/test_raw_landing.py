@@ -11,12 +11,12 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 import duckdb
-import openpyxl
 import pytest
 
 from kolab_pipeline import raw
 from kolab_pipeline.config import Settings
-from tests.support.landing import PLAIN, TB_HEADER, file_of, put, reason
+from kolab_pipeline.raw import ingest
+from tests.support.landing import PLAIN, TB_HEADER, file_of, put, reason, xlsx_bytes
 
 TB_LABELS = ("Periode,Kode Faskes,Nama Faskes,Tanggal Lapor,Laporan Nihil,"
              "Orang diskrining gejala TBC,Terduga TBC ditemukan")
@@ -26,8 +26,9 @@ TB_LABELS = ("Periode,Kode Faskes,Nama Faskes,Tanggal Lapor,Laporan Nihil,"
 
 def rows_of(con: duckdb.DuckDBPyConnection, rel: str) -> list[tuple]:
     return con.execute(
-        "SELECT sheet, row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor, laporan_nihil "
-        "FROM raw.submission_row WHERE source_path = ? ORDER BY sheet, row_number", [rel]).fetchall()
+        "SELECT sheet, row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor, "
+        "laporan_nihil FROM raw.submission_row WHERE source_path = ? ORDER BY sheet, row_number",
+        [rel]).fetchall()
 
 
 def cells_of(con: duckdb.DuckDBPyConnection, rel: str) -> list[tuple]:
@@ -78,7 +79,8 @@ def test_cp1252_semicolons_title_rows_and_indonesian_numbers(settings, con):
     assert rows_of(con, "b/tb/2025-03/messy.csv") == [
         ("", 5, "tb", "Maret 2025", "P3672010101", "Klinik Dr. José’s", None, None),
         ("", 7, "tb", "03/2025", "KP002", "Klinik C", None, "nihil")]
-    assert [c[5] for c in cells_of(con, "b/tb/2025-03/messy.csv")] == ["1.234", "-", "1,234", "nihil"]
+    assert [c[5] for c in cells_of(con, "b/tb/2025-03/messy.csv")] == [
+        "1.234", "-", "1,234", "nihil"]
     f = file_of(con, "b/tb/2025-03/messy.csv")
     assert (f["encoding"], f["delimiter"]) == ("cp1252", ";")
 
@@ -97,24 +99,13 @@ def test_label_headers_and_unknown_columns(settings, con):
         ("", 2, 7, "Catatan", None, "dikirim terlambat")]
 
 
-def _xlsx(sheets: dict[str, list[list]]) -> bytes:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in sheets.items():
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(r)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
 def test_xlsx_multi_sheet_dates_formulas_and_code_plus_label_header(settings, con):
-    data = _xlsx({
+    data = xlsx_bytes({
         "tb": [["LAPORAN BULANAN TBC"],
                TB_HEADER.split(","),
                TB_LABELS.split(","),                        # second header row: skipped
-               [date(2025, 3, 1), "P3672010101", "Puskesmas A", datetime(2025, 4, 3), None, 12.0, "=1+2"]],
+               [date(2025, 3, 1), "P3672010101", "Puskesmas A", datetime(2025, 4, 3), None, 12.0,
+                "=1+2"]],
         "ptm": [["periode", "kode_faskes", "ht_skrining", "dm_skrining"],
                 ["2025-03", "P3672010101", 1500, None]],
         "Petunjuk": [["Isi satu baris per fasilitas"]],      # instructions: ignored
@@ -137,7 +128,7 @@ def test_xlsx_multi_sheet_dates_formulas_and_code_plus_label_header(settings, co
 
 def test_xlsx_cached_formula_value_is_kept(settings, con):
     """A workbook saved by Excel carries the computed value next to the formula: keep that value."""
-    data = _xlsx({"tb": [TB_HEADER.split(","), ["2025-03", "P1", "A", None, None, "=2+3", 4]]})
+    data = xlsx_bytes({"tb": [TB_HEADER.split(","), ["2025-03", "P1", "A", None, None, "=2+3", 4]]})
     # Inject a cached value <v>5</v> into the formula cell, as Excel would have written it.
     import zipfile
     src = zipfile.ZipFile(io.BytesIO(data))
@@ -165,9 +156,11 @@ def _big_csv(n_cols: int) -> str:
 BROKEN = [
     ("zero.csv", b"", "F02", "the file is empty (0 bytes)"),
     ("junk.csv", bytes(range(256)) * 8, "F01", "binary content (NUL bytes), not a text CSV"),
-    ("header_only.csv", (TB_HEADER + "\n").encode(), "F02", "the file has a header (row 1) but no data rows"),
+    ("header_only.csv", (TB_HEADER + "\n").encode(), "F02",
+     "the file has a header (row 1) but no data rows"),
     ("no_header.csv", b"2025-03,P1,A,,,1,2\n2025-03,P2,B,,,3,4\n", "F04",
-     "no header row with periode/kode_faskes/data-element columns in the first 15 rows of the file"),
+     "no header row with periode/kode_faskes/data-element columns in the first 15 rows of "
+     "the file"),
     ("wide.csv", _big_csv(40).encode(), "F05",
      "the file has 40 columns; the limit is 20 (ingest.max_columns in kolab.yaml)"),
     ("mixed.csv", b"periode,kode_faskes,tb_skrining,ht_skrining\n2025-03,P1,1,2\n", "F09",
@@ -196,15 +189,17 @@ def test_each_broken_kind_is_rejected_with_its_rule_and_reason(small_limits, con
     good = put(settings, "good/tb/ok.csv", PLAIN)
     for rel, data, _, _ in BROKEN:
         if rel == "truncated.xlsx":
-            full = _xlsx({"tb": [TB_HEADER.split(","), ["2025-03", "P1", "A", None, None, 1, 2]]})
+            full = xlsx_bytes({"tb": [TB_HEADER.split(","),
+                                      ["2025-03", "P1", "A", None, None, 1, 2]]})
             data = full[: len(full) // 2]
         put(settings, rel, data)
-    put(settings, "big.csv", PLAIN + "\n".join(["2025-03,P9,Z,,,1,1"] * 800) + "\n")  # ~15 KB > 0.01 MB
+    # ~15 KB > 0.01 MB
+    put(settings, "big.csv", PLAIN + "\n".join(["2025-03,P9,Z,,,1,1"] * 800) + "\n")
     s = raw.ingest_landing(con, settings, run_id="r1")
 
     got = {r[0]: (r[1], r[2]) for r in con.execute(
-        "SELECT source_path, reject_rule, reject_reason FROM raw.landing_file WHERE status = 'rejected'"
-    ).fetchall()}
+        "SELECT source_path, reject_rule, reject_reason FROM raw.landing_file "
+        "WHERE status = 'rejected'").fetchall()}
     for rel, _, rule, detail in BROKEN:
         assert rel in got, f"{rel} not rejected"
         assert got[rel][0] == rule, (rel, got[rel])
@@ -214,14 +209,15 @@ def test_each_broken_kind_is_rejected_with_its_rule_and_reason(small_limits, con
         "truncated.xlsx", "F01", "not a readable XLSX workbook (truncated or corrupt: "))
     size = (settings.paths.landing / "big.csv").stat().st_size
     assert got["big.csv"] == ("F03", reason(
-        "big.csv", "F03", f"{size} bytes ({size / 1048576:.2f} MB); the limit is 0.01 MB (ingest.max_file_mb in kolab.yaml)"))
+        "big.csv", "F03", f"{size} bytes ({size / 1048576:.2f} MB); the limit is 0.01 MB "
+        "(ingest.max_file_mb in kolab.yaml)"))
     # the one good file is ingested in full despite 13 broken neighbours
     assert s.files_rejected == len(BROKEN) + 1 and s.files_ingested == 1
     assert rows_of(con, "good/tb/ok.csv") == EXPECTED_ROWS
     assert good.exists()
     # rejected files keep no rows, and their counts reconcile
-    assert con.execute("SELECT count(*) FROM raw.submission_row WHERE source_path <> 'good/tb/ok.csv'"
-                       ).fetchone()[0] == 0
+    assert con.execute("SELECT count(*) FROM raw.submission_row "
+                       "WHERE source_path <> 'good/tb/ok.csv'").fetchone()[0] == 0
     assert raw.unreconciled_files(con).empty
 
 
@@ -232,15 +228,16 @@ def test_too_many_rows_is_f03(kolab_home, con):
     raw.ingest_landing(con, settings, run_id="r1")
     f = file_of(con, "many.csv")
     assert (f["reject_rule"], f["reject_reason"]) == ("F03", reason(
-        "many.csv", "F03", "the file has 4 data rows; the limit is 3 (ingest.max_rows_per_file in kolab.yaml)"))
+        "many.csv", "F03",
+        "the file has 4 data rows; the limit is 3 (ingest.max_rows_per_file in kolab.yaml)"))
 
 
 def test_unexpected_exception_becomes_f01_and_run_goes_on(settings, con, monkeypatch):
     def boom(*args, **kwargs):
         raise RuntimeError("disk hiccup")
-    put(settings, "a.xlsx", _xlsx({"tb": [TB_HEADER.split(",")]}))
+    put(settings, "a.xlsx", xlsx_bytes({"tb": [TB_HEADER.split(",")]}))
     put(settings, "b/tb/ok.csv", PLAIN)
-    monkeypatch.setattr(raw, "parse_template_xlsx", boom)
+    monkeypatch.setattr(ingest, "parse_template_xlsx", boom)
     s = raw.ingest_landing(con, settings, run_id="r1")
     f = file_of(con, "a.xlsx")
     assert (f["reject_rule"], f["reject_reason"]) == (
@@ -256,8 +253,9 @@ def test_symlink_to_outside_is_refused_f10(settings, con, tmp_path):
     raw.ingest_landing(con, settings, run_id="r1")
     f = file_of(con, "link.csv")
     assert f["reject_rule"] == "F10"
-    assert f["reject_reason"] == reason("link.csv", "F10", f"a symbolic link to outside the landing folder "
-                                        f"({outside}); copy the file into the landing folder instead")
+    assert f["reject_reason"] == reason(
+        "link.csv", "F10", f"a symbolic link to outside the landing folder ({outside}); "
+        "copy the file into the landing folder instead")
     assert con.execute("SELECT count(*) FROM raw.submission_row").fetchone()[0] == 0
 
 
@@ -271,7 +269,8 @@ def _snapshot(con: duckdb.DuckDBPyConnection) -> dict[str, list]:
 def test_second_run_changes_nothing(settings, con):
     put(settings, "a/tb/ok.csv", PLAIN)
     put(settings, "a/zero.csv", b"")
-    put(settings, "a/x.xlsx", _xlsx({"tb": [TB_HEADER.split(","), ["2025-03", "P1", "A", None, None, 1, 2]]}))
+    put(settings, "a/x.xlsx", xlsx_bytes({"tb": [TB_HEADER.split(","),
+                                            ["2025-03", "P1", "A", None, None, 1, 2]]}))
     first = raw.ingest_landing(con, settings, run_id="r1")
     before = _snapshot(con)
     second = raw.ingest_landing(con, settings, run_id="r2")
@@ -294,8 +293,9 @@ def test_touched_copy_changed_and_deleted_files(settings, con):
     s = raw.ingest_landing(con, settings, run_id="r3")
     assert (s.files_ingested, s.files_duplicate) == (0, 1)
     assert con.execute("SELECT count(*) FROM raw.landing_file").fetchone()[0] == 1
-    assert con.execute("SELECT source_path, role FROM raw.landing_path WHERE source_path = 'b/tb/copy.csv'"
-                       ).fetchall() == [("b/tb/copy.csv", "duplicate")]
+    assert con.execute("SELECT source_path, role FROM raw.landing_path "
+                       "WHERE source_path = 'b/tb/copy.csv'").fetchall() == [
+        ("b/tb/copy.csv", "duplicate")]
     # changed content (a resubmission in place): a new file_id, the old one kept as history
     put(settings, "a/tb/ok.csv", PLAIN.replace(",12,3", ",13,3"))
     s = raw.ingest_landing(con, settings, run_id="r4")
@@ -323,8 +323,8 @@ def test_received_at_from_manifest_else_mtime(settings, con):
     assert fb["received_source"] == "mtime"
     assert a.exists()
     # every raw row carries its file's received_at
-    got = con.execute("SELECT DISTINCT received_at FROM raw.submission_row WHERE source_path = 'a/tb/one.csv'"
-                      ).fetchall()
+    got = con.execute("SELECT DISTINCT received_at FROM raw.submission_row "
+                      "WHERE source_path = 'a/tb/one.csv'").fetchall()
     assert [g[0].astimezone(UTC) for g in got] == [datetime(2025, 4, 5, 15, 30, tzinfo=UTC)]
     # the manifest itself is not a submission
     assert con.execute("SELECT count(*) FROM raw.landing_file WHERE source_path LIKE '%_diterima%'"
@@ -337,7 +337,8 @@ def test_unreconciled_files_finds_a_lost_row(settings, con):
     assert raw.unreconciled_files(con).empty
     con.execute("DELETE FROM raw.submission_row WHERE row_number = 3")
     bad = raw.unreconciled_files(con)
-    assert bad[["source_path", "n_rows_kept", "rows_in_table"]].values.tolist() == [["a/tb/ok.csv", 2, 1]]
+    assert bad[["source_path", "n_rows_kept", "rows_in_table"]].values.tolist() == [
+        ["a/tb/ok.csv", 2, 1]]
 
 
 def test_copy_of_a_rejected_file_is_reported_for_its_own_path(settings, con):

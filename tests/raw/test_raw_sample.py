@@ -1,6 +1,6 @@
 """Raw layer on the sample generator's messy output: every broken file of the answer key
-(`ground_truth/broken_files.csv`) is rejected with its rule id, every other landing file is ingested,
-and counts reconcile."""
+(`ground_truth/broken_files.csv`) is rejected with its rule id, every other landing file is
+ingested, and counts reconcile."""
 
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ def test_sample_data_broken_files_match_ground_truth(kolab_home, con):
         assert outcome.loc[rec.file, "reject_rule"] == rec.rule_id, (rec.file, rec.what)
     others = outcome.drop(index=broken["file"])
     assert (others["status"] == "ingested").all(), others[others["status"] != "ingested"]
-    # every submission file of landing/ is accounted for (manifest and DHIS2 mapping are not submissions)
+    # every submission file of landing/ is accounted for
+    # (the manifest and the DHIS2 mapping are not submissions)
     assert len(outcome) == s.files_seen
     assert raw.unreconciled_files(con).empty

@@ -1,5 +1,5 @@
-"""The hostile-input corpus: every malformed input we could think of, written into a landing folder,
-each with the outcome the pipeline must reach.
+"""The hostile-input corpus: every malformed input we could think of, written into a landing
+folder, each with the outcome the pipeline must reach.
 
 `write_corpus(landing)` writes the inputs and returns one `Expect` per outcome:
 
@@ -16,7 +16,7 @@ beside it. Limits are lowered in `kolab.yaml` (`write_config`) so that the "too 
 small on disk and fast — except the XLSX zip bomb, which really expands to 1 GiB.
 
 Each input is a separate, named function of the kind of fault (class), so the report table of
-`tests/test_hostile_inputs.py` can say how each class of failure reaches the user.
+`tests/reliability/test_hostile_inputs.py` can say how each class of failure reaches the user.
 """
 
 from __future__ import annotations
@@ -26,19 +26,19 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-import openpyxl
+from tests.support.landing import TB_HEADER, xlsx_bytes
 
-TB = "periode,kode_faskes,nama_faskes,tanggal_lapor,laporan_nihil,tb_skrining,tb_terduga_ditemukan"
+TB = TB_HEADER
 PKM = "P3273010201"       # puskesmas (tb;ptm;kia;imun)
 KLINIK = "K001"           # klinik pratama (tb;ptm)
 GOOD_KODE = "P3273010299"  # only GOOD_FILE reports for it
 
 REGISTRY = (
-    "kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,tanggal_tutup,formulir\n"
+    "kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,"
+    "tanggal_tutup,formulir\n"
     f"{PKM},Puskesmas Uji,puskesmas,,32.73.01,2020-01-01,,tb;ptm;kia;imun\n"
     f"{KLINIK},Klinik Uji,klinik_pratama,{PKM},32.73.01,2020-01-01,,tb;ptm\n"
     f"K002,Klinik Dua,klinik_pratama,{PKM},32.73.01,2020-01-01,,tb;ptm\n"
@@ -56,7 +56,7 @@ MAX_ROWS = 1000
 MAX_XLSX_MB = 200
 BOMB_BYTES = 1 << 30       # the zip bomb's sheet XML expands to 1 GiB
 
-# The hostile strings fed through every entry point (also by tests/test_security.py).
+# The hostile strings fed through every entry point (also by tests/reliability/test_security.py).
 SQL_CODE = "'; DROP TABLE raw.submission_row; --"
 SHELL_CODE = "$(rm -rf /)"
 BACKTICK_CODE = "`id`"
@@ -108,23 +108,9 @@ def _put(landing: Path, rel: str, data: bytes) -> Path:
     return path
 
 
-def _xlsx(rows_by_sheet: dict[str, list[list[object]]], merge: dict[str, list[str]] | None = None) -> bytes:
-    wb = openpyxl.Workbook()
-    wb.remove(wb.active)
-    for name, rows in rows_by_sheet.items():
-        ws = wb.create_sheet(name)
-        for r in rows:
-            ws.append(r)
-        for rng in (merge or {}).get(name, []):
-            ws.merge_cells(rng)
-    buf = io.BytesIO()
-    wb.save(buf)
-    return buf.getvalue()
-
-
 def _zip_bomb() -> bytes:
     """A structurally valid XLSX whose one sheet XML expands to `BOMB_BYTES` (≈2.6 MB on disk)."""
-    base = _xlsx({"tb": [TB.split(","), ["2025-01", PKM, "x", None, None, 1, 1]]})
+    base = xlsx_bytes({"tb": [TB.split(","), ["2025-01", PKM, "x", None, None, 1, 1]]})
     src = zipfile.ZipFile(io.BytesIO(base))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w", zipfile.ZIP_DEFLATED, compresslevel=9) as out:
@@ -142,18 +128,20 @@ def _zip_bomb() -> bytes:
     return buf.getvalue()
 
 
-def _many_rows_xlsx() -> bytes:
-    """Small on disk and under the size limit, but more rows than `MAX_ROWS`: refused while reading."""
+def _many_rowsxlsx_bytes() -> bytes:
+    """Small on disk and under the size limit, but more rows than `MAX_ROWS`: refused while
+    reading."""
     rows: list[list[object]] = [TB.split(",")]
     rows += [["2025-01", KLINIK, "x", None, None, i, 0] for i in range(MAX_ROWS + 50)]
-    return _xlsx({"tb": rows})
+    return xlsx_bytes({"tb": rows})
 
 
-def _external_link_xlsx() -> bytes:
+def _external_linkxlsx_bytes() -> bytes:
     """Formulas without cached values (one referencing an external workbook) and an external-link
     part: formulas are never evaluated, links never followed; formula text is not a number."""
-    data = _xlsx({"tb": [TB.split(","),
-                         ["2025-03", PKM, "Puskesmas Uji", None, None, "=SUM(1,2)", "='[1]Sheet1'!A1"],
+    data = xlsx_bytes({"tb": [TB.split(","),
+                         ["2025-03", PKM, "Puskesmas Uji", None, None, "=SUM(1,2)",
+                          "='[1]Sheet1'!A1"],
                          ["2025-03", KLINIK, "Klinik Uji", None, None, 5, 6]]})
     src = zipfile.ZipFile(io.BytesIO(data))
     buf = io.BytesIO()
@@ -161,7 +149,8 @@ def _external_link_xlsx() -> bytes:
         for item in src.infolist():
             body = src.read(item.filename)
             if item.filename == "[Content_Types].xml":
-                body = body.replace(b"</Types>", b'<Override PartName="/xl/externalLinks/externalLink1.xml" '
+                body = body.replace(b"</Types>",
+                                    b'<Override PartName="/xl/externalLinks/externalLink1.xml" '
                                     b'ContentType="application/vnd.openxmlformats-officedocument.'
                                     b'spreadsheetml.externalLink+xml"/></Types>')
             out.writestr(item, body)
@@ -186,8 +175,8 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     out: list[Expect] = []
     seen: dict[str, str] = {}
 
-    def add(case: str, klass: str, rel: str, data: bytes | None, *outcomes: tuple[int | None, str] | str,
-            sheet: str = "") -> None:
+    def add(case: str, klass: str, rel: str, data: bytes | None,
+            *outcomes: tuple[int | None, str] | str, sheet: str = "") -> None:
         if data is not None:
             # distinct content per input: the raw layer ingests a content once (sha256), so two
             # cases with the same bytes would share one outcome and test nothing
@@ -217,10 +206,12 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     add("utf16_bom_odd_bytes", "encoding", "enc/tb/utf16_odd.csv",
         csv(TB, ok("utf16_bom_odd_bytes")).encode("utf-16") + b"\x00", "F01")
     add("latin1", "encoding", "enc/tb/latin1.csv",
-        csv(TB, f"2025-03,{KLINIK},Klinik Médica Ñ,2025-04-03,,10,2").encode("latin-1"), "kept", (2, "kept"))
+        csv(TB, f"2025-03,{KLINIK},Klinik Médica Ñ,2025-04-03,,10,2").encode("latin-1"),
+        "kept", (2, "kept"))
     add("mixed_utf8_cp1252", "encoding", "enc/tb/mixed.csv",
         csv(TB).encode() + f"2025-03,{KLINIK},Klinik é,2025-04-03,,1,1\n".encode()
-        + f"2025-02,{KLINIK},Klinik é’,2025-03-03,,1,1\n".encode("cp1252"), "kept", (2, "kept"), (3, "kept"))
+        + f"2025-02,{KLINIK},Klinik é’,2025-03-03,,1,1\n".encode("cp1252"),
+        "kept", (2, "kept"), (3, "kept"))
     add("invalid_utf8_undefined_cp1252", "encoding", "enc/tb/invalid.csv",
         csv(TB).encode() + b"2025-03,K001,Klinik \x81\x8d\x8f\x90\x9d,,,1,1\n", "F01")
     add("nul_bytes", "encoding", "enc/tb/nul.csv",
@@ -230,11 +221,13 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     add("unicode_digits", "encoding", "enc/tb/unicode_digits.csv",
         csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,١٢,１２").encode(), "kept", (2, "V06"))
     add("zero_width_in_code", "encoding", "enc/tb/zwsp.csv",
-        csv(TB, f"2025-02,{KLINIK}\u200b,Klinik \u202eUji,2025-03-03,,3,1").encode(), "kept", (2, "kept"))
+        csv(TB, f"2025-02,{KLINIK}\u200b,Klinik \u202eUji,2025-03-03,,3,1").encode(),
+        "kept", (2, "kept"))
 
-    # --- delimiters and line structure -------------------------------------------------------------
+    # --- delimiters and line structure ------------------------------------------------------
     add("tab_delimited", "delimiter", "delim/tb/tab.csv",
-        csv(TB.replace(",", "\t"), ok("tab_delimited").replace(",", "\t")).encode(), "kept", (2, "kept"))
+        csv(TB.replace(",", "\t"), ok("tab_delimited").replace(",", "\t")).encode(),
+        "kept", (2, "kept"))
     add("pipe_delimited", "delimiter", "delim/tb/pipe.csv",
         csv(TB.replace(",", "|"), ok("pipe_delimited").replace(",", "|")).encode(), "F04")
     add("mixed_delimiters", "delimiter", "delim/tb/mixed.csv",
@@ -249,48 +242,56 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     add("zero_bytes", "truncated", "trunc/tb/empty.csv", b"", "F02")
     add("header_only_csv", "truncated", "trunc/tb/header_only.csv", csv(TB).encode(), "F02")
     add("truncated_mid_row", "truncated", "trunc/tb/cut.csv",
-        (csv(TB, ok("truncated_mid_row")) + f"2025-02,{KLINIK},Klin").encode(), "kept", (2, "kept"), (3, "kept"))
+        (csv(TB, ok("truncated_mid_row")) + f"2025-02,{KLINIK},Klin").encode(),
+        "kept", (2, "kept"), (3, "kept"))
     add("unterminated_quote", "truncated", "trunc/tb/quote.csv",
-        (csv(TB, ok("unterminated_quote")) + f'2025-02,{KLINIK},"Klinik Uji,,,1,1\n').encode(), "F01")
+        (csv(TB, ok("unterminated_quote")) + f'2025-02,{KLINIK},"Klinik Uji,,,1,1\n').encode(),
+        "F01")
     add("no_header", "truncated", "trunc/tb/no_header.csv",
         csv(ok("no_header"), ok("no_header").replace("2025-03", "2025-02")).encode(), "F04")
     add("binary_junk_csv", "binary", "bin/tb/junk.csv", bytes(range(256)) * 64, "F01")
     add("xlsx_bytes_named_csv", "binary", "bin/tb/zip.csv",
-        _xlsx({"tb": [TB.split(","), ok("xlsx_bytes_named_csv").split(",")]}), "F01")
-    add("csv_bytes_named_xlsx", "binary", "bin/tb/text.xlsx", csv(TB, ok("csv_bytes_named_xlsx")).encode(), "F01")
+        xlsx_bytes({"tb": [TB.split(","), ok("xlsx_bytes_named_csv").split(",")]}), "F01")
+    add("csv_bytes_named_xlsx", "binary", "bin/tb/text.xlsx",
+        csv(TB, ok("csv_bytes_named_xlsx")).encode(), "F01")
     add("truncated_xlsx", "binary", "bin/tb/cut.xlsx",
-        _xlsx({"tb": [TB.split(","), ok("truncated_xlsx").split(",")]})[:700], "F01")
-    add("unknown_extension", "binary", "bin/tb/report.xls", csv(TB, ok("unknown_extension")).encode(), "F06")
+        xlsx_bytes({"tb": [TB.split(","), ok("truncated_xlsx").split(",")]})[:700], "F01")
+    add("unknown_extension", "binary", "bin/tb/report.xls",
+        csv(TB, ok("unknown_extension")).encode(), "F06")
     add("no_extension", "binary", "bin/tb/README", b"just text", "F06")
 
-    # --- XLSX specials -----------------------------------------------------------------------------
+    # --- XLSX specials ----------------------------------------------------------------------
     add("xlsx_zip_bomb", "xlsx", "xlsx/tb/bomb.xlsx", _zip_bomb(), "F03")
-    add("xlsx_too_many_rows", "xlsx", "xlsx/tb/many_rows.xlsx", _many_rows_xlsx(), "F03")
-    add("xlsx_external_link_formulas", "xlsx", "xlsx/tb/formulas.xlsx", _external_link_xlsx(),
+    add("xlsx_too_many_rows", "xlsx", "xlsx/tb/many_rows.xlsx", _many_rowsxlsx_bytes(), "F03")
+    add("xlsx_external_link_formulas", "xlsx", "xlsx/tb/formulas.xlsx", _external_linkxlsx_bytes(),
         "kept", (2, "V06"), (3, "kept"), sheet="tb")
-    add("xlsx_header_only", "xlsx", "xlsx/tb/header_only.xlsx", _xlsx({"tb": [TB.split(",")]}), "F02")
-    add("xlsx_empty_workbook", "xlsx", "xlsx/tb/empty.xlsx", _xlsx({"Sheet1": []}), "F02")
+    add("xlsx_header_only", "xlsx", "xlsx/tb/header_only.xlsx", xlsx_bytes({"tb": [TB.split(",")]}),
+        "F02")
+    add("xlsx_empty_workbook", "xlsx", "xlsx/tb/empty.xlsx", xlsx_bytes({"Sheet1": []}), "F02")
     add("xlsx_merged_cells", "xlsx", "xlsx/tb/merged.xlsx",
-        _xlsx({"tb": [["LAPORAN BULANAN TBC"], TB.split(","),
+        xlsx_bytes({"tb": [["LAPORAN BULANAN TBC"], TB.split(","),
                       ["2025-03", KLINIK, "Klinik Uji", None, None, 1, 2],
                       [None, PKM, "Puskesmas Uji", None, None, 3, 4]]},
               merge={"tb": ["A1:G1", "A3:A4"]}),
         "kept", (3, "kept"), (4, "V05"), sheet="tb")
 
-    # --- size and shape ------------------------------------------------------------------------------
+    # --- size and shape --------------------------------------------------------------------
     big = "A" * (1 << 20)
     add("one_megabyte_name_cell", "size", "size/tb/huge_name.csv",
         csv(TB, f"2025-03,{KLINIK},{big},2025-04-03,,1,1").encode(), "kept", (2, "kept"))
     add("one_megabyte_value_cell", "size", "size/tb/huge_value.csv",
-        csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,{'9' * (1 << 20)},1").encode(), "kept", (2, "V06"))
+        csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,{'9' * (1 << 20)},1").encode(),
+        "kept", (2, "V06"))
     add("ten_thousand_columns", "size", "size/tb/wide.csv",
-        csv(TB + "".join(f",x{j}" for j in range(10_000)), ok("ten_thousand_columns") + ",1" * 10_000).encode(), "F05")
+        csv(TB + "".join(f",x{j}" for j in range(10_000)),
+            ok("ten_thousand_columns") + ",1" * 10_000).encode(), "F05")
     add("too_many_rows_csv", "size", "size/tb/long.csv",
         csv(TB, *[f"2025-03,{KLINIK},x,,,{i},0" for i in range(MAX_ROWS + 1)]).encode(), "F03")
     add("file_over_size_limit", "size", "size/tb/big.csv",
         csv(TB, ok("file_over_size_limit")).encode() + b"#" * (MAX_FILE_MB * 1048576 + 1), "F03")
     add("duplicate_headers", "header", "hdr/tb/dup_headers.csv",
-        csv(TB + ",tb_skrining,periode", ok("duplicate_headers") + ",999,1999-01").encode(), "kept", (2, "kept"))
+        csv(TB + ",tb_skrining,periode", ok("duplicate_headers") + ",999,1999-01").encode(),
+        "kept", (2, "kept"))
     add("mixed_forms", "header", "hdr/tb/mixed_forms.csv",
         csv(TB + ",ht_skrining", ok("mixed_forms") + ",4").encode(), "F09")
     add("folder_says_other_form", "header", "hdr/ptm/2025-03/K001_ptm_2025-03.csv",
@@ -300,7 +301,7 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     add("header_is_sql", "header", "hdr/tb/sql_header.csv",
         csv(TB + f',"{SQL_CODE}"', ok("header_is_sql") + ",1").encode(), "kept", (2, "kept"))
 
-    # --- values ------------------------------------------------------------------------------------
+    # --- values ----------------------------------------------------------------------------
     add("ancient_period", "value", "val/tb/ancient.csv",
         csv(TB, f"1899-12,{KLINIK},Klinik Uji,,,1,1").encode(), "kept", (2, "V05"))
     add("far_future_period", "value", "val/tb/future.csv",
@@ -312,16 +313,19 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     add("fractional_count", "value", "val/tb/fraction.csv",
         csv(TB, f'2025-03,{PKM},Puskesmas Uji,2025-04-03,,"2,5",1').encode(), "kept", (2, "V06"))
     add("overflowing_count", "value", "val/tb/overflow.csv",
-        csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,99999999999999999999999,1").encode(), "kept", (2, "V06"))
+        csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,99999999999999999999999,1").encode(),
+        "kept", (2, "V06"))
     add("exotic_numbers", "value", "val/tb/exotic.csv",
         csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,1e3,NaN",
-            f"2025-02,{PKM},Puskesmas Uji,2025-03-03,,0x10,inf").encode(), "kept", (2, "V06"), (3, "V06"))
+            f"2025-02,{PKM},Puskesmas Uji,2025-03-03,,0x10,inf").encode(),
+        "kept", (2, "V06"), (3, "V06"))
     add("nil_report_with_values", "value", "val/tb/nil.csv",
         csv(TB, f"2025-01,{PKM},Puskesmas Uji,2025-02-03,ya,0,7").encode(), "kept", (2, "V06N"))
     add("duplicate_row_in_file", "value", "val/tb/dup_rows.csv",
-        csv(TB, ok("duplicate_row_in_file"), ok("duplicate_row_in_file")).encode(), "kept", (2, "V15"), (3, "V15"))
+        csv(TB, ok("duplicate_row_in_file"), ok("duplicate_row_in_file")).encode(),
+        "kept", (2, "V15"), (3, "V15"))
 
-    # --- injection payloads --------------------------------------------------------------------------
+    # --- injection payloads ----------------------------------------------------------------
     add("sql_in_code", "injection", "inj/tb/sql.csv",
         csv(TB, f'2025-03,"{SQL_CODE}",Klinik,2025-04-03,,1,1').encode(), "kept", (2, "V01"))
     add("shell_in_code", "injection", "inj/tb/shell.csv",
@@ -329,23 +333,26 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
     add("backtick_in_code", "injection", "inj/tb/backtick.csv",
         csv(TB, f"2025-03,{BACKTICK_CODE},Klinik,2025-04-03,,1,1").encode(), "kept", (2, "V01"))
     add("sql_in_value", "injection", "inj/tb/sql_value.csv",
-        csv(TB, f'2025-03,{PKM},Puskesmas Uji,2025-04-03,,"1; DROP TABLE clean.quarantine",1').encode(),
+        csv(TB, f'2025-03,{PKM},Puskesmas Uji,2025-04-03,,"1; DROP TABLE clean.quarantine",1'
+            ).encode(),
         "kept", (2, "V06"))
     add("placeholder_in_value", "injection", "inj/tb/placeholder.csv",
         csv(TB, f"2025-03,{PKM},Puskesmas Uji,2025-04-03,,{{column}}{{value}}%s?$1,1").encode(),
         "kept", (2, "V06"))
     formula_rows = [f'2025-0{i + 1},K002,"{n.replace(chr(34), chr(34) * 2)}",2025-0{i + 2}-03,,1,1'
                     for i, n in enumerate(FORMULA_NAMES)]
-    add("csv_injection_names", "injection", "inj/tb/formula_names.csv", csv(TB, *formula_rows).encode(),
+    add("csv_injection_names", "injection", "inj/tb/formula_names.csv",
+        csv(TB, *formula_rows).encode(),
         "kept", *[(i + 2, "kept") for i in range(len(FORMULA_NAMES))])
 
-    # --- paths -----------------------------------------------------------------------------------------
+    # --- paths -----------------------------------------------------------------------------
     # a name starting with "." is a hidden file (`.DS_Store`, `._x.csv`): ignored by design, and
     # counted in the summary's files_ignored — never read, never looked up as a path
     add("dotdot_backslash_hidden_name", "path", "path/tb/..\\..\\hidden_tb.csv",
         csv(TB, ok("hidden")).encode(), "ignored")
     add("backslash_dotdot_name", "path", "path/tb/x\\..\\..\\x_tb.csv",
-        csv(TB, ok("backslash_dotdot_name").replace("2025-03", "2025-01").replace("2025-04-03", "2025-02-03")).encode(),
+        csv(TB, ok("backslash_dotdot_name").replace("2025-03", "2025-01")
+            .replace("2025-04-03", "2025-02-03")).encode(),
         "kept", (2, "kept"))
     add("dots_in_name", "path", "path/tb/x..tb..csv",
         csv(TB, ok("dots_in_name").replace(KLINIK, "K002")).encode(), "kept", (2, "kept"))
@@ -372,25 +379,31 @@ def write_corpus(landing: Path, outside: Path | None = None) -> list[Expect]:
         (landing / "path" / "linked_dir").symlink_to(outside, target_is_directory=True)
         out.append(Expect("symlink_dir_outside", "path", "path/linked_dir", "F10"))
 
-    # --- DHIS2 -------------------------------------------------------------------------------------------
+    # --- DHIS2 -----------------------------------------------------------------------------
     def dhis2(case: str, rel: str, body: bytes, *outcomes: tuple[int | None, str] | str) -> None:
         add(case, "dhis2", rel, body, *outcomes)
 
     dhis2("dhis2_not_json", "dhis2/not_json.json", b"{this is: not json,,,", "F07")
     dhis2("dhis2_json_array", "dhis2/array.json", b"[1, 2, 3]", "F07")
-    dhis2("dhis2_datavalues_object", "dhis2/object.json", json.dumps({"dataValues": {"a": 1}}).encode(), "F07")
-    dhis2("dhis2_datavalues_scalars", "dhis2/scalars.json", json.dumps({"dataValues": [1, "x"]}).encode(), "F07")
+    dhis2("dhis2_datavalues_object", "dhis2/object.json",
+          json.dumps({"dataValues": {"a": 1}}).encode(), "F07")
+    dhis2("dhis2_datavalues_scalars", "dhis2/scalars.json",
+          json.dumps({"dataValues": [1, "x"]}).encode(), "F07")
     dhis2("dhis2_missing_keys", "dhis2/missing.json",
           json.dumps({"dataValues": [{"dataElement": "tb_skrining"}]}).encode(), "F07")
     dhis2("dhis2_empty_values", "dhis2/empty.json", json.dumps({"dataValues": []}).encode(), "F02")
     dhis2("dhis2_nested_shapes", "dhis2/nested.json", json.dumps({"dataValues": [
-        {"dataElement": ["tb_skrining"], "period": {"y": 2025}, "orgUnit": PKM, "value": {"v": 1}}]}).encode(),
+        {"dataElement": ["tb_skrining"], "period": {"y": 2025}, "orgUnit": PKM,
+         "value": {"v": 1}}]}).encode(),
         "kept", (1, "V05"))
     dhis2("dhis2_sql_orgunit", "dhis2/sql_org.json", json.dumps({"dataValues": [
-        {"dataElement": "tb_skrining", "period": "202503", "orgUnit": SQL_CODE, "value": "3"}]}).encode(),
+        {"dataElement": "tb_skrining", "period": "202503", "orgUnit": SQL_CODE,
+         "value": "3"}]}).encode(),
         "kept", (1, "V01"))
     dhis2("dhis2_csv_garbage", "dhis2/garbage.csv", b"\x00\x01\x02binary", "F01")
     return out
 
 
-CASE_COUNT: Callable[[list[Expect]], int] = lambda expects: len({e.case for e in expects})  # noqa: E731
+def CASE_COUNT(expects: list[Expect]) -> int:
+    """How many distinct cases the expectations cover."""
+    return len({e.case for e in expects})
