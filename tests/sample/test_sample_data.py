@@ -15,13 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from kolab_pipeline.catalog import form_elements
 from kolab_pipeline.config import load_config
-from kolab_pipeline.sample_data import (
-    REFERENCE_DIR,
-    form_elements,
-    generate,
-    sample_periods,
-)
+from kolab_pipeline.reference import REFERENCE_DIR
+from kolab_pipeline.sample import generate, sample_periods
 
 AS_OF = date(2025, 6, 15)
 
