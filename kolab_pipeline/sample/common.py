@@ -340,7 +340,7 @@ def _largest_remainder(total: int, weights: np.ndarray) -> np.ndarray:
 
 
 def sasaran_values(pend_total: np.ndarray | float, cfg: KolabConfig) -> dict[str, Any]:
-    """Unrounded sasaran from total population (formulas: docs/SAMPLE_DATA.md, Sasaran)."""
+    """Unrounded sasaran from total population (formulas: docs/SAMPLE_DATA.md, sasaran.csv)."""
     s = cfg.sasaran
     pop = np.asarray(pend_total, dtype=float)
     pend15 = s.share_15plus * pop

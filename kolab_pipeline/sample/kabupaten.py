@@ -97,25 +97,20 @@ def _facilities(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dic
                 return pool.pop(i)
         raise SampleDataError("not enough network facilities for the sample events")
 
-    k = take()
-    fac.at[k, "tanggal_buka"] = month_start(P[n // 3]).replace(day=15).isoformat()
-    events["opens_on_15th"] = k
-    k = take()
-    fac.at[k, "tanggal_buka"] = month_start(P[n // 2]).isoformat()
-    events["opens_on_1st"] = k
+    def mark(column: str, day: date, event: str) -> None:
+        k = take()
+        fac.at[k, column] = day.isoformat()
+        events[event] = k
+
+    mark("tanggal_buka", month_start(P[n // 3]).replace(day=15), "opens_on_15th")
+    mark("tanggal_buka", month_start(P[n // 2]), "opens_on_1st")
     for j, per in enumerate((P[n // 4], P[(2 * n) // 3])):
-        k = take()
-        fac.at[k, "tanggal_buka"] = month_start(per).replace(
-            day=int(rng.integers(2, 28))).isoformat()
-        events[f"opens_mid_month_{j + 1}"] = k
-    k = take()
-    fac.at[k, "tanggal_tutup"] = month_end(P[(2 * n) // 3]).isoformat()
-    events["closes_at_month_end"] = k
+        day = month_start(per).replace(day=int(rng.integers(2, 28)))
+        mark("tanggal_buka", day, f"opens_mid_month_{j + 1}")
+    mark("tanggal_tutup", month_end(P[(2 * n) // 3]), "closes_at_month_end")
     for j, per in enumerate((P[n // 2], P[(3 * n) // 4])):
-        k = take()
-        fac.at[k, "tanggal_tutup"] = month_start(per).replace(
-            day=int(rng.integers(10, 21))).isoformat()
-        events[f"closes_mid_month_{j + 1}"] = k
+        day = month_start(per).replace(day=int(rng.integers(10, 21)))
+        mark("tanggal_tutup", day, f"closes_mid_month_{j + 1}")
     old = fac.index[(fac["tanggal_buka"] == "") & (rng.random(len(fac)) < 0.3)]
     fac.loc[old, "tanggal_buka"] = [date(int(y), int(m), int(d)).isoformat() for y, m, d in zip(
         rng.integers(2008, 2020, len(old)), rng.integers(1, 13, len(old)),

@@ -174,7 +174,8 @@ class LandingWriter:
         tz = r.timezone
         st = self.fac.at[r.kode_faskes, "style"]
         ext = "xlsx" if st.fmt != "csv" else "csv"
-        base = f"{self.slug[r.kode_kabkota]}/{r.form}/{r.period}/{r.kode_faskes}_{r.form}_{r.period}"
+        folder = f"{self.slug[r.kode_kabkota]}/{r.form}/{r.period}"
+        base = f"{folder}/{r.kode_faskes}_{r.form}_{r.period}"
         if r.wita:
             due = r.due
             t = (local_dt(due, 23, 30, tz) if r.wita == "due_2330"
