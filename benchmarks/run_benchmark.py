@@ -268,7 +268,7 @@ def run_stages(home: Path, db: Path, periods: list[str], log: Path,
 
 def generate(home: Path, scale: str, months: int, as_of: str, fraction: float, log: Path) -> Measured:
     code = ("import sys; from datetime import date; from pathlib import Path; "
-            "from kolab_pipeline.sample_data import generate; "
+            "from kolab_pipeline.sample import generate; "
             "print(generate(Path(sys.argv[1]), seed=42, as_of=date.fromisoformat(sys.argv[2]), "
             "scale=sys.argv[3], months=int(sys.argv[4]), messy=True, fraction=float(sys.argv[5])))")
     return run_measured("generate", [sys.executable, "-c", code, str(home), as_of, scale, str(months),
@@ -374,7 +374,7 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
     print(f"generation: {gen.seconds:.1f} s, peak {gen.peak_mb:.0f} MB (not part of the pipeline)")
     print("  " + gen.output.strip().splitlines()[-1][:300])
     from kolab_pipeline.config import Settings
-    from kolab_pipeline.sample_data import sample_periods as sp
+    from kolab_pipeline.sample import sample_periods as sp
 
     cfg = Settings.load(home).config
     periods = sp(date.fromisoformat(args.as_of), args.months + extra_month, cfg)

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     home = (args.home or kolab_home()).resolve()
     try:
         if args.command == "sample-data":
-            from kolab_pipeline.sample_data import generate
+            from kolab_pipeline.sample import generate
 
             summary = generate(home, seed=args.seed, as_of=args.as_of or date.today(),
                                scale=args.scale, months=args.months, messy=not args.clean,

@@ -10,7 +10,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from kolab_pipeline import clean, raw, reference, sample_data
+from kolab_pipeline import clean, raw, reference
+from kolab_pipeline import sample as sample_data
 from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import connect, ensure_schema
 

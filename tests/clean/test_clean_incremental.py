@@ -18,7 +18,8 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kolab_pipeline import clean, raw, reference, sample_data
+from kolab_pipeline import clean, raw, reference
+from kolab_pipeline import sample as sample_data
 from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import connect, ensure_schema
 from tests.support.clean import Raw, q, raw_fixture, ref_con_fixture  # noqa: F401  (fixtures)

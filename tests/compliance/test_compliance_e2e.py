@@ -12,7 +12,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from kolab_pipeline import clean, compliance, raw, reference, sample_data
+from kolab_pipeline import clean, compliance, raw, reference
+from kolab_pipeline import sample as sample_data
 from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import connect, ensure_schema
 

@@ -45,7 +45,7 @@ def test_fit_exponent_recovers_known_powers():
 def test_sample_fraction_keeps_an_even_share_of_kabkota():
     import pandas as pd
 
-    from kolab_pipeline.sample_data import subset_places
+    from kolab_pipeline.sample import subset_places
 
     places = pd.DataFrame({"kode_kabkota": [f"{i:02d}" for i in range(16)]})
     # f = 1/4: rows i with floor((i+1)/4) > floor(i/4) → i = 3, 7, 11, 15

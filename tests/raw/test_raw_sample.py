@@ -10,7 +10,7 @@ import pandas as pd
 
 from kolab_pipeline import raw
 from kolab_pipeline.config import Settings
-from kolab_pipeline.sample_data import generate
+from kolab_pipeline.sample import generate
 
 
 def test_sample_data_broken_files_match_ground_truth(kolab_home, con):

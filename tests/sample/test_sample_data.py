@@ -15,13 +15,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from kolab_pipeline.catalog import form_elements
 from kolab_pipeline.config import load_config
-from kolab_pipeline.sample_data import (
-    REFERENCE_DIR,
-    form_elements,
-    generate,
-    sample_periods,
-)
+from kolab_pipeline.reference import REFERENCE_DIR
+from kolab_pipeline.sample import generate, sample_periods
 
 AS_OF = date(2025, 6, 15)
 
@@ -46,14 +43,16 @@ def _read_table(path: Path, sheet: str) -> list[list[str]]:
     """A landing CSV/XLSX as rows of cell texts (spreadsheet rows, 1-based = index + 1)."""
     if path.suffix == ".xlsx":
         ws = openpyxl.load_workbook(path)[sheet]
-        return [["" if c is None else (c.isoformat() if isinstance(c, datetime) else str(c)) for c in r]
+        return [["" if c is None else (c.isoformat() if isinstance(c, datetime) else str(c))
+                 for c in r]
                 for r in ws.iter_rows(values_only=True)]
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("cp1252")
-    first = next(line for line in text.splitlines() if "periode" in line.lower() or "kode" in line.lower())
+    first = next(line for line in text.splitlines()
+                 if "periode" in line.lower() or "kode" in line.lower())
     delim = ";" if first.count(";") > first.count(",") else ","
     return list(csv.reader(io.StringIO(text), delimiter=delim))
 
@@ -82,7 +81,8 @@ def test_periods_end_with_last_month_whose_puskesmas_due_date_passed() -> None:
 
 
 def test_kolab_yaml_is_written_and_merged(kolab_home: Path) -> None:
-    (kolab_home / "kolab.yaml").write_text("thresholds:\n  completeness_pct: 85\n", encoding="utf-8")
+    (kolab_home / "kolab.yaml").write_text("thresholds:\n  completeness_pct: 85\n",
+                                           encoding="utf-8")
     generate(kolab_home, seed=1, as_of=AS_OF, scale="kabupaten", months=2, messy=False)
     data = yaml.safe_load((kolab_home / "kolab.yaml").read_text(encoding="utf-8"))
     assert data["thresholds"]["completeness_pct"] == 85  # the user's key survives
@@ -126,7 +126,8 @@ def test_five_places_with_their_real_puskesmas(messy: Path) -> None:
 
 def test_sasaran_equal_the_formulas_for_kota_metro(messy: Path) -> None:
     sas = pd.read_csv(messy / "registry" / "sasaran.csv", dtype={"kode_unit": str})
-    metro = sas[(sas["kode_unit"] == "18.72") & (sas["tahun"] == 2025)].set_index("sasaran")["nilai"]
+    metro_2025 = sas[(sas["kode_unit"] == "18.72") & (sas["tahun"] == 2025)].set_index("sasaran")
+    metro = metro_2025["nilai"]
     # Kota Metro, Dukcapil Dec 2024: 182,293 people; CBR 16, IMR 16.9, shares from kolab.yaml
     assert metro["pend_total"] == 182_293
     assert metro["lahir_hidup"] == 2917  # 16 × 182,293 / 1000 = 2,916.688
@@ -138,10 +139,12 @@ def test_sasaran_equal_the_formulas_for_kota_metro(messy: Path) -> None:
     assert metro["est_penderita_ht_15plus"] == 39_375  # 0.30 × 131,250.96 = 39,375.288
     assert metro["est_penderita_dm_15plus"] == 2625  # 0.02 × 131,250.96 = 2,625.019
     assert metro["est_insiden_tb"] == 705  # 387 × 182,293 / 100,000 = 705.474
-    metode = sas[(sas["kode_unit"] == "18.72") & (sas["tahun"] == 2025)].set_index("sasaran")["metode"]
-    assert metode["bumil"] == "cbr_formula" and metode["est_penderita_ht_15plus"] == "prevalence_estimate"
+    metode = metro_2025["metode"]
+    assert metode["bumil"] == "cbr_formula"
+    assert metode["est_penderita_ht_15plus"] == "prevalence_estimate"
     # puskesmas rows split the population exactly over the 10 puskesmas of Kota Metro
-    pkm = sas[sas["kode_unit"].str.startswith("P1872") & (sas["sasaran"] == "pend_total") & (sas["tahun"] == 2025)]
+    pkm = sas[sas["kode_unit"].str.startswith("P1872") & (sas["sasaran"] == "pend_total")
+              & (sas["tahun"] == 2025)]
     assert len(pkm) == 10 and pkm["nilai"].sum() == 182_293
     assert set(sas["tahun"]) == {2024, 2025}  # periods 2024-12 .. 2025-05
 
@@ -155,7 +158,8 @@ def test_manifest_and_ground_truth_point_at_real_files(messy: Path) -> None:
     assert manifest["received_at"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[789]:00$").all()
     # mtime = received_at
     row = manifest.iloc[len(manifest) // 2]
-    assert (landing / row["file"]).stat().st_mtime == datetime.fromisoformat(row["received_at"]).timestamp()
+    received_at = datetime.fromisoformat(row["received_at"]).timestamp()
+    assert (landing / row["file"]).stat().st_mtime == received_at
     rep = _gt(messy, "reports.csv")
     finals = set(rep.loc[rep["final_file"] != "", "final_file"])
     assert finals and finals <= on_disk
@@ -198,7 +202,8 @@ def test_invalid_rows_point_at_cells_that_are_invalid(messy: Path) -> None:
     inv = _gt(messy, "invalid_rows.csv")
     assert set(inv["rule_id"]) == {"V01", "V05", "V05F", "V06", "V06N", "V15"}
     registry = set(pd.read_csv(messy / "registry" / "fasilitas.csv", dtype=str)["kode_faskes"])
-    received = pd.read_csv(messy / "landing" / "_diterima.csv", dtype=str).set_index("file")["received_at"]
+    manifest = pd.read_csv(messy / "landing" / "_diterima.csv", dtype=str)
+    received = manifest.set_index("file")["received_at"]
     for r in inv.itertuples():
         rows = _read_table(messy / "landing" / r.file, r.sheet)
         row = rows[int(r.row_number) - 1]
@@ -282,8 +287,8 @@ def test_dhis2_files_use_mapped_uids_and_complete_date(messy: Path) -> None:
         assert (got["received_local_date"] == payload["completeDate"][:10]).all()
     csvs = sorted((messy / "landing" / "dhis2").glob("1872_*.csv"))
     header = csvs[0].read_text(encoding="utf-8").splitlines()[0]
-    assert header == ("dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,value,storedby,"
-                      "lastupdated,comment,followup")
+    assert header == ("dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,"
+                      "value,storedby,lastupdated,comment,followup")
 
 
 def test_clean_mode_has_only_well_formed_files(tmp_path: Path) -> None:

@@ -105,7 +105,7 @@ def reference_run(pg_server) -> Reference:  # noqa: ANN001 (tests.pg.PostgresSer
     if "ref" in _REFERENCE:
         return _REFERENCE["ref"]
     from kolab_pipeline.orchestration.runner import run_pipeline
-    from kolab_pipeline.sample_data import generate
+    from kolab_pipeline.sample import generate
 
     root = Path(tempfile.mkdtemp(prefix="kolab_idem_"))
     atexit.register(shutil.rmtree, root, True)
