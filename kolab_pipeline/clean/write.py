@@ -11,7 +11,7 @@ from kolab_pipeline.warehouse import Params, Staging, bind, table, transaction
 CLEAN_TABLES = ("clean.submission", "clean.submission_value", "clean.submission_value_history",
                 "clean.quarantine", "clean.validation_flag")
 
-# --- incremental: what the dirty files touched goes ------------------------------------------------
+# --- incremental: what the dirty files touched goes -----------------------------------------------
 
 DELETE_TOUCHED_KEYS = """DELETE FROM {table} AS old USING _clean_keys touched
  WHERE old.kode_faskes = touched.kode_faskes AND old.period = touched.period
@@ -27,7 +27,7 @@ DELETE_TOUCHED_FLAGS = """DELETE FROM clean.validation_flag AS old USING _clean_
 
 DELETE_DIRTY_STATE = f"DELETE FROM {STATE} WHERE file_id IN (SELECT file_id FROM _clean_dirty)"
 
-# --- the new rows ----------------------------------------------------------------------------------
+# --- the new rows ---------------------------------------------------------------------------------
 
 SUBMISSIONS = """
 SELECT submission_id, kode_faskes, period, form, version, version = n_versions AS is_current,
