@@ -11,6 +11,7 @@ import pandas as pd
 
 from kolab_pipeline.catalog import FORMS
 from kolab_pipeline.clean.parsers import sql_list
+from kolab_pipeline.clean.stage import PREFIX
 from kolab_pipeline.warehouse import Staging
 
 QUARANTINE_BY_RULE = """SELECT rule_id, count(DISTINCT coalesce(raw_row_id, source_path))
@@ -80,15 +81,16 @@ def accounting(con: duckdb.DuckDBPyConnection, sample_size: int = 10) -> dict[st
 
     Returns the counts and a sample of offending raw_row_ids; `ok` is the verdict.
     """
-    with Staging(con, "_clean") as stage:
+    with Staging(con, PREFIX) as stage:
         stage.create("accounting", ROW_FATES)
-        c = con.execute(FATE_COUNTS).fetchone()
+        counts = con.execute(FATE_COUNTS).fetchone()
         orphans = con.execute(ORPHANS).fetchone()[0]
         sample = con.execute(UNACCOUNTED_SAMPLE, {"sample_size": sample_size}).df()
-    out: dict[str, Any] = {
-        "raw_rows": c[0], "kept": c[1], "quarantined": c[2], "unaccounted": c[3],
-        "kept_and_quarantined": c[4], "kept_twice": c[5], "orphans": orphans}
-    out["ok"] = c[3] == 0 and c[4] == 0 and c[5] == 0 and orphans == 0
+    names = ("raw_rows", "kept", "quarantined", "unaccounted", "kept_and_quarantined",
+             "kept_twice")
+    out: dict[str, Any] = {**dict(zip(names, counts, strict=True)), "orphans": orphans}
+    out["ok"] = (out["unaccounted"] == 0 and out["kept_and_quarantined"] == 0
+                 and out["kept_twice"] == 0 and orphans == 0)
     out["sample"] = sample
     return out
 
