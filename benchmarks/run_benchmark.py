@@ -105,15 +105,15 @@ def stage_clean(con, settings, periods):
     acc = clean.accounting(con, sample_size=10)             # blocking checks of clean_checks.py
     dup, _ = clean.duplicate_current_versions(con, 10)
     unresolved, _ = clean.unresolved_keys(con, 10)
-    out = _count(con, "SELECT (SELECT count(*) FROM clean.submission) + "
-                      "(SELECT count(*) FROM clean.submission_value) + "
-                      "(SELECT count(*) FROM clean.submission_value_history) + "
-                      "(SELECT count(*) FROM clean.quarantine) + (SELECT count(*) FROM clean.validation_flag)")
+    out = _count(con, "SELECT " + " + ".join(f"(SELECT count(*) FROM {t})"
+                                             for t in clean.CLEAN_TABLES))
     con.close()
-    gx = all(_gx(s, settings) for s in ("clean_submission", "clean_submission_value", "clean_quarantine"))
+    gx = all(_gx(s, settings)
+             for s in ("clean_submission", "clean_submission_value", "clean_quarantine"))
     return int(summary["raw_rows"]), out, {
         "kept_rows": int(summary["kept_rows"]), "quarantined": int(summary["quarantined_rows"]),
-        "accounted": bool(acc["ok"]), "dup_current": int(dup), "unresolved": int(unresolved), "gx": gx}
+        "accounted": bool(acc["ok"]), "dup_current": int(dup), "unresolved": int(unresolved),
+        "gx": gx}
 
 
 def stage_compliance(con, settings, periods):

@@ -17,9 +17,10 @@ from kolab_pipeline.orchestration.resources import build_resources
 from kolab_pipeline.warehouse import connect, ensure_schema
 from tests.support.clean import Raw, setup_reference
 
-CHECKS = [clean_checks.every_raw_row_accounted, clean_checks.one_current_version, clean_checks.keys_resolved,
-          clean_checks.gx_raw_submission_row, clean_checks.gx_clean_submission,
-          clean_checks.gx_clean_submission_value, clean_checks.gx_clean_quarantine]
+CHECKS = [clean_checks.every_raw_row_accounted, clean_checks.one_current_version,
+          clean_checks.keys_resolved, clean_checks.gx_raw_submission_row,
+          clean_checks.gx_clean_submission, clean_checks.gx_clean_submission_value,
+          clean_checks.gx_clean_quarantine]
 
 
 def test_checks_are_registered_on_the_clean_assets() -> None:
@@ -33,12 +34,14 @@ def test_checks_are_registered_on_the_clean_assets() -> None:
         "clean/submission_value:gx_clean_submission_value", "clean/quarantine:gx_clean_quarantine",
         "raw/submission_row:gx_raw_submission_row",
     } <= keys
-    for name in ("submission", "submission_value", "submission_value_history", "quarantine", "validation_flag"):
+    for name in ("submission", "submission_value", "submission_value_history", "quarantine",
+                 "validation_flag"):
         key = dg.AssetKey(["clean", name])
         assert graph.get(key).group_name == "clean"
     specs = {c.get_spec_for_check_key(k).name: c.get_spec_for_check_key(k).blocking
              for c in CHECKS for k in c.check_keys}
-    assert specs["one_current_version"] and specs["keys_resolved"] and specs["every_raw_row_accounted"]
+    assert specs["one_current_version"] and specs["keys_resolved"]
+    assert specs["every_raw_row_accounted"]
     assert not specs["gx_clean_submission"]
 
 
@@ -68,12 +71,15 @@ def _evaluations(result: dg.ExecuteInProcessResult) -> dict[str, dg.AssetCheckEv
     return {e.check_name: e for e in result.get_asset_check_evaluations()}
 
 
-def test_materialize_clean_setup_passes_every_check(home_with_raw: Path, settings: Settings) -> None:
-    result = dg.materialize([clean_tables, *CHECKS, downstream_probe], resources=build_resources(settings))
+def test_materialize_clean_setup_passes_every_check(home_with_raw: Path,
+                                                    settings: Settings) -> None:
+    result = dg.materialize([clean_tables, *CHECKS, downstream_probe],
+                            resources=build_resources(settings))
     assert result.success
     evals = _evaluations(result)
     # every check whose asset is in the run (the raw asset is not: its check is invoked below)
-    assert set(evals) == {spec.name for check in CHECKS for spec in check.check_specs} - {"gx_raw_submission_row"}
+    in_run = {spec.name for check in CHECKS for spec in check.check_specs}
+    assert set(evals) == in_run - {"gx_raw_submission_row"}
     assert all(e.passed for e in evals.values()), {n: e.passed for n, e in evals.items()}
     acc = evals["every_raw_row_accounted"].metadata
     # 4 raw rows: 3 kept (KP v1, KP v2, puskesmas tb), 1 quarantined (KP-99)
@@ -91,24 +97,25 @@ def test_materialize_clean_setup_passes_every_check(home_with_raw: Path, setting
     assert "compliance/probe" in mats
 
 
-def test_duplicated_current_version_fails_the_blocking_check(home_with_raw: Path, settings: Settings,
-                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicated_current_version_fails_the_blocking_check(
+        home_with_raw: Path, settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     real_build = clean.build_clean
 
     def build_with_duplicate(con, s):  # noqa: ANN001, ANN202
         summary = real_build(con, s)
         # deliberately corrupt: version 1 of KP3672001 × 2025-03 × kia is current as well
-        con.execute("UPDATE clean.submission SET is_current = true WHERE version = 1 AND form = 'kia'")
+        con.execute("UPDATE clean.submission SET is_current = true "
+                    "WHERE version = 1 AND form = 'kia'")
         return summary
 
     monkeypatch.setattr(clean, "build_clean", build_with_duplicate)
-    result = dg.materialize([clean_tables, *CHECKS, downstream_probe], resources=build_resources(settings),
-                            raise_on_error=False)
+    result = dg.materialize([clean_tables, *CHECKS, downstream_probe],
+                            resources=build_resources(settings), raise_on_error=False)
     evals = _evaluations(result)
     dup = evals["one_current_version"]
     assert dup.passed is False and dup.metadata["failed_groups"].value == 1
     assert "KP3672001" in dup.metadata["sample"].value
-    assert evals["gx_clean_submission"].passed is False          # the GX suite sees it too (warning)
+    assert evals["gx_clean_submission"].passed is False    # the GX suite sees it too (warning)
     assert evals["every_raw_row_accounted"].passed is True
     # blocking: the downstream asset did not materialise and the run failed
     assert not result.success
@@ -116,7 +123,8 @@ def test_duplicated_current_version_fails_the_blocking_check(home_with_raw: Path
     assert "clean/submission" in mats and "compliance/probe" not in mats
 
 
-def _check_after(settings: Settings, check: dg.AssetChecksDefinition, sql: str) -> dg.AssetCheckResult:
+def _check_after(settings: Settings, check: dg.AssetChecksDefinition,
+                 sql: str) -> dg.AssetCheckResult:
     """Change the warehouse with `sql`, then invoke `check` directly on it."""
     con = connect(settings.paths.warehouse)
     con.execute(sql)
@@ -125,7 +133,8 @@ def _check_after(settings: Settings, check: dg.AssetChecksDefinition, sql: str) 
     return check(warehouse=res["warehouse"], kolab=res["kolab"])
 
 
-def test_gx_raw_submission_row_check_invoked_directly(home_with_raw: Path, settings: Settings) -> None:
+def test_gx_raw_submission_row_check_invoked_directly(home_with_raw: Path,
+                                                      settings: Settings) -> None:
     res = build_resources(settings)
     result = clean_checks.gx_raw_submission_row(warehouse=res["warehouse"], kolab=res["kolab"])
     assert result.passed is True
@@ -139,11 +148,13 @@ def test_gx_raw_submission_row_check_invoked_directly(home_with_raw: Path, setti
     assert result.metadata["unexpected_total"].value == 2   # both copies of the id
 
 
-def test_validation_frame_samples_whole_groups_deterministically(con, settings: Settings) -> None:  # noqa: ANN001
-    # 200 raw rows in 40 files of 5 rows; a limit of 50 rows → k = ceil(200 / 50) = 4: keep the files
-    # whose hash % 4 = 0 (about a quarter of them)
+def test_validation_frame_samples_whole_groups_deterministically(
+        con, settings: Settings) -> None:  # noqa: ANN001
+    # 200 raw rows in 40 files of 5 rows; a limit of 50 rows → k = ceil(200 / 50) = 4: keep the
+    # files whose hash % 4 = 0 (about a quarter of them)
     con.execute("""INSERT INTO raw.submission_row (raw_row_id, file_id, row_number)
-                   SELECT 'f' || (i // 5) || '::' || i, 'f' || (i // 5), i + 1 FROM range(200) t(i)""")
+                   SELECT 'f' || (i // 5) || '::' || i, 'f' || (i // 5), i + 1
+                     FROM range(200) t(i)""")
     full, n = clean_checks.validation_frame(con, "raw.submission_row", "file_id", max_rows=200)
     assert (len(full), n) == (200, 200)
     sample, n = clean_checks.validation_frame(con, "raw.submission_row", "file_id", max_rows=50)

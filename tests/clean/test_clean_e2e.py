@@ -21,7 +21,8 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDBPyConnection, Path]:
     home = tmp_path_factory.mktemp("e2e") / "home"
-    sample_data.generate(home, seed=1, as_of=date(2025, 1, 20), scale="kabupaten", months=3, messy=True)
+    sample_data.generate(home, seed=1, as_of=date(2025, 1, 20), scale="kabupaten", months=3,
+                         messy=True)
     settings = Settings.load(home)
     con = connect(settings.paths.warehouse)
     ensure_schema(con)
@@ -33,25 +34,32 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[duckdb.DuckDBPyConn
     con.close()
 
 
-def test_quarantine_is_exactly_the_invalid_rows(built: tuple[duckdb.DuckDBPyConnection, Path]) -> None:
+Built = tuple[duckdb.DuckDBPyConnection, Path]
+
+
+def test_quarantine_is_exactly_the_invalid_rows(built: Built) -> None:
     con, home = built
-    truth = pd.read_csv(home / "ground_truth" / "invalid_rows.csv", dtype=str, keep_default_na=False)
-    expected = {(f, s, int(r), rule) for f, s, r, rule in truth[["file", "sheet", "row_number", "rule_id"]].values}
+    truth = pd.read_csv(home / "ground_truth" / "invalid_rows.csv", dtype=str,
+                        keep_default_na=False)
+    expected = {(f, s, int(r), rule)
+                for f, s, r, rule in truth[["file", "sheet", "row_number", "rule_id"]].values}
     got = {(f, s, int(r), rule) for f, s, r, rule in con.execute(
-        "SELECT source_path, sheet, row_number, rule_id FROM clean.quarantine WHERE raw_row_id IS NOT NULL").fetchall()}
+        "SELECT source_path, sheet, row_number, rule_id FROM clean.quarantine "
+        "WHERE raw_row_id IS NOT NULL").fetchall()}
     assert len(expected) > 20   # the sample really has invalid rows of every kind
     assert {e[3] for e in expected} == {"V01", "V05", "V05F", "V06", "V06N", "V15"}
     assert got == expected
 
 
-def test_broken_files_are_quarantined(built: tuple[duckdb.DuckDBPyConnection, Path]) -> None:
+def test_broken_files_are_quarantined(built: Built) -> None:
     con, home = built
     truth = pd.read_csv(home / "ground_truth" / "broken_files.csv", dtype=str)
-    got = set(con.execute("SELECT source_path, rule_id FROM clean.quarantine WHERE raw_row_id IS NULL").fetchall())
+    got = set(con.execute("SELECT source_path, rule_id FROM clean.quarantine "
+                          "WHERE raw_row_id IS NULL").fetchall())
     assert got == set(map(tuple, truth[["file", "rule_id"]].values))
 
 
-def test_every_other_row_is_kept(built: tuple[duckdb.DuckDBPyConnection, Path]) -> None:
+def test_every_other_row_is_kept(built: Built) -> None:
     con, _ = built
     acc = clean.accounting(con)
     assert acc["ok"], acc
@@ -61,12 +69,15 @@ def test_every_other_row_is_kept(built: tuple[duckdb.DuckDBPyConnection, Path]) 
     assert acc["kept"] == n_raw - n_invalid and acc["quarantined"] == n_invalid
 
 
-def test_resubmissions_resolve_to_the_final_values(built: tuple[duckdb.DuckDBPyConnection, Path]) -> None:
+def test_resubmissions_resolve_to_the_final_values(built: Built) -> None:
     con, home = built
-    truth = pd.read_csv(home / "ground_truth" / "resubmissions.csv", dtype={"value": "Int64", "version": "Int64"})
+    truth = pd.read_csv(home / "ground_truth" / "resubmissions.csv",
+                        dtype={"value": "Int64", "version": "Int64"})
     current = con.execute("""
-        SELECT s.kode_faskes, s.period, s.form, s.version, s.source_path AS file, v.data_element, v.value
-          FROM clean.submission_value v JOIN clean.submission s USING (submission_id)""").df()
+        SELECT submission.kode_faskes, submission.period, submission.form, submission.version,
+               submission.source_path AS file, current_value.data_element, current_value.value
+          FROM clean.submission_value current_value
+          JOIN clean.submission submission USING (submission_id)""").df()
     joined = truth.merge(current, on=["kode_faskes", "period", "form", "data_element"], how="left",
                          suffixes=("_truth", "_clean"), indicator=True)
     assert len(truth) > 100 and (joined["_merge"] == "both").all()

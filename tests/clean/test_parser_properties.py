@@ -31,12 +31,11 @@ from kolab_pipeline.warehouse import connect, ensure_schema
 from tests.support import hostile_corpus as hc
 
 FILE_RULES = {r for r in rules.rules() if r.startswith("F")}
-PROFILE = settings(max_examples=150, deadline=None,
-                   suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FIXTURES_AND_SLOW = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+PROFILE = settings(max_examples=150, deadline=None, suppress_health_check=FIXTURES_AND_SLOW)
 MACRO_PROFILE = settings(max_examples=40, deadline=None,
                          suppress_health_check=[HealthCheck.function_scoped_fixture])
-SLOW_PROFILE = settings(max_examples=25, deadline=None,
-                        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+SLOW_PROFILE = settings(max_examples=25, deadline=None, suppress_health_check=FIXTURES_AND_SLOW)
 
 # text that looks like template CSV: headers, delimiters, quotes, numbers, separators, junk
 CSV_PIECES = st.sampled_from([
@@ -69,7 +68,8 @@ def _encode(text: str, encoding: str) -> bytes:
     return text.encode(encoding, errors="replace")
 
 
-def _parse(reader: duckdb.DuckDBPyConnection, s: Settings, rel: str, data: bytes) -> raw.Parsed | None:
+def _parse(reader: duckdb.DuckDBPyConnection, s: Settings, rel: str,
+           data: bytes) -> raw.Parsed | None:
     """One file through the raw parsers; None = a clean reject with a catalogue file rule."""
     try:
         fmt = raw.detect_format(rel, data)
@@ -100,7 +100,8 @@ def test_any_bytes_as_csv_xlsx_or_json_is_parsed_or_cleanly_rejected(env_setting
 
 @PROFILE
 @given(text=CSV_TEXT, encoding=ENCODINGS)
-def test_any_template_like_text_as_csv_is_parsed_or_cleanly_rejected(env_settings, reader, text, encoding):
+def test_any_template_like_text_as_csv_is_parsed_or_cleanly_rejected(env_settings, reader, text,
+                                                                     encoding):
     data = _encode(text, encoding)
     _check_parsed(_parse(reader, env_settings, "x/tb/f.csv", data))
     _check_parsed(_parse(reader, env_settings, "dhis2/f.csv", data))
@@ -116,8 +117,9 @@ JSON_VALUES = st.recursive(
 
 
 @PROFILE
-@given(doc=st.dictionaries(st.sampled_from(["dataValues", "period", "orgUnit", "completeDate", "x"]),
-                           JSON_VALUES, max_size=4))
+@given(doc=st.dictionaries(
+    st.sampled_from(["dataValues", "period", "orgUnit", "completeDate", "x"]), JSON_VALUES,
+    max_size=4))
 def test_any_json_shape_as_dhis2_is_parsed_or_cleanly_rejected(env_settings, reader, doc):
     import json
 
@@ -127,8 +129,8 @@ def test_any_json_shape_as_dhis2_is_parsed_or_cleanly_rejected(env_settings, rea
 
 CELL = (st.none() | st.integers(-10**20, 10**20) | st.floats(allow_nan=True, allow_infinity=False)
         | st.text(max_size=10) | st.dates(date(1900, 1, 1), date(2100, 1, 1))
-        | st.sampled_from(["periode", "kode_faskes", "tb_skrining", "ht_skrining", "=SUM(1,2)", hc.PKM,
-                           "2025-03", "Nama Pasien"]))
+        | st.sampled_from(["periode", "kode_faskes", "tb_skrining", "ht_skrining", "=SUM(1,2)",
+                           hc.PKM, "2025-03", "Nama Pasien"]))
 
 
 def _xlsx_bytes(sheets: list[list[list[object]]]) -> bytes:
@@ -137,7 +139,8 @@ def _xlsx_bytes(sheets: list[list[list[object]]]) -> bytes:
     for i, rows in enumerate(sheets):
         ws = wb.create_sheet(["tb", "Sheet1", "ptm", "petunjuk"][i % 4] + ("" if i < 4 else str(i)))
         for r in rows:
-            ws.append([re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", v) if isinstance(v, str) else v for v in r])
+            ws.append([re.sub(r"[\x00-\x08\x0b\x0c\x0e-\x1f]", "", v) if isinstance(v, str) else v
+                       for v in r])
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()
@@ -222,14 +225,17 @@ def test_period_parser_gives_a_month_or_null_never_an_error(macro_con, values):
 
 @MACRO_PROFILE
 @given(values=st.lists(ANY_TEXT, min_size=1, max_size=40))
-def test_count_parser_gives_a_non_negative_integer_blank_or_invalid_never_an_error(macro_con, values):
+def test_count_parser_gives_a_non_negative_integer_blank_or_invalid_never_an_error(macro_con,
+                                                                                   values):
     out = clean.parse_counts(values, macro_con)
     assert len(out) == len(values)
     for v, n in zip(values, out, strict=True):
         assert n is None or n == "invalid" or (isinstance(n, int) and 0 <= n <= BIGINT_MAX), (v, n)
         if v is None or not v.strip(BLANK):
             assert n is None          # blank = not reported, never 0 and never invalid
-        if v is not None and v.strip().startswith("-") and any(ch.isdigit() for ch in v) and v.strip() != "-":
+        negative = (v is not None and v.strip().startswith("-") and v.strip() != "-"
+                    and any(ch.isdigit() for ch in v))
+        if negative:
             assert n == "invalid"     # a negative count is V06, never its absolute value
 
 

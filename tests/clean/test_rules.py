@@ -27,7 +27,8 @@ def test_shipped_catalogue_has_every_clean_rule_with_both_languages() -> None:
 
 def test_relations_of_the_ytd_rules() -> None:
     v07 = rules.rule("V07").relations
-    assert Relation("kia_k4", ("kia_k1",)) in v07 and Relation("kia_kf_lengkap", ("kia_kf1",)) in v07
+    assert Relation("kia_k4", ("kia_k1",)) in v07
+    assert Relation("kia_kf_lengkap", ("kia_kf1",)) in v07
     v09 = rules.rule("V09").relations
     assert Relation("tb_kasus_ditemukan", ("tb_terduga_diperiksa", "tb_terduga_dirujuk")) in v09
     assert rules.rule("V11").relations == (Relation("kia_kematian_neonatal", ("kia_lahir_hidup",)),)
@@ -39,7 +40,8 @@ def test_render_fills_placeholders_in_both_languages() -> None:
     text = v01.render("id", value="KP-99", column="kode_faskes")
     assert "Kode faskes 'KP-99' tidak dikenal di registri fasilitas" in text
     assert "{" not in text
-    assert "Facility code 'KP-99' is not in the facility registry" in v01.render("en", value="KP-99")
+    english = v01.render("en", value="KP-99")
+    assert "Facility code 'KP-99' is not in the facility registry" in english
 
 
 def test_rule_lookup_names_the_file_when_unknown() -> None:
@@ -48,15 +50,19 @@ def test_rule_lookup_names_the_file_when_unknown() -> None:
 
 
 @pytest.mark.parametrize(("line", "match"), [
-    ("V01,clean,error,row,a,b,,,\nV01,clean,error,row,a,b,,,\n", r"line 3, column rule_id: duplicate rule id V01"),
+    ("V01,clean,error,row,a,b,,,\nV01,clean,error,row,a,b,,,\n",
+     r"line 3, column rule_id: duplicate rule id V01"),
     ("V01,clean,fatal,row,a,b,,,\n", r"line 2, column severity: 'fatal'"),
     ("V01,clean,error,row,,b,,,\n", r"line 2, column message_id: empty message"),
     ("v1,clean,error,row,a,b,,,\n", r"line 2, column rule_id: 'v1'"),
-    ("V01,clean,error,row,a,b,Kode {kode_x},,\n", r"line 2, column detail_id: unknown placeholder \{kode_x\}"),
-    ("V07,clean,warning,submission,a,b,,,kia_k4<kia_k1\n", r"line 2, column relation: relation 'kia_k4<kia_k1'"),
+    ("V01,clean,error,row,a,b,Kode {kode_x},,\n",
+     r"line 2, column detail_id: unknown placeholder \{kode_x\}"),
+    ("V07,clean,warning,submission,a,b,,,kia_k4<kia_k1\n",
+     r"line 2, column relation: relation 'kia_k4<kia_k1'"),
     ("V07,clean,warning,submission,a,b,,,kia_k4<=DROP TABLE\n", r"'DROP TABLE' in relation"),
 ])
-def test_malformed_catalogue_is_rejected_with_line_and_column(tmp_path: Path, line: str, match: str) -> None:
+def test_malformed_catalogue_is_rejected_with_line_and_column(tmp_path: Path, line: str,
+                                                              match: str) -> None:
     path = tmp_path / "rules.csv"
     path.write_text(HEADER + line, encoding="utf-8")
     with pytest.raises(RuleCatalogueError, match=match):

@@ -14,7 +14,9 @@ import pytest
 from kolab_pipeline import reference
 from kolab_pipeline.config import Settings
 
-FASILITAS = """kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,tanggal_tutup,formulir,kode_lokal,is_synthetic
+_HEADER = ("kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,"
+           "tanggal_tutup,formulir,kode_lokal,is_synthetic")
+FASILITAS = _HEADER + """
 P3672010201,Puskesmas Cibeber,puskesmas,,36.72.01,,,tb;ptm;kia;imun,,0
 KP3672001,Klinik Pratama Sehat,klinik_pratama,P3672010201,36.72.01,,,tb;ptm;kia;imun,KLSEHAT,1
 DR3672001,Praktik dr. Budi,tpmd,P3672010201,36.72.01,,,tb;ptm,,1
@@ -32,7 +34,8 @@ FORM_ELEMENTS = {
 }
 
 
-def setup_reference(con: duckdb.DuckDBPyConnection, settings: Settings, fasilitas: str = FASILITAS) -> None:
+def setup_reference(con: duckdb.DuckDBPyConnection, settings: Settings,
+                    fasilitas: str = FASILITAS) -> None:
     """Registry + catalogue (the wilayah load is not needed by the clean layer)."""
     reg = settings.paths.registry
     reg.mkdir(parents=True, exist_ok=True)
@@ -47,36 +50,44 @@ class Raw:
     def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
         self.con = con
 
-    def file(self, name: str, received_at: str = "2025-04-03T10:00:00+07:00", status: str = "ingested",
-             reject_rule: str | None = None, reject_reason: str | None = None,
-             received_source: str = "manifest") -> str:
+    def file(self, name: str, received_at: str = "2025-04-03T10:00:00+07:00",
+             status: str = "ingested", reject_rule: str | None = None,
+             reject_reason: str | None = None, received_source: str = "manifest") -> str:
         file_id = f"sha_{name}"
         self.con.execute(
-            """INSERT INTO raw.landing_file (file_id, source_kind, source_path, file_format, size_bytes,
-                   received_at, received_source, status, reject_rule, reject_reason, run_id)
-               VALUES (?, 'file', ?, 'csv', 100, ?, ?, ?, ?, ?, 'test')""",
-            [file_id, name, datetime.fromisoformat(received_at), received_source, status, reject_rule,
-             reject_reason])
+            """INSERT INTO raw.landing_file (file_id, source_kind, source_path, file_format,
+                   size_bytes, received_at, received_source, status, reject_rule, reject_reason,
+                   run_id)
+               VALUES ($file_id, 'file', $name, 'csv', 100, $received_at, $received_source,
+                       $status, $reject_rule, $reject_reason, 'test')""",
+            {"file_id": file_id, "name": name,
+             "received_at": datetime.fromisoformat(received_at),
+             "received_source": received_source, "status": status, "reject_rule": reject_rule,
+             "reject_reason": reject_reason})
         return file_id
 
     def row(self, file_name: str, row_number: int, form: str | None, periode: str | None,
-            kode: str | None, values: dict[str, str | None] | None = None, *, nama: str | None = None,
-            tanggal_lapor: str | None = None, nihil: str | None = None, sheet: str = "",
-            received_at: str | None = None, source_kind: str = "file") -> str:
+            kode: str | None, values: dict[str, str | None] | None = None, *,
+            nama: str | None = None, tanggal_lapor: str | None = None, nihil: str | None = None,
+            sheet: str = "", received_at: str | None = None, source_kind: str = "file") -> str:
         file_id = f"sha_{file_name}"
         if received_at is None:
-            received_at = self.con.execute(
-                "SELECT received_at FROM raw.landing_file WHERE file_id = ?", [file_id]).fetchone()[0]
+            received = self.con.execute(
+                "SELECT received_at FROM raw.landing_file WHERE file_id = ?",
+                [file_id]).fetchone()[0]
         else:
-            received_at = datetime.fromisoformat(received_at)
+            received = datetime.fromisoformat(received_at)
         raw_row_id = f"{file_id}:{sheet}:{row_number}"
         self.con.execute(
             """INSERT INTO raw.submission_row (raw_row_id, file_id, source_kind, source_path, sheet,
-                   row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor, laporan_nihil,
-                   received_at, run_id)
-               VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'test')""",
-            [raw_row_id, file_id, source_kind, file_name, sheet, row_number, form, periode, kode, nama,
-             tanggal_lapor, nihil, received_at])
+                   row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor,
+                   laporan_nihil, received_at, run_id)
+               VALUES ($raw_row_id, $file_id, $source_kind, $file_name, $sheet, $row_number,
+                       $form, $periode, $kode, $nama, $tanggal_lapor, $nihil, $received, 'test')""",
+            {"raw_row_id": raw_row_id, "file_id": file_id, "source_kind": source_kind,
+             "file_name": file_name, "sheet": sheet, "row_number": row_number, "form": form,
+             "periode": periode, "kode": kode, "nama": nama, "tanggal_lapor": tanggal_lapor,
+             "nihil": nihil, "received": received})
         for i, (element, text) in enumerate((values or {}).items()):
             self.con.execute(
                 "INSERT INTO raw.submission_cell VALUES (?, ?, ?, ?, ?)",
@@ -85,7 +96,8 @@ class Raw:
 
 
 @pytest.fixture(name="ref_con")
-def ref_con_fixture(con: duckdb.DuckDBPyConnection, settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
+def ref_con_fixture(con: duckdb.DuckDBPyConnection,
+                    settings: Settings) -> Iterator[duckdb.DuckDBPyConnection]:
     """The temp warehouse with the small registry and the catalogue loaded."""
     setup_reference(con, settings)
     yield con
