@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from kolab_pipeline import indicators
+from kolab_pipeline import catalog, indicators
 from kolab_pipeline.config import Settings
 from tests.support.indicators import add_facility, build_world
 
@@ -67,7 +67,7 @@ def test_expressions_are_parsed_against_a_whitelist():
 
 
 def test_catalogue_errors_name_file_row_and_column(tmp_path):
-    src = indicators.INDICATORS_FILE.read_text(encoding="utf-8").splitlines()
+    src = catalog.INDICATORS.read_text(encoding="utf-8").splitlines()
     bad = tmp_path / "indicators.csv"
     bad.write_text("\n".join([src[0], src[1], src[2].replace("tb_kasus_ternotifikasi", "tb_kasus_x", 1)]) + "\n")
     with pytest.raises(indicators.CatalogueError, match=r"indicators.csv: row 3, column numerator: unknown data element 'tb_kasus_x'"):
