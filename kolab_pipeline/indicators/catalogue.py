@@ -256,7 +256,9 @@ def load_sasaran_formulas(path: Path = catalog.SASARAN_FORMULAS) -> tuple[Sasara
                            row["param"].strip(), row["param_transform"].strip(),
                            float(row["constant"]))
         if f.param not in SasaranConfig.model_fields:
-            raise CatalogueError(f"{at('param')}: {f.param!r} is not a key of kolab.yaml `sasaran:`")
+            raise CatalogueError(f"{at('param')}: {f.param!r} "
+                                 "is not a key of kolab.yaml `sasaran:`")
+
         if f.param_transform not in PARAM_TRANSFORMS:
             raise CatalogueError(f"{at('param_transform')}: {f.param_transform!r} "
                                  f"not in {PARAM_TRANSFORMS}")

@@ -188,9 +188,11 @@ TIME_SQL = """
     SELECT unit_level, unit_code, period, data_element AS subject,
            'consistency_over_time' AS method, current AS value,
            round(current / reference, 9) AS score, $c_time AS threshold, reference,
-           printf('%s Jan–%s = %.0f, %.2f kali rata-rata %d tahun sebelumnya (%.1f); di luar 1 ± %g',
-                  data_element, period, current, round(current / reference, 2), n_years,
-                  reference, $c_time) AS message
+           printf(
+               '%s Jan–%s = %.0f, %.2f kali rata-rata %d tahun sebelumnya (%.1f); di luar 1 ± %g',
+               data_element, period, current, round(current / reference, 2), n_years, reference,
+               $c_time) AS message
+
       FROM cmp
      WHERE reference > 0 AND round(abs(current / reference - 1), 9) > $c_time
 """

@@ -63,15 +63,16 @@ _RESOLVED_COLUMNS = """(tahun INTEGER, unit_level VARCHAR, kode_unit VARCHAR, sa
 _INSERT_MISSING = """
     INSERT INTO {resolved} SELECT * FROM ({candidates}) candidate
      WHERE NOT EXISTS (SELECT 1 FROM {resolved} done
-                        WHERE done.tahun = candidate.tahun AND done.unit_level = candidate.unit_level
+                        WHERE done.tahun = candidate.tahun
+                          AND done.unit_level = candidate.unit_level
                           AND done.kode_unit = candidate.kode_unit
                           AND done.sasaran = candidate.sasaran)
 """
 
 # Official numbers of `reference.sasaran`; duplicates: the first by metode, then the largest.
 _OFFICIAL_SQL = """
-    SELECT official.tahun, official.unit_level, official.kode_unit, official.sasaran, official.nilai,
-           coalesce(official.metode, 'official') AS metode, official.params
+    SELECT official.tahun, official.unit_level, official.kode_unit, official.sasaran,
+           official.nilai, coalesce(official.metode, 'official') AS metode, official.params
       FROM reference.sasaran official
       JOIN {units} unit
         ON unit.unit_level = official.unit_level AND unit.unit_code = official.kode_unit
@@ -89,7 +90,9 @@ _CHILDREN_SQL = """
                        'children', string_agg(child.kode_unit || '=' || child.nilai, ';'
                                               ORDER BY child.kode_unit)) AS params
       FROM {units} unit
-      JOIN {resolved} child ON child.unit_level = unit.unit_level AND child.kode_unit = unit.unit_code
+      JOIN {resolved} child
+        ON child.unit_level = unit.unit_level AND child.kode_unit = unit.unit_code
+
      WHERE unit.unit_level = $child_level AND unit.parent_code IS NOT NULL
      GROUP BY child.tahun, unit.parent_code, child.sasaran
     HAVING count(*) = (SELECT count(*) FROM {units} sibling
