@@ -118,6 +118,16 @@ class Indicator:
         return f"sasaran:{self.sasaran}" if self.sasaran else ""
 
 
+class _Where:
+    """`file: row N, column C` for error messages."""
+
+    def __init__(self, path: Path, rowno: int) -> None:
+        self.path, self.rowno = path, rowno
+
+    def __call__(self, column: str) -> str:
+        return f"{self.path.name}: row {self.rowno}, column {column}"
+
+
 def _float(text: str, where: str, required: bool) -> float | None:
     text = (text or "").strip()
     if not text:
@@ -169,16 +179,6 @@ def _parse_indicator(row: dict[str, str], at: _Where, known: frozenset[str],
         target_source=(row.get("target_source") or "").strip(), aggregation=agg,
         direction=direction, levels=levels,
     )
-
-
-class _Where:
-    """`file: row N, column C` for error messages."""
-
-    def __init__(self, path: Path, rowno: int) -> None:
-        self.path, self.rowno = path, rowno
-
-    def __call__(self, column: str) -> str:
-        return f"{self.path.name}: row {self.rowno}, column {column}"
 
 
 def load_catalogue(path: Path = catalog.INDICATORS) -> list[Indicator]:
