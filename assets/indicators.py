@@ -8,7 +8,8 @@ from typing import Any
 import dagster as dg
 import duckdb
 
-from kolab_pipeline import dq_metrics, indicators
+from kolab_pipeline import indicators
+from kolab_pipeline.indicators import dq
 from kolab_pipeline.orchestration.metadata import (
     OWNERS,
     describe,
@@ -112,7 +113,7 @@ def dq_flag(context: dg.AssetExecutionContext, kolab: KolabHome,
             warehouse: Warehouse) -> dg.MaterializeResult:
     periods = periods_of(context)
     with warehouse.connection() as con:
-        written = dq_metrics.compute_dq_flags(con, kolab.settings(), periods)
+        written = dq.compute_dq_flags(con, kolab.settings(), periods)
         context.log.info(f"dq flags per month: {written}")
         meta = table_metadata(con, "indicators.dq_flag", _WHERE, [periods])
         by_method = con.execute("""SELECT method, count(*) AS n FROM indicators.dq_flag

@@ -130,7 +130,8 @@ def stage_compliance(con, settings, periods):
 
 
 def stage_indicators(con, settings, periods):
-    from kolab_pipeline import dq_metrics, indicators
+    from kolab_pipeline import indicators
+    from kolab_pipeline.indicators import dq
 
     rows_in = _count(con, "SELECT count(*) FROM clean.submission_value WHERE list_contains(?, period)",
                      [periods])
@@ -140,7 +141,7 @@ def stage_indicators(con, settings, periods):
     written = indicators.compute_indicator_values(con, settings, periods)
     t_values = time.perf_counter() - t
     t = time.perf_counter()
-    flags = dq_metrics.compute_dq_flags(con, settings, periods)
+    flags = dq.compute_dq_flags(con, settings, periods)
     t_dq = time.perf_counter() - t
     t = time.perf_counter()
     mismatches = sum(len(indicators.reconcile_totals(con, p)) for p in periods)   # blocking check

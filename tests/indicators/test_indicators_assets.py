@@ -21,8 +21,9 @@ def test_assets_materialise_a_month_and_checks_evaluate(con, settings: Settings)
     build_world(con, YEAR)
     con.close()
     result = dg.materialize(
-        [indicator_assets.sasaran_resolved, indicator_assets.indicator_value, indicator_assets.dq_flag,
-         indicator_checks.totals_reconcile, indicator_checks.coverage_above_100],
+        [indicator_assets.sasaran_resolved, indicator_assets.indicator_value,
+         indicator_assets.dq_flag, indicator_checks.totals_reconcile,
+         indicator_checks.coverage_above_100],
         partition_key=FEB, resources=build_resources(settings),
     )
     assert result.success
@@ -36,7 +37,8 @@ def test_assets_materialise_a_month_and_checks_evaluate(con, settings: Settings)
     assert "KIA_K1" in iv["kabkota_ytd_vs_target"].value
     # the February run also computed January (YTD needs it); metadata counts February's rows only
     assert iv["dagster/row_count"].value > 0
-    assert ("indicators", "network_contribution") in mats and ("indicators", "sasaran_resolved") in mats
+    assert ("indicators", "network_contribution") in mats
+    assert ("indicators", "sasaran_resolved") in mats
 
 
 def test_blocking_check_fails_on_a_broken_total(con, settings: Settings):
@@ -48,7 +50,9 @@ def test_blocking_check_fails_on_a_broken_total(con, settings: Settings):
     from kolab_pipeline.warehouse import connect
     c = connect(settings.paths.warehouse)
     c.execute("""UPDATE indicators.indicator_value SET numerator = numerator + 5
-                  WHERE indicator_code = 'IMUN_DPT1' AND unit_level = 'kabkota' AND period = ?""", [FEB[:7]])
+                  WHERE indicator_code = 'IMUN_DPT1' AND unit_level = 'kabkota'
+                    AND period = ?""", [FEB[:7]])
+
     c.close()
     result = indicator_checks.totals_result(resources["warehouse"], [FEB[:7]])
     assert not result.passed and result.metadata["n_mismatches"].value == 2   # month and ytd rows

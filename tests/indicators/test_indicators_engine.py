@@ -18,7 +18,7 @@ import duckdb
 import pandas as pd
 import pytest
 
-from kolab_pipeline import indicators
+from kolab_pipeline import catalog, indicators
 from kolab_pipeline.config import Settings
 from tests.support.indicators import add_facility, build_world
 
@@ -30,17 +30,21 @@ def world(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPy
     return con
 
 
-def row(con: duckdb.DuckDBPyConnection, code: str, level: str, unit: str, period: str, ptype: str) -> dict:
-    df = con.execute("""SELECT * FROM indicators.indicator_value WHERE indicator_code = ? AND unit_level = ?
-                         AND unit_code = ? AND period = ? AND period_type = ?""",
+def row(con: duckdb.DuckDBPyConnection, code: str, level: str, unit: str, period: str,
+        ptype: str) -> dict:
+    df = con.execute("""SELECT * FROM indicators.indicator_value
+                         WHERE indicator_code = ? AND unit_level = ?
+                           AND unit_code = ? AND period = ? AND period_type = ?""",
                      [code, level, unit, period, ptype]).df()
-    assert len(df) == 1, f"expected one row for {code} {level} {unit} {period} {ptype}, got {len(df)}"
+    assert len(df) == 1, (f"expected one row for {code} {level} {unit} {period} {ptype}, "
+                          f"got {len(df)}")
     return df.iloc[0].to_dict()
 
 
 def has_row(con, code, level, unit, period, ptype) -> bool:
-    return con.execute("""SELECT count(*) FROM indicators.indicator_value WHERE indicator_code = ? AND unit_level = ?
-                           AND unit_code = ? AND period = ? AND period_type = ?""",
+    return con.execute("""SELECT count(*) FROM indicators.indicator_value
+                           WHERE indicator_code = ? AND unit_level = ?
+                             AND unit_code = ? AND period = ? AND period_type = ?""",
                        [code, level, unit, period, ptype]).fetchone()[0] > 0
 
 
@@ -48,9 +52,10 @@ def has_row(con, code, level, unit, period, ptype) -> bool:
 
 def test_catalogue_covers_the_required_indicators():
     codes = {i.code for i in indicators.load_catalogue()}
-    required = {"TB_SPM_TERDUGA", "TB_TC", "TB_CNR", "TB_KONTRIBUSI_JEJARING", "PTM_SPM_HT", "PTM_SPM_DM",
-                "PTM_SKRINING_HT", "KIA_K1", "KIA_K4", "KIA_K6", "KIA_PF", "KIA_KF_LENGKAP", "KIA_KN1",
-                "KIA_KN_LENGKAP", "KIA_KEMATIAN_IBU", "KIA_KEMATIAN_NEONATAL", "IMUN_HB0", "IMUN_BCG",
+    required = {"TB_SPM_TERDUGA", "TB_TC", "TB_CNR", "TB_KONTRIBUSI_JEJARING", "PTM_SPM_HT",
+                "PTM_SPM_DM", "PTM_SKRINING_HT", "KIA_K1", "KIA_K4", "KIA_K6", "KIA_PF",
+                "KIA_KF_LENGKAP", "KIA_KN1", "KIA_KN_LENGKAP", "KIA_KEMATIAN_IBU",
+                "KIA_KEMATIAN_NEONATAL", "IMUN_HB0", "IMUN_BCG",
                 "IMUN_DPT1", "IMUN_DPT3", "IMUN_MR1", "IMUN_IDL", "IMUN_IBL", "IMUN_DO_DPT1_DPT3",
                 "IMUN_DO_DPT1_MR1", "IMUN_UCI"}
     assert required - codes == set()
@@ -61,16 +66,20 @@ def test_expressions_are_parsed_against_a_whitelist():
     expr = indicators.parse_expression("imun_dpt1 - imun_dpt3 + imun_mr1", known, "x")
     assert expr.terms == ((1, "imun_dpt1"), (-1, "imun_dpt3"), (1, "imun_mr1"))
     assert expr.sql("w.") == "(w.imun_dpt1 - w.imun_dpt3 + w.imun_mr1)"
-    for bad in ("imun_dpt1 * 2", "__import__('os')", "imun_dpt1 -", "imun_dpt9", "imun_dpt1; DROP TABLE x"):
+    for bad in ("imun_dpt1 * 2", "__import__('os')", "imun_dpt1 -", "imun_dpt9",
+                "imun_dpt1; DROP TABLE x"):
         with pytest.raises(indicators.CatalogueError):
             indicators.parse_expression(bad, known, "indicators.csv: row 7, column numerator")
 
 
 def test_catalogue_errors_name_file_row_and_column(tmp_path):
-    src = indicators.INDICATORS_FILE.read_text(encoding="utf-8").splitlines()
+    src = catalog.INDICATORS.read_text(encoding="utf-8").splitlines()
     bad = tmp_path / "indicators.csv"
-    bad.write_text("\n".join([src[0], src[1], src[2].replace("tb_kasus_ternotifikasi", "tb_kasus_x", 1)]) + "\n")
-    with pytest.raises(indicators.CatalogueError, match=r"indicators.csv: row 3, column numerator: unknown data element 'tb_kasus_x'"):
+    broken = src[2].replace("tb_kasus_ternotifikasi", "tb_kasus_x", 1)
+    bad.write_text("\n".join([src[0], src[1], broken]) + "\n")
+    with pytest.raises(indicators.CatalogueError,
+                       match=r"indicators.csv: row 3, column numerator: "
+                             r"unknown data element 'tb_kasus_x'"):
         indicators.load_catalogue(bad)
 
 
@@ -78,7 +87,8 @@ def test_catalogue_errors_name_file_row_and_column(tmp_path):
 
 def test_sasaran_official_formula_and_sum_of_children(world):
     got = {(lvl, unit, code): (nilai, metode) for lvl, unit, code, nilai, metode in world.execute(
-        "SELECT unit_level, kode_unit, sasaran, nilai, metode FROM indicators.sasaran_resolved WHERE tahun = 2025").fetchall()}
+        "SELECT unit_level, kode_unit, sasaran, nilai, metode FROM indicators.sasaran_resolved "
+        "WHERE tahun = 2025").fetchall()}
     # official beats the formula at kab/kota: 110, not 1.10 × 16 × 100 000 / 1000 = 1760
     assert got[("kabkota", "99.01", "bumil")] == (110, "pusdatin_official")
     assert got[("kabkota", "99.01", "pend_total")] == (100_000, "penduduk_dukcapil")
@@ -86,7 +96,8 @@ def test_sasaran_official_formula_and_sum_of_children(world):
     assert got[("kabkota", "99.01", "lahir_hidup")] == (pytest.approx(1600), "cbr_formula")
     assert got[("kabkota", "99.01", "bayi")] == (pytest.approx(1572.96), "imr_formula")
     # est HT = 0.30 × (0.72 × 100 000) = 21 600; est TB = 387 per 100 000 × 100 000 = 387
-    assert got[("kabkota", "99.01", "est_penderita_ht_15plus")] == (pytest.approx(21_600), "prevalence_estimate")
+    assert got[("kabkota", "99.01", "est_penderita_ht_15plus")] == (pytest.approx(21_600),
+                                                                     "prevalence_estimate")
     assert got[("kabkota", "99.01", "est_insiden_tb")] == (pytest.approx(387), "incidence_estimate")
     # kecamatan 99.01.01 has one network puskesmas (PA): its sum of children is PA's 60
     assert got[("kecamatan", "99.01.01", "bumil")] == (60, "sum_of_children")
@@ -102,11 +113,13 @@ def test_sasaran_official_formula_and_sum_of_children(world):
 
 def test_sum_of_children_needs_every_child(con, settings):
     build_world(con)
-    # a second puskesmas in kecamatan 99.01.01 without sasaran: 60 alone would understate the kecamatan
+    # a second puskesmas in kecamatan 99.01.01 without sasaran: 60 alone would understate the
+    # kecamatan
     add_facility(con, "PC", "puskesmas", None, "99.01.01")
     indicators.resolve_sasaran(con, settings, [2025])
     n = con.execute("""SELECT count(*) FROM indicators.sasaran_resolved
-                        WHERE unit_level = 'kecamatan' AND kode_unit = '99.01.01' AND sasaran = 'bumil'""").fetchone()[0]
+                        WHERE unit_level = 'kecamatan' AND kode_unit = '99.01.01'
+                          AND sasaran = 'bumil'""").fetchone()[0]
     assert n == 0
     indicators.compute_indicator_values(con, settings, ["2025-01"])
     r = row(con, "KIA_K1", "kecamatan", "99.01.01", "2025-01", "month")
@@ -126,13 +139,14 @@ def test_kia_pws_month_ytd_line_and_attainment(world):
     assert r["pws_target"] == pytest.approx(100 / 12)
     assert r["attainment"] == pytest.approx(200)
     assert r["denominator_method"] == "bumil:pusdatin_official"
-    # February YTD: 10 + (PA 6 + KA1 blank + DA1 1) = 17 → 17 / 60 × 100 = 28.333 %, line 100 × 2/12
-    # = 16.667, attainment 28.333 / 16.667 × 100 = 170 %
+    # February YTD: 10 + (PA 6 + KA1 blank + DA1 1) = 17 → 17 / 60 × 100 = 28.333 %,
+    # line 100 × 2/12 = 16.667, attainment 28.333 / 16.667 × 100 = 170 %
     r = row(world, "KIA_K1", "puskesmas_network", "PA", "2025-02", "ytd")
     assert r["numerator"] == 17 and r["value"] == pytest.approx(1700 / 60)
     assert r["pws_target"] == pytest.approx(100 * 2 / 12) and r["attainment"] == pytest.approx(170)
-    # kab/kota YTD: Jan 5+3+2+4+1 = 15, Feb 6+1+3+2 = 12 → 27 ÷ official 110 = 24.545 %; attainment
-    # 24.545 / 16.667 × 100 = 147.27 %; Feb month counted 4 facilities (KA1 left K1 blank)
+    # kab/kota YTD: Jan 5+3+2+4+1 = 15, Feb 6+1+3+2 = 12 → 27 ÷ official 110 = 24.545 %;
+    # attainment 24.545 / 16.667 × 100 = 147.27 %; Feb month counted 4 facilities (KA1 left K1
+    # blank)
     r = row(world, "KIA_K1", "kabkota", "99.01", "2025-02", "ytd")
     assert r["numerator"] == 27 and r["value"] == pytest.approx(2700 / 110)
     assert r["attainment"] == pytest.approx((2700 / 110) / (200 / 12) * 100)
@@ -157,7 +171,8 @@ def test_kia_mortality_per_live_births_and_count(world):
     # maternal deaths are a count: value = numerator = 1; MMR = 1 / (live births of the facility-
     # months that reported a maternal-death value: PB Jan 30) × 100 000 = 3333.3
     assert row(world, "KIA_KEMATIAN_IBU", "kabkota", "99.01", "2025-02", "ytd")["value"] == 1
-    assert row(world, "KIA_AKI", "kabkota", "99.01", "2025-02", "ytd")["value"] == pytest.approx(100_000 / 30)
+    assert (row(world, "KIA_AKI", "kabkota", "99.01", "2025-02", "ytd")["value"]
+            == pytest.approx(100_000 / 30))
 
 
 # --- TB ------------------------------------------------------------------------------------
@@ -167,7 +182,8 @@ def test_tb_spm_terduga_ratio_of_sums_and_above_100(world):
     r = row(world, "TB_SPM_TERDUGA", "facility", "PB", "2025-01", "month")
     assert r["value"] == pytest.approx(120) and r["above_100"]
     # kab/kota January: tested 8 + 4 + 6 = 18 over found 10 + 4 + 5 = 19 (DA1 left "tested" blank,
-    # so its 2 found are not in the denominator either) → 94.737 %; target 100 → attainment 94.737
+    # so its 2 found are not in the denominator either) → 94.737 %; target 100 → attainment
+    # 94.737
     r = row(world, "TB_SPM_TERDUGA", "kabkota", "99.01", "2025-01", "month")
     assert (r["numerator"], r["denominator"]) == (18, 19)
     assert r["value"] == pytest.approx(1800 / 19) and r["attainment"] == pytest.approx(1800 / 19)
@@ -186,15 +202,19 @@ def test_tb_case_finding_cnr_and_network_share(world):
     assert pd.isna(r["pws_target"]) and r["attainment"] == pytest.approx(600 / 387 / 90 * 100)
     # month: 1 / 387 × 100 = 0.2584 %, compared with 90 / 12 = 7.5
     r = row(world, "TB_TC", "kabkota", "99.01", "2025-02", "month")
-    assert r["pws_target"] == pytest.approx(7.5) and r["attainment"] == pytest.approx(100 / 387 / 7.5 * 100)
+    assert r["pws_target"] == pytest.approx(7.5)
+    assert r["attainment"] == pytest.approx(100 / 387 / 7.5 * 100)
     # CNR: 6 / 100 000 × 100 000 = 6 per 100 000 (no target)
     r = row(world, "TB_CNR", "kabkota", "99.01", "2025-02", "ytd")
     assert r["value"] == pytest.approx(6) and pd.isna(r["attainment"])
     # network share, kab/kota January: KA1 1 + DA1 1 + KB1 0 = 2 of 5 → 40 %
-    assert row(world, "TB_KONTRIBUSI_JEJARING", "kabkota", "99.01", "2025-01", "month")["value"] == pytest.approx(40)
-    # network PA YTD: (KA1 1 + DA1 1) / (2 + 1 + 1 + 1 in Feb) = 2 / 5 = 40 %; PB January 0 / 1 = 0 %
-    assert row(world, "TB_KONTRIBUSI_JEJARING", "puskesmas_network", "PA", "2025-02", "ytd")["value"] == pytest.approx(40)
-    assert row(world, "TB_KONTRIBUSI_JEJARING", "puskesmas_network", "PB", "2025-01", "month")["value"] == 0
+    share = "TB_KONTRIBUSI_JEJARING"
+    assert row(world, share, "kabkota", "99.01", "2025-01", "month")["value"] == pytest.approx(40)
+    # network PA YTD: (KA1 1 + DA1 1) / (2 + 1 + 1 + 1 in Feb) = 2 / 5 = 40 %;
+    # PB January 0 / 1 = 0 %
+    assert (row(world, share, "puskesmas_network", "PA", "2025-02", "ytd")["value"]
+            == pytest.approx(40))
+    assert row(world, share, "puskesmas_network", "PB", "2025-01", "month")["value"] == 0
 
 
 # --- PTM -----------------------------------------------------------------------------------
@@ -205,7 +225,8 @@ def test_ptm_unique_ytd_uses_max_per_facility(world):
     # → 180 / 21 600 × 100 = 0.8333 %; target 100 → attainment 0.8333
     r = row(world, "PTM_SPM_HT", "kabkota", "99.01", "2025-02", "ytd")
     assert r["numerator"] == 180 and r["denominator"] == pytest.approx(21_600)
-    assert r["value"] == pytest.approx(18_000 / 21_600) and r["attainment"] == pytest.approx(18_000 / 21_600)
+    assert r["value"] == pytest.approx(18_000 / 21_600)
+    assert r["attainment"] == pytest.approx(18_000 / 21_600)
     assert r["denominator_method"] == "est_penderita_ht_15plus:prevalence_estimate"
     # no month rows above facility level for a unique-persons count
     assert not has_row(world, "PTM_SPM_HT", "kabkota", "99.01", "2025-02", "month")
@@ -214,7 +235,8 @@ def test_ptm_unique_ytd_uses_max_per_facility(world):
     assert r["numerator"] == 130 and pd.isna(r["value"])
     assert r["denominator_method"] == "est_penderita_ht_15plus:missing"
     # SUM_MONTH: controlled ÷ served, January kab/kota: (30 + 5) / (60 + 10) = 50 %; no YTD row
-    assert row(world, "PTM_HT_TERKENDALI", "kabkota", "99.01", "2025-01", "month")["value"] == pytest.approx(50)
+    assert (row(world, "PTM_HT_TERKENDALI", "kabkota", "99.01", "2025-01", "month")["value"]
+            == pytest.approx(50))
     assert not has_row(world, "PTM_HT_TERKENDALI", "kabkota", "99.01", "2025-01", "ytd")
 
 
@@ -228,16 +250,21 @@ def test_immunisation_coverage_and_dropout(world):
     assert r["attainment"] == pytest.approx((2000 / 48) / (95 * 2 / 12) * 100)
     # kab/kota IDL uses the derived bayi 1572.96: (20 + 5 + 10 + 15 + 12) = 62 → 3.9416 %
     r = row(world, "IMUN_IDL", "kabkota", "99.01", "2025-02", "ytd")
-    assert r["value"] == pytest.approx(6200 / 1572.96) and r["denominator_method"] == "bayi:imr_formula"
+    assert r["value"] == pytest.approx(6200 / 1572.96)
+    assert r["denominator_method"] == "bayi:imr_formula"
     # drop-out DPT1→DPT3 kab/kota YTD: DPT1 10+2+5+8+4 = 29, DPT3 8+2+6+7+3 = 26
-    # → (29 − 26) / 29 × 100 = 10.345 %; target ≤ 5 → attainment 206.9 (decreasing: > 100 is bad)
+    # → (29 − 26) / 29 × 100 = 10.345 %; target ≤ 5 → attainment 206.9
+    # (decreasing: > 100 is bad)
     r = row(world, "IMUN_DO_DPT1_DPT3", "kabkota", "99.01", "2025-02", "ytd")
     assert (r["numerator"], r["denominator"]) == (3, 29)
-    assert r["value"] == pytest.approx(300 / 29) and r["attainment"] == pytest.approx(300 / 29 / 5 * 100)
+    assert r["value"] == pytest.approx(300 / 29)
+    assert r["attainment"] == pytest.approx(300 / 29 / 5 * 100)
     # DPT1→MR1: MR1 9+1+5+8+4 = 27 → 2 / 29 × 100 = 6.897 %
-    assert row(world, "IMUN_DO_DPT1_MR1", "kabkota", "99.01", "2025-02", "ytd")["value"] == pytest.approx(200 / 29)
+    assert (row(world, "IMUN_DO_DPT1_MR1", "kabkota", "99.01", "2025-02", "ytd")["value"]
+            == pytest.approx(200 / 29))
     # negative drop-out is reported as is: PB January (5 − 6) / 5 × 100 = −20 %
-    assert row(world, "IMUN_DO_DPT1_DPT3", "facility", "PB", "2025-01", "month")["value"] == pytest.approx(-20)
+    assert (row(world, "IMUN_DO_DPT1_DPT3", "facility", "PB", "2025-01", "month")["value"]
+            == pytest.approx(-20))
 
 
 def test_uci_share_of_networks(world):
@@ -245,19 +272,23 @@ def test_uci_share_of_networks(world):
     # PB (10 + 12) / 29 = 75.9 % < 80 → not. kab/kota: 1 of 2 networks = 50 %; target 100 → 50
     r = row(world, "IMUN_UCI", "kabkota", "99.01", "2025-02", "ytd")
     assert (r["numerator"], r["denominator"], r["value"]) == (1, 2, 50)
-    assert r["attainment"] == pytest.approx(50) and r["denominator_method"] == "puskesmas_network_idl_ytd>=80%"
+    assert r["attainment"] == pytest.approx(50)
+    assert r["denominator_method"] == "puskesmas_network_idl_ytd>=80%"
     # networks belong to their puskesmas' kecamatan: 99.01.01 → PA (100 %), 99.01.02 → PB (0 %)
     assert row(world, "IMUN_UCI", "kecamatan", "99.01.01", "2025-02", "ytd")["value"] == 100
     assert row(world, "IMUN_UCI", "kecamatan", "99.01.02", "2025-02", "ytd")["value"] == 0
     # January: PA 25 / 48 = 52.1 %, PB 10 / 29 = 34.5 % → 0 of 2
     assert row(world, "IMUN_UCI", "kabkota", "99.01", "2025-01", "ytd")["value"] == 0
     # UCI is annual and cumulative: no month rows, no network rows
-    assert world.execute("""SELECT count(*) FROM indicators.indicator_value WHERE indicator_code = 'IMUN_UCI'
-                             AND unit_level <> 'facility' AND (period_type = 'month' OR unit_level = 'puskesmas_network')""").fetchone()[0] == 0
+    assert world.execute("""SELECT count(*) FROM indicators.indicator_value
+                             WHERE indicator_code = 'IMUN_UCI' AND unit_level <> 'facility'
+                               AND (period_type = 'month' OR unit_level = 'puskesmas_network')
+                         """).fetchone()[0] == 0
 
 
 def test_uci_threshold_from_config(con, kolab_home):
-    (kolab_home / "kolab.yaml").write_text("thresholds:\n  uci_threshold_pct: 75\n", encoding="utf-8")
+    (kolab_home / "kolab.yaml").write_text("thresholds:\n  uci_threshold_pct: 75\n",
+                                           encoding="utf-8")
     settings = Settings.load(kolab_home)
     build_world(con)
     indicators.compute_indicator_values(con, settings, ["2025-02"])
@@ -271,21 +302,26 @@ def test_uci_threshold_from_config(con, kolab_home):
 def test_network_contribution_shares(world):
     def share(element, period, ptype, jenis):
         return world.execute("""SELECT volume, total, share_pct FROM indicators.network_contribution
-                                 WHERE unit_level = 'kabkota' AND unit_code = '99.01' AND data_element = ?
+                                 WHERE unit_level = 'kabkota' AND unit_code = '99.01'
+                                   AND data_element = ?
                                    AND period = ? AND period_type = ? AND jenis_faskes = ?""",
                              [element, period, ptype, jenis]).fetchone()
-    # TB notified, January: puskesmas PA 2 + PB 1 = 3, klinik KA1 1 + KB1 0 = 1, TPMD DA1 1; total 5
-    assert share("tb_kasus_ternotifikasi", "2025-01", "month", "puskesmas") == (3, 5, pytest.approx(60))
-    assert share("tb_kasus_ternotifikasi", "2025-01", "month", "klinik_pratama") == (1, 5, pytest.approx(20))
-    assert share("tb_kasus_ternotifikasi", "2025-01", "month", "tpmd") == (1, 5, pytest.approx(20))
+    # TB notified, January: puskesmas PA 2 + PB 1 = 3, klinik KA1 1 + KB1 0 = 1, TPMD DA1 1;
+    # total 5
+    tb = "tb_kasus_ternotifikasi"
+    assert share(tb, "2025-01", "month", "puskesmas") == (3, 5, pytest.approx(60))
+    assert share(tb, "2025-01", "month", "klinik_pratama") == (1, 5, pytest.approx(20))
+    assert share(tb, "2025-01", "month", "tpmd") == (1, 5, pytest.approx(20))
     # YTD Feb adds PA 1: puskesmas 4 of 6 = 66.7 %
-    assert share("tb_kasus_ternotifikasi", "2025-02", "ytd", "puskesmas") == (4, 6, pytest.approx(400 / 6))
+    assert share(tb, "2025-02", "ytd", "puskesmas") == (4, 6, pytest.approx(400 / 6))
     # K1 January: puskesmas 5 + 4 = 9, klinik 3 + 1 = 4, TPMD 2 → 60 %, 26.7 %, 13.3 %
     assert share("kia_k1", "2025-01", "month", "klinik_pratama") == (4, 15, pytest.approx(400 / 15))
     # network PB, K1 YTD: PB 4 + 3 = 7, KB1 1 + 2 = 3 → klinik share 30 %
-    pb = world.execute("""SELECT share_pct FROM indicators.network_contribution WHERE unit_level = 'puskesmas_network'
-                           AND unit_code = 'PB' AND data_element = 'kia_k1' AND period = '2025-02'
-                           AND period_type = 'ytd' AND jenis_faskes = 'klinik_pratama'""").fetchone()[0]
+    pb = world.execute("""SELECT share_pct FROM indicators.network_contribution
+                           WHERE unit_level = 'puskesmas_network' AND unit_code = 'PB'
+                             AND data_element = 'kia_k1' AND period = '2025-02'
+                             AND period_type = 'ytd' AND jenis_faskes = 'klinik_pratama'
+                       """).fetchone()[0]
     assert pb == pytest.approx(30)
 
 
@@ -294,22 +330,26 @@ def test_network_contribution_shares(world):
 def test_totals_reconcile_and_detects_a_broken_total(world):
     assert indicators.reconcile_totals(world, "2025-02").empty
     world.execute("""UPDATE indicators.indicator_value SET numerator = numerator + 1
-                      WHERE indicator_code = 'KIA_K1' AND unit_level = 'kabkota' AND period = '2025-02'
-                        AND period_type = 'ytd'""")
+                      WHERE indicator_code = 'KIA_K1' AND unit_level = 'kabkota'
+                        AND period = '2025-02' AND period_type = 'ytd'""")
     bad = indicators.reconcile_totals(world, "2025-02")
-    assert bad[["indicator_code", "unit_level", "period_type"]].values.tolist() == [["KIA_K1", "kabkota", "ytd"]]
+    assert (bad[["indicator_code", "unit_level", "period_type"]].values.tolist()
+            == [["KIA_K1", "kabkota", "ytd"]])
     assert (bad.iloc[0]["numerator"], bad.iloc[0]["fac_numerator"]) == (28, 27)
 
 
 def test_month_rerun_is_idempotent_and_picks_up_corrections(world, settings):
     def snapshot(table):
         return world.execute(f"SELECT * FROM {table} ORDER BY ALL").fetchall()
-    before = {t: snapshot(t) for t in ("indicators.indicator_value", "indicators.network_contribution")}
+    before = {t: snapshot(t)
+              for t in ("indicators.indicator_value", "indicators.network_contribution")}
     indicators.compute_indicator_values(world, settings, ["2025-02"])
     assert {t: snapshot(t) for t in before} == before
     # a resubmission changes PA's February K1 from 6 to 9: YTD kab/kota 27 → 30, no duplicate rows
     world.execute("""UPDATE clean.submission_value SET value = 9
-                      WHERE kode_faskes = 'PA' AND period = '2025-02' AND data_element = 'kia_k1'""")
+                      WHERE kode_faskes = 'PA' AND period = '2025-02'
+                        AND data_element = 'kia_k1'""")
+
     indicators.compute_indicator_values(world, settings, ["2025-02"])
     assert row(world, "KIA_K1", "kabkota", "99.01", "2025-02", "ytd")["numerator"] == 30
     assert len(snapshot("indicators.indicator_value")) == len(before["indicators.indicator_value"])

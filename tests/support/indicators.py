@@ -11,7 +11,8 @@ VALUES: dict[str, dict[str, dict[str, int | None]]] = {
     "kia_lahir_hidup": {"2025-01": {"PA": 40, "KA1": 10, "PB": 30}, "2025-02": {"PA": 20}},
     "kia_kematian_neonatal": {"2025-01": {"PA": 0, "KA1": 0, "PB": 1}, "2025-02": {"PA": 0}},
     "kia_kematian_ibu": {"2025-01": {"PB": 1}},
-    "tb_terduga_ditemukan": {"2025-01": {"PA": 10, "KA1": 4, "DA1": 2, "PB": 5}, "2025-02": {"PA": 6}},
+    "tb_terduga_ditemukan": {"2025-01": {"PA": 10, "KA1": 4, "DA1": 2, "PB": 5},
+                             "2025-02": {"PA": 6}},
     "tb_terduga_diperiksa": {"2025-01": {"PA": 8, "KA1": 4, "PB": 6}, "2025-02": {"PA": 6}},
     "tb_kasus_ternotifikasi": {"2025-01": {"PA": 2, "KA1": 1, "DA1": 1, "PB": 1, "KB1": 0},
                                "2025-02": {"PA": 1}},
@@ -45,14 +46,18 @@ OFFICIAL_SASARAN = [
 ]
 
 
-def add_facility(con: duckdb.DuckDBPyConnection, kode: str, jenis: str, induk: str | None, wilayah: str) -> None:
-    con.execute("""INSERT INTO reference.facility (kode_faskes, nama_faskes, jenis_faskes, kode_puskesmas_induk,
-                       kode_jejaring, kode_wilayah, kode_kec, kode_kabkota, kode_prov, formulir)
+def add_facility(con: duckdb.DuckDBPyConnection, kode: str, jenis: str, induk: str | None,
+                 wilayah: str) -> None:
+    con.execute("""INSERT INTO reference.facility (kode_faskes, nama_faskes, jenis_faskes,
+                       kode_puskesmas_induk, kode_jejaring, kode_wilayah, kode_kec, kode_kabkota,
+                       kode_prov, formulir)
                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ['tb', 'ptm', 'kia', 'imun'])""",
-                [kode, f"Faskes {kode}", jenis, induk, induk or kode, wilayah, wilayah[:8], wilayah[:5], wilayah[:2]])
+                [kode, f"Faskes {kode}", jenis, induk, induk or kode, wilayah, wilayah[:8],
+                 wilayah[:5], wilayah[:2]])
 
 
-def add_value(con: duckdb.DuckDBPyConnection, kode: str, period: str, element: str, value: int | None) -> None:
+def add_value(con: duckdb.DuckDBPyConnection, kode: str, period: str, element: str,
+              value: int | None) -> None:
     form = element.split("_")[0].replace("ht", "ptm").replace("dm", "ptm")
     con.execute("INSERT INTO clean.submission_value VALUES (?, ?, ?, ?, ?, ?)",
                 [f"{kode}|{period}|{form}", kode, period, form, element, value])
@@ -65,8 +70,10 @@ def build_world(con: duckdb.DuckDBPyConnection, year: int = 2025) -> None:
     con.execute("INSERT INTO reference.wilayah (kode, level, penduduk, source_version) "
                 "VALUES ('99.01', 'kabkota', 100000, 'test'), ('99', 'provinsi', 5000000, 'test')")
     for level, unit, code, nilai in OFFICIAL_SASARAN:
-        con.execute("INSERT INTO reference.sasaran VALUES (?, ?, ?, ?, ?, 'pusdatin_official', NULL)",
+        con.execute("INSERT INTO reference.sasaran "
+                    "VALUES (?, ?, ?, ?, ?, 'pusdatin_official', NULL)",
                     [year, level, unit, code, nilai])
+
     for element, by_period in VALUES.items():
         for period, by_fac in by_period.items():
             for kode, value in by_fac.items():

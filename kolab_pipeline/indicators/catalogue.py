@@ -1,0 +1,301 @@
+"""The indicator layer's catalogues, parsed and validated: indicators (`catalog/indicators.csv`),
+sasaran formulas, contribution elements and DQ relations. Files are read through
+`kolab_pipeline.catalog`; errors name the file, row and column.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import pandas as pd
+
+from kolab_pipeline import catalog
+from kolab_pipeline.config import SasaranConfig
+from kolab_pipeline.warehouse import Staging, ident
+
+LEVELS = ("facility", "puskesmas_network", "kecamatan", "kabkota", "provinsi")
+AGGREGATIONS = ("SUM_MONTH", "SUM_YTD", "PWS", "RATIO_YTD", "SHARE", "UCI", "UNIQUE_YTD")
+DIRECTIONS = ("increasing", "decreasing")
+# Sasaran codes of docs/domain.md §8.4 that may be supplied officially (formulas add their own).
+OFFICIAL_SASARAN = ("pend_total", "pend_15plus", "pend_15_59", "pend_60plus", "bumil", "bulin",
+                    "bufas", "lahir_hidup", "bayi", "baduta", "balita", "est_penderita_ht_15plus",
+                    "est_penderita_dm_15plus", "est_insiden_tb", "est_terduga_tb",
+                    "kontak_serumah_tb")
+PARAM_TRANSFORMS = ("as_is", "per_1000", "per_100k", "one_minus_per_1000")
+RELATION_TYPES = ("eq", "aGTb", "do")
+# Aggregations whose denominator must be `sasaran:<code>` / a data-element expression.
+NEEDS_SASARAN = ("PWS", "UCI", "UNIQUE_YTD")
+NEEDS_ELEMENT_DENOMINATOR = ("RATIO_YTD", "SHARE")
+
+CatalogueError = catalog.CatalogueError
+
+
+# --- expressions ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Expression:
+    """A signed sum of data elements, e.g. `imun_dpt1 - imun_dpt3`."""
+
+    terms: tuple[tuple[int, str], ...]
+
+    @property
+    def codes(self) -> list[str]:
+        return [code for _, code in self.terms]
+
+    def sql(self, prefix: str = "") -> str:
+        """SQL over columns named by the element codes (NULL if any term is NULL)."""
+        parts = []
+        for i, (sign, code) in enumerate(self.terms):
+            col = f"{prefix}{ident(code)}"
+            parts.append(col if i == 0 else f"{'+' if sign > 0 else '-'} {col}")
+        return "(" + " ".join(parts) + ")"
+
+    def __str__(self) -> str:
+        return " ".join(c if i == 0 else f"{'+' if s > 0 else '-'} {c}"
+                        for i, (s, c) in enumerate(self.terms))
+
+
+_OPERATOR = re.compile(r"\s*([+-])\s*")
+_ELEMENT_CODE = re.compile(r"[a-z][a-z0-9_]*")
+_INDICATOR_CODE = re.compile(r"[A-Z][A-Z0-9_]*")
+
+
+def parse_expression(text: str, known: Iterable[str], where: str) -> Expression:
+    """Parse `a`, `a + b`, `a - b - c` over known element codes (no eval; anything else is an
+    error). `where` names the place for the error message (file, row, column)."""
+    known = set(known)
+    tokens = [t.strip() for t in _OPERATOR.split(text.strip())]
+    if not tokens or len(tokens) % 2 == 0:
+        raise CatalogueError(f"{where}: cannot parse expression {text!r} "
+                             "(expected codes joined by + or -)")
+    terms: list[tuple[int, str]] = []
+    sign = 1
+    for i, tok in enumerate(tokens):
+        if i % 2 == 1:
+            sign = 1 if tok == "+" else -1
+            continue
+        if not _ELEMENT_CODE.fullmatch(tok):
+            raise CatalogueError(f"{where}: {tok!r} in {text!r} is not a data-element code")
+        if tok not in known:
+            raise CatalogueError(f"{where}: unknown data element {tok!r} "
+                                 f"(not in {catalog.DATA_ELEMENTS.name})")
+        terms.append((sign, tok))
+    return Expression(tuple(terms))
+
+
+# --- indicators ----------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Indicator:
+    """One row of `catalog/indicators.csv`, parsed and validated."""
+
+    code: str
+    program: str
+    name_id: str
+    name_en: str
+    numerator: Expression
+    denominator: Expression | None   # element denominator
+    sasaran: str | None              # `sasaran:<code>` denominator
+    factor: float
+    target: float | None
+    target_source: str
+    aggregation: str
+    direction: str
+    levels: tuple[str, ...]
+
+    @property
+    def den_kind(self) -> str:
+        return "element" if self.denominator else ("sasaran" if self.sasaran else "none")
+
+    @property
+    def den_text(self) -> str:
+        if self.denominator:
+            return str(self.denominator)
+        return f"sasaran:{self.sasaran}" if self.sasaran else ""
+
+
+class _Where:
+    """`file: row N, column C` for error messages."""
+
+    def __init__(self, path: Path, rowno: int) -> None:
+        self.path, self.rowno = path, rowno
+
+    def __call__(self, column: str) -> str:
+        return f"{self.path.name}: row {self.rowno}, column {column}"
+
+
+def _float(text: str, where: str, required: bool) -> float | None:
+    text = (text or "").strip()
+    if not text:
+        if required:
+            raise CatalogueError(f"{where}: a number is required")
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise CatalogueError(f"{where}: {text!r} is not a number") from None
+
+
+def _one_of(value: str, allowed: Sequence[str], where: str) -> str:
+    if value not in allowed:
+        raise CatalogueError(f"{where}: {value!r} not one of {', '.join(allowed)}")
+    return value
+
+
+def _parse_indicator(row: dict[str, str], at: _Where, known: frozenset[str],
+                     sasaran_codes: set[str]) -> Indicator:
+    """One catalogue row → `Indicator` (the code was checked by the caller)."""
+    num = parse_expression(row["numerator"], known, at("numerator"))
+    den_text = (row.get("denominator") or "").strip()
+    den, sas = None, None
+    if den_text.startswith("sasaran:"):
+        sas = den_text.split(":", 1)[1].strip()
+        if sas not in sasaran_codes:
+            raise CatalogueError(f"{at('denominator')}: unknown sasaran code {sas!r}")
+    elif den_text:
+        den = parse_expression(den_text, known, at("denominator"))
+    agg = _one_of(row["aggregation"].strip(), AGGREGATIONS, at("aggregation"))
+    direction = _one_of(row["direction"].strip(), DIRECTIONS, at("direction"))
+    levels = tuple(x.strip() for x in row["levels"].split(";") if x.strip())
+    bad = [x for x in levels if x not in LEVELS]
+    if bad or not levels:
+        raise CatalogueError(f"{at('levels')}: {bad or 'empty'} not in {', '.join(LEVELS)}")
+    if agg in NEEDS_SASARAN and sas is None:
+        raise CatalogueError(f"{at('denominator')}: {agg} needs a sasaran:<code> denominator")
+    if agg in NEEDS_ELEMENT_DENOMINATOR and den is None:
+        raise CatalogueError(f"{at('denominator')}: {agg} needs a data-element denominator")
+    factor = _float(row["factor"], at("factor"), required=True)
+    if factor is None or factor <= 0:
+        raise CatalogueError(f"{at('factor')}: must be > 0")
+    return Indicator(
+        code=row["code"].strip(), program=row["program"].strip(),
+        name_id=row["name_id"].strip(), name_en=row["name_en"].strip(),
+        numerator=num, denominator=den, sasaran=sas, factor=factor,
+        target=_float(row.get("target", ""), at("target"), required=False),
+        target_source=(row.get("target_source") or "").strip(), aggregation=agg,
+        direction=direction, levels=levels,
+    )
+
+
+def load_catalogue(path: Path = catalog.INDICATORS) -> list[Indicator]:
+    """Read and validate the indicator catalogue; errors name the file, row and column."""
+    known = catalog.element_codes()
+    sasaran_codes = set(OFFICIAL_SASARAN) | {f.sasaran for f in load_sasaran_formulas()}
+    out: list[Indicator] = []
+    seen: set[str] = set()
+    for rowno, row in enumerate(catalog.read_rows(path), start=2):
+        at = _Where(path, rowno)
+        code = (row.get("code") or "").strip()
+        if not _INDICATOR_CODE.fullmatch(code):
+            raise CatalogueError(f"{at('code')}: {code!r} is not an indicator code (A-Z, 0-9, _)")
+        if code in seen:
+            raise CatalogueError(f"{at('code')}: duplicate indicator {code}")
+        seen.add(code)
+        out.append(_parse_indicator(row, at, known, sasaran_codes))
+    return out
+
+
+def catalogue_frame(indicators: Sequence[Indicator]) -> pd.DataFrame:
+    """The catalogue as a small DataFrame to join in SQL (one row per indicator)."""
+    return pd.DataFrame({
+        "indicator_code": [i.code for i in indicators],
+        "program": [i.program for i in indicators],
+        "factor": [i.factor for i in indicators],
+        "target": [i.target for i in indicators],
+        "aggregation": [i.aggregation for i in indicators],
+        "den_kind": [i.den_kind for i in indicators],
+        "sasaran_code": [i.sasaran for i in indicators],
+        "den_text": [i.den_text for i in indicators],
+        "levels": [list(i.levels) for i in indicators],
+    })
+
+
+def stage_frame(stage: Staging, short: str, frame: pd.DataFrame) -> str:
+    """Temp table `<prefix>_<short>` holding `frame` (a catalogue slice to join in SQL)."""
+    view = f"{stage.name(short)}_frame"
+    stage.con.register(view, frame)
+    try:
+        return stage.create(short, f"SELECT * FROM {view}")
+    finally:
+        stage.con.unregister(view)
+
+
+# --- sasaran formulas ----------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class SasaranFormula:
+    """One row of `catalog/sasaran_formulas.csv`: nilai = base × constant × f(param)."""
+
+    sasaran: str
+    base: str
+    metode: str
+    param: str
+    param_transform: str
+    constant: float
+
+    def coefficient(self, cfg: SasaranConfig) -> tuple[float, float]:
+        """(multiplier applied to the base, raw parameter value from kolab.yaml)."""
+        p = float(getattr(cfg, self.param))
+        scaled = {"as_is": p, "per_1000": p / 1000, "per_100k": p / 100_000,
+                  "one_minus_per_1000": 1 - p / 1000}[self.param_transform]
+        return self.constant * scaled, p
+
+
+@cache
+def load_sasaran_formulas(path: Path = catalog.SASARAN_FORMULAS) -> tuple[SasaranFormula, ...]:
+    """Formulas in dependency order (a base must be pend_total or defined on an earlier row)."""
+    out: list[SasaranFormula] = []
+    defined = {"pend_total"}
+    for rowno, row in enumerate(catalog.read_rows(path), start=2):
+        at = _Where(path, rowno)
+        f = SasaranFormula(row["sasaran"].strip(), row["base"].strip(), row["metode"].strip(),
+                           row["param"].strip(), row["param_transform"].strip(),
+                           float(row["constant"]))
+        if f.param not in SasaranConfig.model_fields:
+            raise CatalogueError(f"{at('param')}: {f.param!r} "
+                                 "is not a key of kolab.yaml `sasaran:`")
+
+        if f.param_transform not in PARAM_TRANSFORMS:
+            raise CatalogueError(f"{at('param_transform')}: {f.param_transform!r} "
+                                 f"not in {PARAM_TRANSFORMS}")
+        if f.base not in defined:
+            raise CatalogueError(f"{at('base')}: {f.base!r} is not defined on an earlier row")
+        defined.add(f.sasaran)
+        out.append(f)
+    return tuple(out)
+
+
+# --- contribution elements and DQ relations ------------------------------------------------
+
+def _known_element(code: str, at: _Where, column: str, message: str) -> None:
+    if code not in catalog.element_codes():
+        raise CatalogueError(f"{at(column)}: {message} {code!r}")
+
+
+@cache
+def contribution_elements(
+        path: Path = catalog.CONTRIBUTION_ELEMENTS) -> tuple[tuple[str, str], ...]:
+    """(program, data element) pairs whose volume is split by facility type."""
+    rows = [(r["program"], r["data_element"]) for r in catalog.read_rows(path)]
+    for rowno, (_, code) in enumerate(rows, start=2):
+        _known_element(code, _Where(path, rowno), "data_element", "unknown code")
+    return tuple(rows)
+
+
+@cache
+def load_relations(path: Path = catalog.DQ_RELATIONS) -> tuple[tuple[str, str, str], ...]:
+    """(element A, element B, type) rows of `catalog/dq_relations.csv`, validated."""
+    out = []
+    for rowno, row in enumerate(catalog.read_rows(path), start=2):
+        at = _Where(path, rowno)
+        a, b, kind = row["element_a"], row["element_b"], row["type"]
+        for col, code in (("element_a", a), ("element_b", b)):
+            _known_element(code, at, col, "unknown data element")
+        if kind not in RELATION_TYPES:
+            raise CatalogueError(f"{at('type')}: {kind!r} not in {RELATION_TYPES}")
+        out.append((a, b, kind))
+    return tuple(out)
