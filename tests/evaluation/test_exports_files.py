@@ -9,6 +9,7 @@ import openpyxl
 import pytest
 
 from kolab_pipeline import evaluation, exports
+from kolab_pipeline.exports import workbook
 from kolab_pipeline.config import Settings
 from tests.support.evaluation import MALICIOUS_NAMES, seed, seed_report_status
 
@@ -102,7 +103,7 @@ def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
     """National runs write workbooks in spawned worker processes: same bytes as in-process."""
     [path] = exports.write_workbooks(built, settings, ["2025-02"])
     in_process = path.read_bytes()
-    monkeypatch.setattr(exports, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
+    monkeypatch.setattr(workbook, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
     monkeypatch.setenv("KOLAB_WORKERS", "2")
     assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
     assert path.read_bytes() == in_process
