@@ -10,8 +10,8 @@ import openpyxl
 import pytest
 
 from kolab_pipeline import evaluation, exports
-from kolab_pipeline.exports import workbook
 from kolab_pipeline.config import Settings
+from kolab_pipeline.exports import workbook
 from tests.support.evaluation import MALICIOUS_NAMES, seed, seed_report_status
 
 SHEETS = ["Ringkasan", "Kepatuhan Pelaporan", "Tindak Lanjut", "Capaian Indikator",
