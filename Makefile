@@ -29,9 +29,10 @@ demo: install
 	$(BIN)/kolab sample-data --seed 42
 	$(BIN)/kolab run
 
-## make test: install with dev extras, start PostgreSQL (tests/support/pg.py does it), run the suite.
+## make test: install with dev extras, PostgreSQL and Chromium binaries (tests/support/), run the suite.
 test: install-dev
 	$(BIN)/python -m tests.support.pg ensure-binaries
+	$(BIN)/python -m tests.support.chromium ensure-binaries
 	$(BIN)/pytest
 
 ## make ui: the Dagster UI on the same warehouse, bound to 127.0.0.1. DAGSTER_HOME is the instance

@@ -7,7 +7,7 @@ full reload is the simplest way to stay idempotent.
 Registry files (`KOLAB_HOME/registry/`, CSV or XLSX):
 - `fasilitas.csv` — one row per facility: kode_faskes, nama_faskes, jenis_faskes,
   kode_puskesmas_induk, kode_wilayah, tanggal_buka, tanggal_tutup, formulir (e.g. `tb;ptm`),
-  optional kode_lokal, is_synthetic.
+  optional kode_lokal, is_synthetic, telepon (shown in the report's call list).
 - `sasaran.csv` — tahun, kode_unit, sasaran, nilai, metode.
 - `jejaring.csv` (optional) — dated overrides: kode_faskes, kode_puskesmas_induk, formulir,
   berlaku_mulai, berlaku_sampai.
@@ -169,7 +169,7 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
             i = bad[bad].index[0]
             raise RegistryError(f"{path}: row {i + 2}, column {col}: not a date {fas.loc[i, col]!r}")
         fas[col] = parsed.dt.date
-    for col in ("kode_lokal", "is_synthetic"):
+    for col in ("kode_lokal", "is_synthetic", "telepon"):
         if col not in fas.columns:
             fas[col] = None
     con.register("_fasilitas", fas)
@@ -195,7 +195,8 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
                    CAST(tanggal_buka AS DATE) AS tanggal_buka, CAST(tanggal_tutup AS DATE) AS tanggal_tutup,
                    list_filter(list_transform(string_split(lower(coalesce(formulir, '')), ';'), lambda x: trim(x)),
                                lambda x: x <> '') AS formulir,
-                   coalesce(lower(CAST(is_synthetic AS VARCHAR)) IN ('1', 'true', 'ya', 'yes'), false) AS is_synthetic
+                   coalesce(lower(CAST(is_synthetic AS VARCHAR)) IN ('1', 'true', 'ya', 'yes'), false) AS is_synthetic,
+                   nullif(trim(CAST(telepon AS VARCHAR)), '') AS telepon
               FROM _fasilitas
         )
         SELECT f.kode_faskes, f.nama_faskes, f.jenis_faskes, f.kode_puskesmas_induk,
@@ -204,7 +205,7 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
                substr(f.kode_wilayah, 1, 2) AS kode_prov, f.tanggal_buka, f.tanggal_tutup, f.formulir,
                CASE WHEN f.jenis_faskes = 'puskesmas' THEN 'pkm_to_dinkes' ELSE 'network_to_pkm' END AS reporting_level,
                CASE substr(f.kode_wilayah, 1, 2) {tz_case} ELSE '{tz.default}' END AS timezone,
-               f.is_synthetic
+               f.is_synthetic, f.telepon
           FROM f
     """
     n_fac = replace_rows(con, "reference.facility", facility)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import zipfile
 
 import duckdb
@@ -10,6 +11,7 @@ import pytest
 
 from kolab_pipeline import evaluation, exports
 from kolab_pipeline.config import Settings
+from kolab_pipeline.exports import workbook
 from tests.support.evaluation import MALICIOUS_NAMES, seed, seed_report_status
 
 SHEETS = ["Ringkasan", "Kepatuhan Pelaporan", "Tindak Lanjut", "Capaian Indikator",
@@ -102,7 +104,7 @@ def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
     """National runs write workbooks in spawned worker processes: same bytes as in-process."""
     [path] = exports.write_workbooks(built, settings, ["2025-02"])
     in_process = path.read_bytes()
-    monkeypatch.setattr(exports, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
+    monkeypatch.setattr(workbook, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
     monkeypatch.setenv("KOLAB_WORKERS", "2")
     assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
     assert path.read_bytes() == in_process
@@ -110,3 +112,96 @@ def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
     monkeypatch.setenv("KOLAB_WORKERS", "0")
     with pytest.raises(ValueError, match="KOLAB_WORKERS"):
         exports.write_workbooks(built, settings, ["2025-02"])
+
+
+COUNT_COLUMNS = ["Laporan diharapkan", "Laporan diterima", "Tepat waktu", "Perlu tindak lanjut",
+                 "Peringatan validasi", "Baris dikarantina", "Temuan kualitas data"]
+CODES = re.compile(r"^(on_time|late|missing|pending|pending_overdue|klinik_pratama|tpmd|puskesmas|"
+                   r"kia|imun|tb|ptm|month|ytd|puskesmas_network|kabkota|kecamatan|facility|"
+                   r"dq_flag|quarantine|validation_flag|True|False|"
+                   r"outlier_\w+|related_indicators|consistency_over_time|[a-z]+_[a-z0-9_]+)$")
+
+
+def _sheet(ws) -> tuple[list[str], list[list]]:
+    rows = [[c.value for c in r] for r in ws.iter_rows()]
+    return rows[0], rows[1:]
+
+
+def test_ringkasan_total_is_the_sum_of_its_rows_and_complete(built, settings):
+    built.execute("INSERT INTO indicators.dq_flag VALUES ('kecamatan', '36.72.01', '2025-02', 'kia_k1',"
+                  " 'consistency_over_time', 300, 1.5, 0.33, 200, 'x')")
+    [path] = exports.write_workbooks(built, settings, ["2025-02"])
+    wb = openpyxl.load_workbook(path)
+    header, rows = _sheet(wb["Ringkasan"])
+    *body, total = rows
+    assert total[1] == "TOTAL KOTA CILEGON" and [r[0] for r in body] == ["P0001", "P0002", None]
+    assert body[-1][1] == "Temuan kualitas data tingkat kecamatan dan kab/kota"
+    for name in COUNT_COLUMNS:
+        j = header.index(name)
+        assert total[j] == sum(r[j] or 0 for r in body), name
+    # rates: ratio of the summed counts (12 / 14, 9 / 14); every TOTAL cell is filled
+    assert total[header.index("Kelengkapan")] == pytest.approx(12 / 14)
+    assert total[header.index("Ketepatan waktu")] == pytest.approx(9 / 14)
+    assert all(v is not None for v in total), dict(zip(header, total, strict=True))
+    # the DQ total counts the findings listed on "Kualitas Data"
+    q_header, q_rows = _sheet(wb["Kualitas Data"])
+    findings = [r for r in q_rows if r[0] == "Temuan kualitas data"]
+    assert total[header.index("Temuan kualitas data")] == len(findings) == 3
+
+
+def test_workbook_speaks_indonesian_and_prints_on_a4(built, settings):
+    [path] = exports.write_workbooks(built, settings, ["2025-02"])
+    wb = openpyxl.load_workbook(path)
+    for ws in wb:
+        assert ws.page_setup.orientation == "landscape" and ws.page_setup.paperSize == 9, ws.title
+        assert ws.sheet_properties.pageSetUpPr.fitToPage, ws.title
+        assert ws.page_setup.fitToWidth in (None, 1) and ws.page_setup.fitToHeight == 0, ws.title
+        assert ws.print_title_rows == "$1:$1", ws.title
+        header, rows = _sheet(ws)
+        for r in rows:  # codes only in "Kode" columns
+            for h, v in zip(header, r, strict=True):
+                if isinstance(v, str) and not h.startswith("Kode") and h not in ("Nilai",):
+                    assert not CODES.match(v), (ws.title, h, v)
+    header, rows = _sheet(wb["Kepatuhan Pelaporan"])
+    status = {r[header.index("Kode faskes")]: r[header.index("Status")] for r in rows}
+    assert status == {"P0001": "Tepat waktu", "KP01": "Terlambat", "DR01": "Tidak lapor",
+                      "P0002": "Tepat waktu"}
+    assert {r[header.index("Jenis faskes")] for r in rows} == {
+        "Puskesmas", "Klinik Pratama", "TPMD (praktik mandiri dokter)"}
+    assert {r[header.index("Formulir")] for r in rows} == {"KIA"}
+    header, rows = _sheet(wb["Capaian Indikator"])
+    k1 = next(r for r in rows if r[header.index("Kode indikator")] == "KIA_K1"
+              and r[header.index("Kode unit")] == "P0001" and r[header.index("Jenis periode")]
+              == "Kumulatif s.d. bulan ini")
+    assert k1[header.index("Indikator")] == "Cakupan kunjungan ibu hamil K1"
+    assert k1[header.index("Memenuhi target")] == "tidak"  # 9.5 < 15.8 (PWS line)
+    header, rows = _sheet(wb["Kualitas Data"])
+    dq = next(r for r in rows if r[header.index("Kode aturan / metode")] == "outlier_extreme_sd")
+    assert dq[header.index("Jenis temuan")] == "Pencilan ekstrem (simpangan baku)"
+    assert dq[header.index("Keterangan")].startswith("Nilai 90 berada 3,40 simpangan baku di atas")
+
+
+HOSTILE = ["=1+1", "=cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "+2+5", "-2+3",
+           "\t=1+2", "\r=1+2", '=HYPERLINK("http://evil.example","klik")']
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_facility_names_stay_inert_text(con, settings, name):
+    seed(con)
+    seed_report_status(con)
+    con.execute("UPDATE reference.facility SET nama_faskes = $n WHERE kode_faskes IN ('P0001', 'DR01')",
+                {"n": name})
+    con.execute("UPDATE evaluation.followup SET nama_faskes = $n, nama_puskesmas_induk = $n",
+                {"n": name})
+    evaluation.build_all(con, settings, ["2025-02"])
+    [path] = exports.write_workbooks(con, settings, ["2025-02"])
+    wb = openpyxl.load_workbook(path)
+    stored = name.replace("\r", "_x000D_")  # XlsxWriter's escape of CR, which openpyxl keeps
+    cells = [c for ws in wb for r in ws.iter_rows(min_row=2) for c in r if c.value == stored]
+    sheets = {c.parent.title for c in cells}
+    assert {"Ringkasan", "Kepatuhan Pelaporan", "Tindak Lanjut", "Capaian Indikator"} <= sheets
+    assert all(c.data_type == "s" and c.quotePrefix for c in cells)
+    with zipfile.ZipFile(path) as z:
+        for part in z.namelist():
+            if part.startswith("xl/worksheets/"):
+                assert b"<f>" not in z.read(part) and b"<f " not in z.read(part), part
