@@ -1,9 +1,8 @@
-"""Reporting rates (ratios of sums at every level, month and YTD) and the follow-up list."""
+"""Reporting rates (ratios of sums at every level, month and YTD)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -15,33 +14,12 @@ from hypothesis import strategies as st
 from kolab_pipeline import compliance
 from kolab_pipeline.config import KolabConfig, Paths, Settings
 from kolab_pipeline.warehouse import ensure_schema
-from tests.support.compliance import load, submit, write_home
-
-KEC1, KEC2 = "36.72.01.1001", "36.72.02.1001"
-AS_OF = datetime.fromisoformat("2025-01-12T12:00:00+07:00")
+from tests.support.compliance import network_home
 
 
 @pytest.fixture
 def network(con, kolab_home):
-    """P1 network (kec 36.72.01): P1 tb+ptm, K1 tb, T1 tb; P2 (kec 36.72.02) tb.
-    October 2024: P1 tb and P2 tb on time, the rest missing.
-    November 2024: P1 tb on time, P1 ptm late, K1 tb on time, T1 tb missing, P2 tb missing,
-    T1 kia unexpected. December 2024: nothing yet (pending, overdue at AS_OF)."""
-    settings = write_home(kolab_home, [
-        ("P1", "puskesmas", None, KEC1, None, None, "tb;ptm"),
-        ("K1", "klinik_pratama", "P1", KEC1, None, None, "tb"),
-        ("T1", "tpmd", "P1", KEC1, None, None, "tb"),
-        ("P2", "puskesmas", None, KEC2, None, None, "tb"),
-    ])
-    load(con, settings)
-    submit(con, "P1", "2024-10", "tb", "2024-11-08T09:00:00+07:00")
-    submit(con, "P2", "2024-10", "tb", "2024-11-09T09:00:00+07:00")
-    submit(con, "P1", "2024-11", "tb", "2024-12-10T20:00:00+07:00")
-    submit(con, "P1", "2024-11", "ptm", "2024-12-11T08:00:00+07:00")
-    submit(con, "K1", "2024-11", "tb", "2024-12-03T08:00:00+07:00")
-    submit(con, "T1", "2024-11", "kia", "2024-12-03T08:00:00+07:00")
-    compliance.run_compliance(con, settings, ["2024-10", "2024-11", "2024-12"], as_of=AS_OF)
-    return con
+    return network_home(con, kolab_home)
 
 
 def _rate(con, level, code, period, period_type="month", form="semua", jenis="semua"):
@@ -90,29 +68,6 @@ def test_ytd_rates_sum_january_to_month(network):
     # + December: 5 expected, all pending → 15 expected, 5 received, 5 pending
     assert (dec["expected"], dec["received"], dec["pending"]) == (15, 5, 5)
     assert dec["completeness_pct"] == pytest.approx(100 / 3)   # 5 / 15 × 100
-
-
-def test_followup_list(network):
-    con = network
-    cur = con.execute("""SELECT kode_faskes, form, kode_puskesmas_induk, nama_puskesmas_induk, months_missing,
-                                months_late, consecutive_missing, missing_periods, last_received_period,
-                                latest_status, pending_overdue
-                           FROM evaluation.followup WHERE as_of_period = '2024-11' ORDER BY 1, 2""")
-    assert cur.fetchall() == [
-        ("K1", "tb", "P1", "Faskes P1", 1, 0, 0, "2024-10", "2024-11", "on_time", False),
-        ("P1", "ptm", "P1", "Faskes P1", 1, 1, 0, "2024-10", "2024-11", "late", False),
-        ("P2", "tb", "P2", "Faskes P2", 1, 0, 1, "2024-11", "2024-10", "missing", False),
-        ("T1", "tb", "P1", "Faskes P1", 2, 0, 2, "2024-10, 2024-11", None, "missing", False),
-    ]
-    dec = {r[0] + "/" + r[1]: r[2:] for r in con.execute(
-        """SELECT kode_faskes, form, consecutive_missing, latest_status, pending_overdue, last_received_at
-             FROM evaluation.followup WHERE as_of_period = '2024-12'""").fetchall()}
-    # December is pending and overdue for every report at AS_OF: P1 tb (all on time) is listed too;
-    # T1 tb: Oct + Nov missing + Dec overdue = 3 months in a row without a report
-    assert set(dec) == {"K1/tb", "P1/ptm", "P1/tb", "P2/tb", "T1/tb"}
-    assert dec["T1/tb"][:3] == (3, "pending", True)
-    assert dec["P1/tb"][:3] == (1, "pending", True)
-    assert dec["P1/tb"][3] == datetime.fromisoformat("2024-12-10T20:00:00+07:00")
 
 
 # --- property test: every level equals a naive recount ---------------------------------------

@@ -225,8 +225,8 @@ def test_assignment_history_and_induk_change(con, kolab_home):
 
 def _snapshot(con) -> dict[str, list]:
     out = {}
-    for t in ("compliance.expected_report", "compliance.report_status", "compliance.report_status_history",
-              "compliance.reporting_rate", "evaluation.followup"):
+    for t in ("compliance.expected_report", "compliance.report_status",
+              "compliance.report_status_history", "compliance.reporting_rate"):
         out[t] = sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
     return out
 
