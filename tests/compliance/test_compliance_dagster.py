@@ -1,4 +1,5 @@
-"""Compliance in Dagster: partitioned assets + WARN asset checks, and the reporting deadline sensor."""
+"""Compliance in Dagster: partitioned assets + WARN asset checks, the compliance job, and the
+reporting deadline sensor."""
 
 from __future__ import annotations
 
@@ -8,18 +9,27 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from assets.compliance import COMPLIANCE_ASSETS, compliance_job
+import assets
+from assets.compliance import COMPLIANCE_ASSETS
+from assets.evaluation import followup
 from data_quality import compliance_checks
 from kolab_pipeline import calendar
 from kolab_pipeline.calendar import add_months, month_end, month_start, period_of
+from kolab_pipeline.orchestration.jobs import compliance_job
 from kolab_pipeline.orchestration.partitions import period_to_key
 from kolab_pipeline.orchestration.resources import build_resources
 from sensors import deadline
 from tests.support.compliance import load, submit, write_home
 
 WIB = "36.72.01.1001"
-CHECKS = [compliance_checks.no_missing_reports_after_cutoff, compliance_checks.completeness_above_threshold,
+CHECKS = [compliance_checks.no_missing_reports_after_cutoff,
+          compliance_checks.completeness_above_threshold,
           compliance_checks.timeliness_above_threshold]
+# what compliance_job materialises: the compliance group and the follow-up list reading it
+JOB_ASSETS = [*COMPLIANCE_ASSETS, followup]
+JOB_KEYS = {"compliance/expected_report", "compliance/report_status",
+            "compliance/report_status_history", "compliance/reporting_rate",
+            "evaluation/followup"}
 # a month inside the default partitions (two years back from today)
 PERIOD = add_months(period_of(date.today()), -4)
 
@@ -47,12 +57,11 @@ def _evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
 
 def test_assets_and_checks_for_one_month(con, kolab_home):
     settings = _network_home(con, kolab_home, timeliness_pct=75)
-    result = dg.materialize([*COMPLIANCE_ASSETS, *CHECKS], partition_key=period_to_key(PERIOD),
+    result = dg.materialize([*JOB_ASSETS, *CHECKS], partition_key=period_to_key(PERIOD),
                             resources=build_resources(settings))
     assert result.success
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"compliance/expected_report", "compliance/report_status",
-                         "compliance/report_status_history", "compliance/reporting_rate", "evaluation/followup"}
+    assert set(mats) == JOB_KEYS
     status_meta = mats["compliance/report_status"].materialization.metadata
     assert status_meta["n_on_time"].value == 3 and status_meta["n_missing"].value == 1
     assert status_meta["dagster/row_count"].value == 4
@@ -71,16 +80,18 @@ def test_assets_and_checks_for_one_month(con, kolab_home):
 
 def test_threshold_just_below_passes(con, kolab_home):
     settings = _network_home(con, kolab_home, timeliness_pct=74.9)
-    result = dg.materialize([*COMPLIANCE_ASSETS, compliance_checks.timeliness_above_threshold],
-                            partition_key=period_to_key(PERIOD), resources=build_resources(settings))
+    result = dg.materialize([*JOB_ASSETS, compliance_checks.timeliness_above_threshold],
+                            partition_key=period_to_key(PERIOD),
+                            resources=build_resources(settings))
     assert _evaluations(result)["timeliness_above_threshold"].passed   # 75 % > 74.9 %
 
 
-def test_compliance_job_selects_the_four_assets():
-    keys = {k.to_user_string() for a in COMPLIANCE_ASSETS for k in a.keys}
-    assert keys == {"compliance/expected_report", "compliance/report_status", "compliance/report_status_history",
-                    "compliance/reporting_rate", "evaluation/followup"}
+def test_compliance_job_selects_compliance_and_the_followup():
+    every = dg.load_assets_from_package_module(assets)
+    keys = {k.to_user_string() for k in compliance_job.selection.resolve(every)}
+    assert keys == JOB_KEYS
     assert compliance_job.name == "compliance_job"
+    assert deadline.reporting_deadline_sensor.job_name == "compliance_job"
 
 
 # --- deadline sensor --------------------------------------------------------------------------

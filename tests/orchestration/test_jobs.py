@@ -9,17 +9,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 from dagster._core.definitions.data_version import StaleStatus
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from kolab_pipeline import calendar
 from kolab_pipeline.calendar import add_months
 from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration import jobs
-from kolab_pipeline.orchestration.partitions import monthly_partitions
+from kolab_pipeline.orchestration.partitions import monthly_partitions, range_tags
 
 PARTS = dg.MonthlyPartitionsDefinition(start_date="2025-01-01", end_date="2026-01-01")
 
@@ -113,13 +109,14 @@ def test_policies_add_ytd_self_dep_and_evaluation_freshness(kolab_home: Path):
     assert specs["indicators/indicator_value"].freshness_policy is None
 
 
-def test_range_is_one_run_and_rematerialising_a_month_marks_the_next_stale(tmp_path: Path, kolab_home: Path):
+def test_range_is_one_run_and_rematerialising_a_month_marks_the_next_stale(tmp_path: Path,
+                                                                           kolab_home: Path):
     assets = jobs.apply_orchestration_policies(_stand_ins(), Settings.load(kolab_home))
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(
-        "monthly_job", selection=jobs.MONTHLY_SELECTION, partitions_def=PARTS)]).resolve_job_def("monthly_job")
+        "monthly_job", selection=jobs.MONTHLY_SELECTION, partitions_def=PARTS)]
+    ).resolve_job_def("monthly_job")
     instance = dg.DagsterInstance.from_config(str(tmp_path))
-    result = job.execute_in_process(instance=instance, tags={
-        ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-04-01"})
+    result = job.execute_in_process(instance=instance, tags=range_tags("2025-01", "2025-04"))
     assert result.success
     assert len(instance.get_runs()) == 1
     mats = result.asset_materializations_for_node("indicators__indicator_value")
