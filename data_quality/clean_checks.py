@@ -98,8 +98,8 @@ def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome,
 # --- blocking, structural (exact SQL) --------------------------------------------------------
 
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
-                description="Every raw row is in clean.submission exactly once or in clean.quarantine "
-                            "(nothing lost, nothing double-counted).")
+                description="Every raw row is in clean.submission exactly once or in "
+                            "clean.quarantine (nothing lost, nothing double-counted).")
 def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         acc = clean.accounting(con, sample_size=SAMPLE)
@@ -108,7 +108,8 @@ def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
         passed=bool(acc["ok"]),
         description=None if acc["ok"] else (
             f"{acc['unaccounted']} raw row(s) neither kept nor quarantined, "
-            f"{acc['kept_and_quarantined']} both kept and quarantined, {acc['kept_twice']} kept twice, "
+            f"{acc['kept_and_quarantined']} both kept and quarantined, "
+            f"{acc['kept_twice']} kept twice, "
             f"{acc['orphans']} clean row(s) without a raw row"),
         metadata={**{k: dg.MetadataValue.int(int(v)) for k, v in counts.items()},
                   "unaccounted_sample": md_table(acc["sample"])},
@@ -121,7 +122,8 @@ def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
 def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         n, sample = clean.duplicate_current_versions(con, SAMPLE)
-        groups = con.execute("SELECT count(DISTINCT (kode_faskes, period, form)) FROM clean.submission").fetchone()[0]
+        groups = con.execute("SELECT count(DISTINCT (kode_faskes, period, form)) "
+                             "FROM clean.submission").fetchone()[0]
     return dg.AssetCheckResult(
         passed=n == 0,
         metadata={"evaluated_groups": dg.MetadataValue.int(int(groups)),
@@ -130,8 +132,8 @@ def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
-                description="Kept submissions resolve to the registry, a YYYY-MM period and a known form; "
-                            "every value belongs to a current submission.")
+                description="Kept submissions resolve to the registry, a YYYY-MM period and a "
+                            "known form; every value belongs to a current submission.")
 def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         n, sample = clean.unresolved_keys(con, SAMPLE)

@@ -43,11 +43,14 @@ def clean_submission(registry_codes: Iterable[str]) -> Any:
     return gx.ExpectationSuite(name="clean_submission", expectations=[
         gxe.ExpectColumnValuesToNotBeNull(column="submission_id"),
         gxe.ExpectColumnValuesToBeUnique(column="submission_id"),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["kode_faskes", "period", "form", "version"]),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["kode_faskes", "period", "form", "version"]),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["kode_faskes", "period", "form"],
-                                            row_condition="is_current == True", condition_parser="pandas"),
+                                            row_condition="is_current == True",
+                                            condition_parser="pandas"),
         gxe.ExpectColumnValuesToNotBeNull(column="kode_faskes"),
-        gxe.ExpectColumnValuesToBeInSet(column="kode_faskes", value_set=sorted(set(registry_codes))),
+        gxe.ExpectColumnValuesToBeInSet(column="kode_faskes",
+                                        value_set=sorted(set(registry_codes))),
         gxe.ExpectColumnValuesToNotBeNull(column="period"),
         gxe.ExpectColumnValuesToMatchRegex(column="period", regex=PERIOD_REGEX),
         gxe.ExpectColumnValuesToBeInSet(column="form", value_set=list(FORMS)),
@@ -64,14 +67,16 @@ def clean_submission_value(element_codes: Iterable[str]) -> Any:
     return gx.ExpectationSuite(name="clean_submission_value", expectations=[
         gxe.ExpectColumnValuesToBeBetween(column="value", min_value=0),
         gxe.ExpectColumnValuesToNotBeNull(column="data_element"),
-        gxe.ExpectColumnValuesToBeInSet(column="data_element", value_set=sorted(set(element_codes))),
+        gxe.ExpectColumnValuesToBeInSet(column="data_element",
+                                        value_set=sorted(set(element_codes))),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["submission_id", "data_element"]),
         gxe.ExpectColumnValuesToMatchRegex(column="period", regex=PERIOD_REGEX),
     ])
 
 
 def clean_quarantine(rule_ids: Iterable[str]) -> Any:
-    """`clean.quarantine`: every row names a catalogue rule and a readable reason (both languages)."""
+    """`clean.quarantine`: every row names a catalogue rule and a readable reason (both
+    languages)."""
     gx, gxe = _gx()
     return gx.ExpectationSuite(name="clean_quarantine", expectations=[
         gxe.ExpectColumnValuesToNotBeNull(column="rule_id"),

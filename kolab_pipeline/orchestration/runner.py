@@ -37,7 +37,7 @@ LOCAL_INSTANCE_YAML = """\
 # Production uses deploy/dagster.yaml (PostgreSQL) instead.
 concurrency:
   pools:
-    default_limit: 1        # duckdb_writer: one warehouse-writing step at a time (DuckDB = 1 writer)
+    default_limit: 1        # duckdb_writer: one writing step at a time (DuckDB = 1 writer)
     granularity: op
 telemetry:
   enabled: false
@@ -170,10 +170,12 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
         return (f"  ✗ check {ev.asset_key.to_user_string()}:{ev.check_name}{part} failed "
                 f"({ev.severity.value}){': ' + ev.description if ev.description else ''}")
     if t == EventType.STEP_FAILURE:
-        return f"  ✗ {event.step_key} failed: {_root_cause(event.step_failure_data.error, event.message)}"
+        cause = _root_cause(event.step_failure_data.error, event.message)
+        return f"  ✗ {event.step_key} failed: {cause}"
     if t == EventType.STEP_UP_FOR_RETRY:
         return f"  ↻ {event.step_key} will be retried (transient error)"
-    if t == EventType.ENGINE_EVENT and (event.message or "").startswith("Step blocked by limit for pool"):
+    if t == EventType.ENGINE_EVENT and (event.message or "").startswith(
+            "Step blocked by limit for pool"):
         return (f"  … {event.step_key} waiting for the {POOL} pool "
                 "(another run is writing the warehouse)")
     return None
@@ -257,7 +259,8 @@ def _process_gone(tags: dict[str, str]) -> bool:
     return bool(started) and _proc_start(pid) not in ("", started)
 
 
-def release_dead_runs(instance: dg.DagsterInstance, emit: Callable[[str], None] = print) -> list[str]:
+def release_dead_runs(instance: dg.DagsterInstance,
+                      emit: Callable[[str], None] = print) -> list[str]:
     """Mark the in-progress runs of dead `kolab run` processes failed and free their pool slots.
 
     Also frees slots still claimed by runs that already ended (nothing can release them later).
@@ -304,7 +307,8 @@ def _root_cause(error: object | None, fallback: str | None) -> str:
 
 
 def failure_reason(result: dg.ExecuteInProcessResult, label: str) -> str:
-    """One line: the job, its months and the first failing step (or blocking check) with its message."""
+    """One line: the job, its months and the first failing step (or blocking check) with its
+    message."""
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for event in result.get_step_failure_events():
         msg = _root_cause(event.step_failure_data.error if event.step_failure_data else None,
@@ -373,7 +377,8 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
     emit(f"kolab run: KOLAB_HOME={settings.paths.home}, Dagster instance {instance.root_directory}")
     release_dead_runs(instance, emit)
     try:
-        _execute(defs.resolve_job_def("ingest_job"), instance, "ingest_job (reference, raw, clean)", emit)
+        _execute(defs.resolve_job_def("ingest_job"), instance,
+                 "ingest_job (reference, raw, clean)", emit)
 
         monthly = defs.resolve_job_def("monthly_job")
         keys = monthly.partitions_def.get_partition_keys() if monthly.partitions_def else []
