@@ -42,9 +42,11 @@ def _network_home(con, kolab_home, timeliness_pct: float):
         ("K1", "klinik_pratama", "P1", WIB, None, None, "tb"),
         ("K2", "klinik_pratama", "P1", WIB, None, None, "tb"),
         ("T1", "tpmd", "P1", WIB, None, None, "tb"),
-    ], {"reporting": {"as_of": as_of}, "thresholds": {"completeness_pct": 90, "timeliness_pct": timeliness_pct}})
+    ], {"reporting": {"as_of": as_of},
+        "thresholds": {"completeness_pct": 90, "timeliness_pct": timeliness_pct}})
     load(con, settings)
-    received = (month_start(add_months(PERIOD, 1)) + timedelta(days=1)).isoformat() + "T09:00:00+07:00"
+    next_day = month_start(add_months(PERIOD, 1)) + timedelta(days=1)
+    received = next_day.isoformat() + "T09:00:00+07:00"
     for kode in ("P1", "K1", "K2"):
         submit(con, kode, PERIOD, "tb", received)
     con.close()  # the assets open the warehouse themselves
@@ -69,7 +71,8 @@ def test_assets_and_checks_for_one_month(con, kolab_home):
     assert {n: c.passed for n, c in checks.items()} == {
         "no_missing_reports_after_cutoff": False,
         "completeness_above_threshold": False,   # 3 / 4 = 75 % ≤ 90 %
-        "timeliness_above_threshold": False,     # 3 / 4 = 75 % — exactly at 75 %: flagged (WHO ≤ rule)
+        # 3 / 4 = 75 % — exactly at 75 %: flagged (WHO ≤ rule)
+        "timeliness_above_threshold": False,
     }
     assert all(c.severity == dg.AssetCheckSeverity.WARN for c in checks.values())
     assert "| T1 " in checks["no_missing_reports_after_cutoff"].metadata["missing_reports"].value
@@ -110,10 +113,11 @@ def test_deadline_requests(settings, today, expected):
 def test_deadline_requests_follow_config(kolab_home):
     settings = write_home(kolab_home, [], {"reporting": {"cutoff_months_after_period": 2}})
     # cut-off of M = last day of M+2: on 2025-03-31 the latest passed is December's (2025-02-28)
-    assert [(r.period, r.phase) for r in calendar.deadline_requests(date(2025, 3, 31), settings)] == [
-        ("2024-12", "cutoff")]
-    assert [(r.period, r.phase) for r in calendar.deadline_requests(date(2025, 4, 1), settings)] == [
-        ("2025-01", "cutoff")]
+    def requested(today: date) -> list[tuple[str, str]]:
+        return [(r.period, r.phase) for r in calendar.deadline_requests(today, settings)]
+
+    assert requested(date(2025, 3, 31)) == [("2024-12", "cutoff")]
+    assert requested(date(2025, 4, 1)) == [("2025-01", "cutoff")]
 
 
 def test_schedule_and_sensor_never_run_the_same_month_twice(settings):
@@ -122,13 +126,15 @@ def test_schedule_and_sensor_never_run_the_same_month_twice(settings):
     for day in range(1, 29):
         today = date(2025, 3, day)
         sensor_months = {r.period for r in calendar.deadline_requests(today, settings)}
-        scheduled = add_months(period_of(today), -1) if day == calendar.schedule_day(settings) else None
+        scheduled = (add_months(period_of(today), -1)
+                     if day == calendar.schedule_day(settings) else None)
         assert scheduled not in sensor_months
 
 
 def test_plan_runs_requests_each_month_once(settings):
     runs, cursor = deadline.plan_runs(settings, date(2025, 1, 11), None)
-    assert [(r.run_key, r.partition_key) for r in runs] == [("compliance:2024-11:cutoff", "2024-11-01")]
+    assert [(r.run_key, r.partition_key) for r in runs] == [
+        ("compliance:2024-11:cutoff", "2024-11-01")]
     assert json.loads(cursor) == {"cutoff": "2024-11"}
     again, cursor2 = deadline.plan_runs(settings, date(2025, 1, 20), cursor)
     assert again == [] and cursor2 == cursor

@@ -1,5 +1,5 @@
-"""Jobs, the monthly schedule and the wiring-time policies (kolab_pipeline/orchestration/jobs.py), on small
-stand-in assets so the behaviour is tested independently of the layers' assets."""
+"""Jobs, the monthly schedule and the wiring-time policies (kolab_pipeline/orchestration/jobs.py),
+on small stand-in assets so the behaviour is tested independently of the layers' assets."""
 
 
 from datetime import datetime
@@ -45,9 +45,11 @@ def test_schedule_day_is_later_due_day_plus_grace_plus_one(kolab_home: Path):
     assert calendar.schedule_day(settings) == 11            # max(5, 10) + 0 + 1
     (kolab_home / "kolab.yaml").write_text("reporting: {grace_days: 3}\n")
     assert calendar.schedule_day(Settings.load(kolab_home)) == 14   # 10 + 3 + 1
-    (kolab_home / "kolab.yaml").write_text("reporting: {due_day: {network_to_pkm: 12, pkm_to_dinkes: 8}}\n")
+    (kolab_home / "kolab.yaml").write_text(
+        "reporting: {due_day: {network_to_pkm: 12, pkm_to_dinkes: 8}}\n")
     assert calendar.schedule_day(Settings.load(kolab_home)) == 13   # the later day: 12 + 0 + 1
-    (kolab_home / "kolab.yaml").write_text("reporting: {due_day: {pkm_to_dinkes: 27}, grace_days: 5}\n")
+    (kolab_home / "kolab.yaml").write_text(
+        "reporting: {due_day: {pkm_to_dinkes: 27}, grace_days: 5}\n")
     assert calendar.schedule_day(Settings.load(kolab_home)) == 28   # 27 + 5 + 1 = 33 → capped at 28
 
 
@@ -73,7 +75,8 @@ def test_schedule_requests_the_previous_month_at_06_wib(kolab_home: Path):
     assert request.partition_key == f"{add_months(f'{now.year:04d}-{now.month:02d}', -1)}-01"
 
 
-def test_automation_env_turns_schedules_and_sensors_on(monkeypatch: pytest.MonkeyPatch, kolab_home: Path):
+def test_automation_env_turns_schedules_and_sensors_on(monkeypatch: pytest.MonkeyPatch,
+                                                       kolab_home: Path):
     monkeypatch.delenv("KOLAB_AUTOMATION", raising=False)
     assert jobs.default_sensor_status() == dg.DefaultSensorStatus.STOPPED
     monkeypatch.setenv("KOLAB_AUTOMATION", "on")
@@ -97,7 +100,8 @@ def test_policies_add_ytd_self_dep_and_evaluation_freshness(kolab_home: Path):
     specs = {s.key.to_user_string(): s for a in wired for s in a.specs}
     iv = specs["indicators/indicator_value"]
     [self_dep] = [d for d in iv.deps if d.asset_key == iv.key]
-    assert (self_dep.partition_mapping.start_offset, self_dep.partition_mapping.end_offset) == (-1, -1)
+    mapping = self_dep.partition_mapping
+    assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
     # compliance.expected_report has no period_type column (no YTD rows) → no self-dependency.
     assert all(d.asset_key != specs["compliance/expected_report"].key
                for d in specs["compliance/expected_report"].deps)
@@ -120,7 +124,8 @@ def test_range_is_one_run_and_rematerialising_a_month_marks_the_next_stale(tmp_p
     assert result.success
     assert len(instance.get_runs()) == 1
     mats = result.asset_materializations_for_node("indicators__indicator_value")
-    assert sorted(m.partition for m in mats) == ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
+    assert sorted(m.partition for m in mats) == ["2025-01-01", "2025-02-01", "2025-03-01",
+                                                 "2025-04-01"]
     # Month-by-month runs record per-month provenance; then re-run February alone.
     for key in ("2025-01-01", "2025-02-01", "2025-03-01"):
         assert job.execute_in_process(instance=instance, partition_key=key).success

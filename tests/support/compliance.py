@@ -27,7 +27,8 @@ def write_home(home: Path, facilities: list[tuple], config: dict | None = None,
     reg.mkdir(parents=True, exist_ok=True)
     lines = [FAS_HEADER]
     for kode, jenis, induk, wil, buka, tutup, forms in facilities:
-        lines.append(f"{kode},Faskes {kode},{jenis},{induk or ''},{wil},{buka or ''},{tutup or ''},{forms},,1")
+        lines.append(f"{kode},Faskes {kode},{jenis},{induk or ''},{wil},{buka or ''},"
+                     f"{tutup or ''},{forms},,1")
     (reg / "fasilitas.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
     if jejaring:
         rows = ["kode_faskes,kode_puskesmas_induk,formulir,berlaku_mulai,berlaku_sampai"]
@@ -47,15 +48,16 @@ def submit(con: duckdb.DuckDBPyConnection, kode: str, period: str, form: str, re
     """Insert one valid version into clean.submission; `received_at` is ISO 8601 with offset."""
     ts = datetime.fromisoformat(received_at)
     con.execute(
-        "INSERT INTO clean.submission (submission_id, kode_faskes, period, form, version, is_current, "
-        "received_at, received_source, is_nil_report, source_kind) VALUES (?, ?, ?, ?, ?, ?, ?, 'manifest', ?, 'file')",
+        "INSERT INTO clean.submission (submission_id, kode_faskes, period, form, version, "
+        "is_current, received_at, received_source, is_nil_report, source_kind) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, 'manifest', ?, 'file')",
         [f"{kode}|{period}|{form}|{version}", kode, period, form, version, is_current, ts, nil],
     )
 
 
 def status_of(con: duckdb.DuckDBPyConnection, kode: str, period: str, form: str = "tb") -> dict:
-    cur = con.execute("SELECT * FROM compliance.report_status WHERE kode_faskes = ? AND period = ? AND form = ?",
-                      [kode, period, form])
+    cur = con.execute("SELECT * FROM compliance.report_status "
+                      "WHERE kode_faskes = ? AND period = ? AND form = ?", [kode, period, form])
     rows = cur.fetchall()
     assert len(rows) == 1, f"{kode} {period} {form}: {len(rows)} status rows"
     return dict(zip([d[0] for d in cur.description], rows[0], strict=True))
