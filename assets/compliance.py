@@ -11,7 +11,12 @@ from kolab_pipeline import compliance
 from kolab_pipeline.orchestration.metadata import md_table, period_metadata
 from kolab_pipeline.orchestration.partitions import periods_of
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
-from kolab_pipeline.orchestration.specs import monthly_asset, monthly_multi_asset, table_spec
+from kolab_pipeline.orchestration.specs import (
+    build_months,
+    monthly_asset,
+    monthly_multi_asset,
+    table_spec,
+)
 
 STATUS_COUNTS_SQL = """
     SELECT period, status, count(*) AS n, count(*) FILTER (WHERE overdue) AS overdue,
@@ -48,12 +53,8 @@ def _status_counts(con: duckdb.DuckDBPyConnection, periods: list[str]) -> dict[s
 )
 def expected_report(context: dg.AssetExecutionContext, kolab: KolabHome,
                     warehouse: Warehouse) -> dg.MaterializeResult:
-    periods = periods_of(context)
-    with warehouse.connection() as con:
-        n = compliance.build_expected_reports(con, kolab.settings(), periods)
-        context.log.info(f"{n} expected reports for {', '.join(periods)}")
-        return dg.MaterializeResult(
-            metadata=period_metadata(con, "compliance.expected_report", periods))
+    return build_months(context, kolab, warehouse, compliance.build_expected_reports,
+                        "compliance.expected_report", what="expected reports")
 
 
 @monthly_multi_asset([

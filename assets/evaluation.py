@@ -9,7 +9,12 @@ from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration.metadata import period_metadata
 from kolab_pipeline.orchestration.partitions import DOCUMENTS_TAG, periods_of
 from kolab_pipeline.orchestration.resources import KolabHome, PostgresWarehouse, Warehouse
-from kolab_pipeline.orchestration.specs import monthly_asset, monthly_multi_asset, table_spec
+from kolab_pipeline.orchestration.specs import (
+    build_months,
+    monthly_asset,
+    monthly_multi_asset,
+    table_spec,
+)
 
 
 def _document_periods(context: dg.AssetExecutionContext, settings: Settings,
@@ -44,12 +49,8 @@ WILAYAH = dg.AssetKey(["evaluation", "wilayah_scorecard"])
 )
 def followup(context: dg.AssetExecutionContext, kolab: KolabHome,
              warehouse: Warehouse) -> dg.MaterializeResult:
-    periods = periods_of(context)
-    with warehouse.connection() as con:
-        n = evaluation.build_followup(con, kolab.settings(), periods)
-        context.log.info(f"{n} follow-up rows for {', '.join(periods)}")
-        return dg.MaterializeResult(metadata=period_metadata(
-            con, "evaluation.followup", periods, column="as_of_period"))
+    return build_months(context, kolab, warehouse, evaluation.build_followup,
+                        "evaluation.followup", what="follow-up rows", column="as_of_period")
 
 
 @monthly_multi_asset([
@@ -79,12 +80,9 @@ def scorecard(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Wa
     deps=UPSTREAM,
 )
 def wilayah_scorecard(context: dg.AssetExecutionContext, kolab: KolabHome,
-                      warehouse: Warehouse):
-    settings, periods = kolab.settings(), periods_of(context)
-    with warehouse.connection() as con:
-        evaluation.build_wilayah_scorecard(con, settings, periods)
-        return dg.MaterializeResult(
-            metadata=period_metadata(con, "evaluation.wilayah_scorecard", periods))
+                      warehouse: Warehouse) -> dg.MaterializeResult:
+    return build_months(context, kolab, warehouse, evaluation.build_wilayah_scorecard,
+                        "evaluation.wilayah_scorecard")
 
 
 @monthly_asset(

@@ -70,16 +70,15 @@ no_missing_reports_after_cutoff = monthly_check(
     "Expected reports still missing after the cut-off (facilities listed).",
     lambda res, periods: missing_check_result(res.warehouse, periods))
 
-completeness_above_threshold = monthly_check(
-    REPORT_STATUS, "completeness_above_threshold",
-    "Kab/kota and puskesmas networks with completeness ≤ thresholds.completeness_pct.",
-    lambda res, periods: threshold_check_result(res.warehouse, res.kolab, periods,
-                                                "completeness"),
-    resources=("kolab", "warehouse"))
 
-timeliness_above_threshold = monthly_check(
-    REPORT_STATUS, "timeliness_above_threshold",
-    "Kab/kota and puskesmas networks with timeliness ≤ thresholds.timeliness_pct.",
-    lambda res, periods: threshold_check_result(res.warehouse, res.kolab, periods,
-                                                "timeliness"),
-    resources=("kolab", "warehouse"))
+
+def _threshold_check(metric: str) -> dg.AssetChecksDefinition:
+    return monthly_check(
+        REPORT_STATUS, f"{metric}_above_threshold",
+        f"Kab/kota and puskesmas networks with {metric} ≤ thresholds.{metric}_pct.",
+        lambda res, periods: threshold_check_result(res.warehouse, res.kolab, periods, metric),
+        resources=("kolab", "warehouse"))
+
+
+completeness_above_threshold = _threshold_check("completeness")
+timeliness_above_threshold = _threshold_check("timeliness")

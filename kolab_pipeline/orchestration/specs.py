@@ -7,9 +7,12 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import dagster as dg
+import duckdb
 
-from kolab_pipeline.orchestration.metadata import OWNERS, describe, spec_metadata
+from kolab_pipeline.config import Settings
+from kolab_pipeline.orchestration.metadata import OWNERS, describe, period_metadata, spec_metadata
 from kolab_pipeline.orchestration.partitions import monthly_partitions, periods_of
+from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 
 # Assets that write the warehouse share this pool: DuckDB allows one writer, and the instance
 # limits every pool to one step at a time (orchestration/runner.py, deploy/dagster.yaml).
@@ -58,6 +61,23 @@ def monthly_asset(table_key: str, text: str, deps: Deps = (), *, contract: bool 
 def monthly_multi_asset(specs: Sequence[dg.AssetSpec]) -> Callable:
     """`@dg.multi_asset` for month-partitioned assets written together by one step."""
     return dg.multi_asset(specs=list(specs), **_monthly())
+
+
+Builder = Callable[[duckdb.DuckDBPyConnection, Settings, list[str]], int]
+
+
+def build_months(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse,
+                 build: Builder, table_key: str, *, what: str | None = None,
+                 column: str = "period") -> dg.MaterializeResult:
+    """The body of a one-table monthly asset: `build` the run's months, log how many rows
+    (`what`), and report the table's rows of those months (`column` holds the month)."""
+    periods = periods_of(context)
+    with warehouse.connection() as con:
+        n = build(con, kolab.settings(), periods)
+        if what:
+            context.log.info(f"{n} {what} for {', '.join(periods)}")
+        return dg.MaterializeResult(
+            metadata=period_metadata(con, table_key, periods, column=column))
 
 
 def monthly_check(asset: dg.AssetKey, name: str, description: str,
