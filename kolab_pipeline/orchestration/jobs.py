@@ -36,8 +36,8 @@ FOLLOWUP = dg.AssetKey(["evaluation", "followup"])
 INGEST_SELECTION = dg.AssetSelection.groups(*INGEST_GROUPS)
 # Month-partitioned layers.
 MONTHLY_SELECTION = dg.AssetSelection.groups(*MONTHLY_GROUPS)
-COMPLIANCE_SELECTION = dg.AssetSelection.groups(*COMPLIANCE_GROUPS) | dg.AssetSelection.assets(
-    FOLLOWUP)
+COMPLIANCE_SELECTION = (dg.AssetSelection.groups(*COMPLIANCE_GROUPS)
+                        | dg.AssetSelection.assets(FOLLOWUP))
 
 SCHEDULE_TIMEZONE = "Asia/Jakarta"
 SCHEDULE_HOUR = 6
