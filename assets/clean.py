@@ -6,16 +6,10 @@ import dagster as dg
 import pandas as pd
 
 from kolab_pipeline import clean
-from kolab_pipeline.orchestration.metadata import (
-    OWNERS,
-    describe,
-    md_table,
-    spec_metadata,
-    table_metadata,
-)
+from kolab_pipeline.orchestration.metadata import md_table, table_metadata
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.specs import table_spec, writer_multi_asset
 
-GROUP = "clean"
 UPSTREAM = [
     dg.AssetKey(["raw", "submission_row"]), dg.AssetKey(["raw", "submission_cell"]),
     dg.AssetKey(["raw", "landing_file"]), dg.AssetKey(["reference", "facility"]),
@@ -23,16 +17,16 @@ UPSTREAM = [
     dg.AssetKey(["reference", "data_element"]),
 ]
 TEXTS = {
-    "submission": "Every valid report version (facility × period × form × version); is_current marks "
-                  "the latest received, which is the one in force.",
-    "submission_value": "Reported values of the current version, long form; blank stays NULL (not reported), "
-                        "never 0.",
-    "submission_value_history": "Reported values of every version with the previous version's value, "
-                                "to audit resubmissions.",
-    "quarantine": "Rejected raw rows and files with the rule, column, value verbatim and a reason in "
-                  "Indonesian and English that a puskesmas clerk can act on.",
-    "validation_flag": "Warnings on kept current submissions (year-to-date consistency V07/V08/V09/V11, "
-                       "element not expected from the facility type V13).",
+    "submission": "Every valid report version (facility × period × form × version); is_current "
+                  "marks the latest received, which is the one in force.",
+    "submission_value": "Reported values of the current version, long form; blank stays NULL "
+                        "(not reported), never 0.",
+    "submission_value_history": "Reported values of every version with the previous version's "
+                                "value, to audit resubmissions.",
+    "quarantine": "Rejected raw rows and files with the rule, column, value verbatim and a reason "
+                  "in Indonesian and English that a puskesmas clerk can act on.",
+    "validation_flag": "Warnings on kept current submissions (year-to-date consistency "
+                       "V07/V08/V09/V11, element not expected from the facility type V13).",
 }
 
 
@@ -41,15 +35,8 @@ def _rule_table(counts: dict[str, int], what: str) -> dg.MetadataValue:
                     empty=f"_(no {what})_")
 
 
-@dg.multi_asset(
-    group_name=GROUP,
-    specs=[
-        dg.AssetSpec(["clean", name], deps=UPSTREAM, description=describe(f"clean.{name}", text),
-                     metadata=spec_metadata(f"clean.{name}"), owners=OWNERS, kinds={"duckdb"})
-        for name, text in TEXTS.items()
-    ],
-    pool="duckdb_writer",
-)
+@writer_multi_asset([table_spec(f"clean.{name}", text, deps=UPSTREAM)
+                     for name, text in TEXTS.items()])
 def clean_tables(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse):
     """Build the clean layer (deterministic, idempotent): normalise periods, facility codes and
     numbers; quarantine rows breaking an error rule; version resubmissions; flag warnings.
@@ -60,12 +47,13 @@ def clean_tables(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse:
     settings = kolab.settings()
     with warehouse.connection() as con:
         summary = clean.build_clean(con, settings)
+        full = f" ({summary['full_reason']})" if summary.get("full_reason") else ""
         context.log.info(
-            f"clean: {summary['kept_rows']} row(s) kept ({summary['current_submissions']} current), "
-            f"{summary['quarantined_rows']} quarantined, {summary['rejected_files']} file(s) rejected, "
-            f"{summary['flags']} warning flag(s); {summary['mode']} build"
-            + (f" ({summary['full_reason']})" if summary.get("full_reason") else "")
-            + f", {summary['files_cleaned']} file(s) / {summary['keys_recomputed']} key(s) recomputed")
+            f"clean: {summary['kept_rows']} row(s) kept ({summary['current_submissions']} "
+            f"current), {summary['quarantined_rows']} quarantined, {summary['rejected_files']} "
+            f"file(s) rejected, {summary['flags']} warning flag(s); {summary['mode']} build{full}"
+            f", {summary['files_cleaned']} file(s) / {summary['keys_recomputed']} key(s) "
+            "recomputed")
         counts = {
             "raw_rows": dg.MetadataValue.int(int(summary["raw_rows"])),
             "kept_rows": dg.MetadataValue.int(int(summary["kept_rows"])),
@@ -73,11 +61,12 @@ def clean_tables(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse:
             "build_mode": dg.MetadataValue.text(str(summary["mode"])),
             "keys_recomputed": dg.MetadataValue.int(int(summary["keys_recomputed"])),
         }
+        as_int = {k: dg.MetadataValue.int(int(summary[k]))
+                  for k in ("current_submissions", "resubmitted", "rejected_files")}
         extra = {
-            "submission": {**counts,
-                           "current_submissions": dg.MetadataValue.int(int(summary["current_submissions"])),
-                           "resubmitted_versions": dg.MetadataValue.int(int(summary["resubmitted"]))},
-            "quarantine": {**counts, "rejected_files": dg.MetadataValue.int(int(summary["rejected_files"])),
+            "submission": {**counts, "current_submissions": as_int["current_submissions"],
+                           "resubmitted_versions": as_int["resubmitted"]},
+            "quarantine": {**counts, "rejected_files": as_int["rejected_files"],
                            "by_rule": _rule_table(summary["quarantine_by_rule"], "rows")},
             "validation_flag": {"by_rule": _rule_table(summary["flags_by_rule"], "flags")},
         }

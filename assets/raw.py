@@ -10,25 +10,17 @@ import dagster as dg
 import pandas as pd
 
 from kolab_pipeline import raw
-from kolab_pipeline.orchestration.metadata import (
-    OWNERS,
-    describe,
-    md_table,
-    spec_metadata,
-    table_metadata,
-)
+from kolab_pipeline.orchestration.metadata import md_table, table_metadata
 from kolab_pipeline.orchestration.resources import KolabHome, SourceDatabase, Warehouse
+from kolab_pipeline.orchestration.specs import table_spec, writer_multi_asset
 
-GROUP = "raw"
 MAX_LISTED = 100
 DATA_ELEMENT = dg.AssetKey(["reference", "data_element"])
 
 
 def _spec(name: str, text: str) -> dg.AssetSpec:
-    key = f"raw.{name}"
-    return dg.AssetSpec(["raw", name], deps=[DATA_ELEMENT], description=describe(key, text),
-                        metadata=spec_metadata(key), owners=OWNERS, kinds={"duckdb"},
-                        tags={"domain": "health-reporting"})
+    return table_spec(f"raw.{name}", text, deps=[DATA_ELEMENT],
+                      tags={"domain": "health-reporting"})
 
 
 def rejected_markdown(rejected: list[tuple[str, str, str]]) -> dg.MetadataValue:
@@ -51,22 +43,19 @@ def summary_metadata(summary: raw.IngestSummary) -> dict:
         "files_per_s": round(summary.files_per_s, 1),
         "rows_per_s": round(summary.rows_per_s, 1),
         "rejected_files": rejected_markdown(summary.rejected),
-        "warnings": dg.MetadataValue.md("\n".join(f"- {w}" for w in summary.warnings) or "_(none)_"),
+        "warnings": dg.MetadataValue.md(
+            "\n".join(f"- {w}" for w in summary.warnings) or "_(none)_"),
     }
 
 
-@dg.multi_asset(
-    group_name=GROUP,
-    specs=[
-        _spec("landing_file", "Manifest of every landing file content (sha256) and SQL/DHIS2 pull: "
-                              "ingested, or rejected with a file rule (F01…F10) and the reason."),
-        _spec("submission_row", "Every data row of every landed submission, verbatim, with lineage "
-                                "(file, sha256, sheet, row number, received_at)."),
-        _spec("submission_cell", "Every data-element cell of those rows, verbatim text "
-                                 "(blank stays NULL: not reported is not zero)."),
-    ],
-    pool="duckdb_writer",
-)
+@writer_multi_asset([
+    _spec("landing_file", "Manifest of every landing file content (sha256) and SQL/DHIS2 pull: "
+                          "ingested, or rejected with a file rule (F01…F10) and the reason."),
+    _spec("submission_row", "Every data row of every landed submission, verbatim, with lineage "
+                            "(file, sha256, sheet, row number, received_at)."),
+    _spec("submission_cell", "Every data-element cell of those rows, verbatim text "
+                             "(blank stays NULL: not reported is not zero)."),
+])
 def raw_submissions(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse,
                     source_db: SourceDatabase):
     """Ingests new landing files (CSV, XLSX, DHIS2) and, when configured, the SQL source."""
@@ -82,13 +71,16 @@ def raw_submissions(context: dg.AssetExecutionContext, kolab: KolabHome, warehou
             context.log.warning(w)
         context.log.info(
             f"raw: {summary.files_ingested} file(s) ingested, {summary.files_rejected} rejected, "
-            f"{summary.files_skipped} unchanged, {summary.rows_kept} rows in {summary.seconds:.1f} s")
+            f"{summary.files_skipped} unchanged, {summary.rows_kept} rows in "
+            f"{summary.seconds:.1f} s")
         meta = summary_metadata(summary)
         yield dg.MaterializeResult(asset_key=["raw", "landing_file"],
                                    metadata={**table_metadata(con, "raw.landing_file"), **meta})
         yield dg.MaterializeResult(
             asset_key=["raw", "submission_row"],
-            metadata={**table_metadata(con, "raw.submission_row"), "rows_this_run": summary.rows_kept})
+            metadata={**table_metadata(con, "raw.submission_row"),
+                      "rows_this_run": summary.rows_kept})
         yield dg.MaterializeResult(
             asset_key=["raw", "submission_cell"],
-            metadata={**table_metadata(con, "raw.submission_cell"), "cells_this_run": summary.cells})
+            metadata={**table_metadata(con, "raw.submission_cell"),
+                      "cells_this_run": summary.cells})

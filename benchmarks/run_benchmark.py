@@ -165,6 +165,7 @@ def stage_evaluation(con, settings, periods):
                      [periods, periods])
     timings = {}
     t = time.perf_counter()
+    evaluation.build_followup(con, settings, periods)  # moved from compliance.run_compliance
     evaluation.build_key_indicator(con, settings, periods)
     evaluation.build_scorecard(con, settings, periods)
     evaluation.build_wilayah_scorecard(con, settings, periods)

@@ -1,16 +1,13 @@
 """Asset checks of the raw → clean boundary.
 
-Blocking (structural: downstream layers must never run on these):
-- `every_raw_row_accounted` — each raw row is kept exactly once or quarantined (`clean.accounting`);
-- `one_current_version` — exactly one current version per facility × period × form;
-- `keys_resolved` — kept submissions resolve to the registry, a `YYYY-MM` period and a known form,
-  and every value belongs to a current submission.
-These run as exact SQL over the whole tables.
+Blocking, exact SQL over the whole tables (downstream layers must never run on these):
+`every_raw_row_accounted` (each raw row kept exactly once or quarantined), `one_current_version`
+(one current version per facility × period × form), `keys_resolved` (kept submissions resolve to
+the registry, a `YYYY-MM` period and a known form; every value belongs to a current submission).
 
-Warnings (`severity=WARN`): the Great Expectations suites of `gx_suites.py` on pandas frames pulled
-from DuckDB. Large tables are validated on a deterministic sample that keeps whole groups together
-(all rows of a sampled facility / file), so uniqueness expectations stay meaningful. Each check
-builds GX Data Docs into `KOLAB_HOME/data_docs/<suite>/` and links the index in its metadata.
+Warnings: the Great Expectations suites of `gx_suites.py` on pandas frames pulled from DuckDB,
+above `MAX_GX_ROWS` on a deterministic sample of whole groups (so uniqueness stays meaningful);
+each builds GX Data Docs into `KOLAB_HOME/data_docs/<suite>/`.
 """
 
 from collections.abc import Callable
@@ -24,6 +21,7 @@ from data_quality import gx_runner, gx_suites
 from kolab_pipeline import clean
 from kolab_pipeline.orchestration.metadata import md_table
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.specs import WRITER_POOL
 from kolab_pipeline.rules import rule_ids
 from kolab_pipeline.warehouse import ident, table
 
@@ -35,10 +33,6 @@ MAX_GX_ROWS = 200_000
 SAMPLE = 10
 
 
-def _md(df: pd.DataFrame) -> dg.MetadataValue:
-    return md_table(df)
-
-
 def validation_frame(con: duckdb.DuckDBPyConnection, key: str, group_col: str,
                      max_rows: int = MAX_GX_ROWS) -> tuple[pd.DataFrame, int]:
     """The table as a DataFrame, or — above `max_rows` — a deterministic sample of whole groups
@@ -48,19 +42,15 @@ def validation_frame(con: duckdb.DuckDBPyConnection, key: str, group_col: str,
     if n <= max_rows:
         return con.execute(f"SELECT * FROM {t.qualified}").df(), n
     k = -(-n // max_rows)  # ceil
-    df = con.execute(f"SELECT * FROM {t.qualified} WHERE hash({ident(group_col)}) % ? = 0",
-                     [k]).df()
+    df = con.execute(f"SELECT * FROM {t.qualified} WHERE hash({ident(group_col)}) % $k = 0",
+                     {"k": k}).df()
     return df, n
 
 
 def _registry_codes_in(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[str]:
-    """The registry codes among the frame's `kode_faskes`: the value set of "facility in registry".
-
-    Same verdict as the whole registry (a frame code is in the registry iff it is in this
-    intersection), but GX copies an expectation's kwargs hundreds of times while building its
-    metric graph: a national registry of 57,000 codes made this one suite take 20–45 s, the
-    intersection (the sampled facilities only) takes a second.
-    """
+    """The registry codes among the frame's `kode_faskes`: the value set of "facility in
+    registry". Same verdict as the whole registry, but GX copies an expectation's kwargs many
+    times while building its metric graph, so the value set is kept to the sampled facilities."""
     con.register("_gx_frame_codes", frame[["kode_faskes"]].drop_duplicates())
     try:
         return [r[0] for r in con.execute(
@@ -71,23 +61,28 @@ def _registry_codes_in(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> l
 
 
 def _element_codes(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame) -> list[str]:
-    return [r[0] for r in con.execute("SELECT DISTINCT code FROM reference.data_element").fetchall()]
+    return [r[0] for r in con.execute(
+        "SELECT DISTINCT code FROM reference.data_element").fetchall()]
 
 
+SuiteBuilder = Callable[[duckdb.DuckDBPyConnection, pd.DataFrame], Any]
 # suite name → (table, sampling group column, suite built from the connection and the frame)
-GX_SUITES: dict[str, tuple[str, str, Callable[[duckdb.DuckDBPyConnection, pd.DataFrame], Any]]] = {
+GX_SUITES: dict[str, tuple[str, str, SuiteBuilder]] = {
     "raw_submission_row": ("raw.submission_row", "file_id",
                            lambda con, frame: gx_suites.raw_submission_row()),
     "clean_submission": ("clean.submission", "kode_faskes",
-                         lambda con, frame: gx_suites.clean_submission(_registry_codes_in(con, frame))),
+                         lambda con, frame: gx_suites.clean_submission(
+                             _registry_codes_in(con, frame))),
     "clean_submission_value": ("clean.submission_value", "kode_faskes",
-                               lambda con, frame: gx_suites.clean_submission_value(_element_codes(con, frame))),
+                               lambda con, frame: gx_suites.clean_submission_value(
+                                   _element_codes(con, frame))),
     "clean_quarantine": ("clean.quarantine", "file_id",
                          lambda con, frame: gx_suites.clean_quarantine(rule_ids())),
 }
 
 
-def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome, suite_name: str) -> dg.AssetCheckResult:
+def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome,
+                 suite_name: str) -> dg.AssetCheckResult:
     """Validate one table (or its sample of whole groups) with its GX suite; Data Docs included."""
     key, group_col, build = GX_SUITES[suite_name]
     frame, n = validation_frame(con, key, group_col)
@@ -102,9 +97,9 @@ def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome, suite_name: s
 
 # --- blocking, structural (exact SQL) --------------------------------------------------------
 
-@dg.asset_check(asset=SUBMISSION, blocking=True, pool="duckdb_writer",
-                description="Every raw row is in clean.submission exactly once or in clean.quarantine "
-                            "(nothing lost, nothing double-counted).")
+@dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
+                description="Every raw row is in clean.submission exactly once or in "
+                            "clean.quarantine (nothing lost, nothing double-counted).")
 def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         acc = clean.accounting(con, sample_size=SAMPLE)
@@ -113,30 +108,32 @@ def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
         passed=bool(acc["ok"]),
         description=None if acc["ok"] else (
             f"{acc['unaccounted']} raw row(s) neither kept nor quarantined, "
-            f"{acc['kept_and_quarantined']} both kept and quarantined, {acc['kept_twice']} kept twice, "
+            f"{acc['kept_and_quarantined']} both kept and quarantined, "
+            f"{acc['kept_twice']} kept twice, "
             f"{acc['orphans']} clean row(s) without a raw row"),
         metadata={**{k: dg.MetadataValue.int(int(v)) for k, v in counts.items()},
-                  "unaccounted_sample": _md(acc["sample"])},
+                  "unaccounted_sample": md_table(acc["sample"])},
     )
 
 
-@dg.asset_check(asset=SUBMISSION, blocking=True, pool="duckdb_writer",
+@dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
                 description="Exactly one current version per facility × period × form; a duplicate "
                             "would double-count reports and indicator values downstream.")
 def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         n, sample = clean.duplicate_current_versions(con, SAMPLE)
-        groups = con.execute("SELECT count(DISTINCT (kode_faskes, period, form)) FROM clean.submission").fetchone()[0]
+        groups = con.execute("SELECT count(DISTINCT (kode_faskes, period, form)) "
+                             "FROM clean.submission").fetchone()[0]
     return dg.AssetCheckResult(
         passed=n == 0,
         metadata={"evaluated_groups": dg.MetadataValue.int(int(groups)),
-                  "failed_groups": dg.MetadataValue.int(int(n)), "sample": _md(sample)},
+                  "failed_groups": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
     )
 
 
-@dg.asset_check(asset=SUBMISSION, blocking=True, pool="duckdb_writer",
-                description="Kept submissions resolve to the registry, a YYYY-MM period and a known form; "
-                            "every value belongs to a current submission.")
+@dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
+                description="Kept submissions resolve to the registry, a YYYY-MM period and a "
+                            "known form; every value belongs to a current submission.")
 def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         n, sample = clean.unresolved_keys(con, SAMPLE)
@@ -145,38 +142,36 @@ def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         passed=n == 0,
         metadata={"evaluated_rows": dg.MetadataValue.int(int(evaluated)),
-                  "failed_rows": dg.MetadataValue.int(int(n)), "sample": _md(sample)},
+                  "failed_rows": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
     )
 
 
 # --- warnings: Great Expectations suites -----------------------------------------------------
 
-@dg.asset_check(asset=RAW_ROW, pool="duckdb_writer",
-                description="GX suite raw_submission_row: raw_row_id unique and not null, file_id "
-                            "present, row_number ≥ 1 (sample of whole files above 200k rows).")
-def gx_raw_submission_row(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
-    with warehouse.connection() as con:
-        return run_gx_suite(con, kolab, "raw_submission_row")
+def gx_check(suite_name: str, asset: dg.AssetKey, description: str) -> dg.AssetChecksDefinition:
+    """The WARN check `gx_<suite_name>` on `asset`: its GX suite over the table (`GX_SUITES`)."""
+
+    @dg.asset_check(asset=asset, name=f"gx_{suite_name}", pool=WRITER_POOL,
+                    description=description)
+    def check(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
+        with warehouse.connection() as con:
+            return run_gx_suite(con, kolab, suite_name)
+
+    return check
 
 
-@dg.asset_check(asset=SUBMISSION, pool="duckdb_writer",
-                description="GX suite clean_submission: one current version per facility × period × "
-                            "form, facility in registry, period YYYY-MM, known form.")
-def gx_clean_submission(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
-    with warehouse.connection() as con:
-        return run_gx_suite(con, kolab, "clean_submission")
-
-
-@dg.asset_check(asset=VALUE, pool="duckdb_writer",
-                description="GX suite clean_submission_value: values ≥ 0 or NULL, elements from the "
-                            "catalogue, one value per submission × element.")
-def gx_clean_submission_value(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
-    with warehouse.connection() as con:
-        return run_gx_suite(con, kolab, "clean_submission_value")
-
-
-@dg.asset_check(asset=QUARANTINE, pool="duckdb_writer",
-                description="GX suite clean_quarantine: rule ids from the catalogue, reasons present.")
-def gx_clean_quarantine(warehouse: Warehouse, kolab: KolabHome) -> dg.AssetCheckResult:
-    with warehouse.connection() as con:
-        return run_gx_suite(con, kolab, "clean_quarantine")
+gx_raw_submission_row = gx_check(
+    "raw_submission_row", RAW_ROW,
+    "GX suite raw_submission_row: raw_row_id unique and not null, file_id present, "
+    "row_number ≥ 1 (sample of whole files above 200k rows).")
+gx_clean_submission = gx_check(
+    "clean_submission", SUBMISSION,
+    "GX suite clean_submission: one current version per facility × period × form, facility in "
+    "registry, period YYYY-MM, known form.")
+gx_clean_submission_value = gx_check(
+    "clean_submission_value", VALUE,
+    "GX suite clean_submission_value: values ≥ 0 or NULL, elements from the catalogue, one "
+    "value per submission × element.")
+gx_clean_quarantine = gx_check(
+    "clean_quarantine", QUARANTINE,
+    "GX suite clean_quarantine: rule ids from the catalogue, reasons present.")

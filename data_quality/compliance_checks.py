@@ -4,10 +4,10 @@
   lists the facilities still missing.
 - `completeness_above_threshold` / `timeliness_above_threshold`: every kab/kota and puskesmas
   network is **above** `thresholds.completeness_pct` / `timeliness_pct` (WHO DQ Tool defaults
-  90 % / 75 %). A unit *at* the threshold fails, per the WHO tool's `≤ threshold` flag rule
-  (data_quality_anchors.md §0.5, §2.2).
+  90 % / 75 %); a unit *at* the threshold fails, per the WHO tool's `≤ threshold` flag rule
+  (`docs/data_quality_anchors.md` §0 item 5, §2.2).
 
-They are WARN: late reporting by facilities is a finding for the dinkes, not a pipeline failure, so
+WARN: late reporting by facilities is a finding for the dinkes, not a pipeline failure, so the
 downstream assets still run. Logic: `kolab_pipeline.compliance` (SQL on the status table).
 """
 
@@ -16,11 +16,13 @@ import pandas as pd
 
 from kolab_pipeline import compliance
 from kolab_pipeline.orchestration.metadata import md_table
-from kolab_pipeline.orchestration.partitions import monthly_partitions, periods_of
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
+from kolab_pipeline.orchestration.specs import monthly_check
 
 REPORT_STATUS = dg.AssetKey(["compliance", "report_status"])
 MAX_LISTED = 200
+MISSING_COLUMNS = ["period", "kode_faskes", "nama_faskes", "form", "kode_jejaring",
+                   "kode_kabkota", "cutoff_date"]
 
 
 def _md(rows: list[tuple], columns: list[str]) -> dg.MetadataValue:
@@ -35,10 +37,10 @@ def missing_check_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCh
     return dg.AssetCheckResult(
         passed=not rows, severity=dg.AssetCheckSeverity.WARN,
         description=(f"{len(rows)} expected report(s) of {label} not received by the cut-off"
-                     if rows else f"every expected report of {label} arrived by its cut-off (or is not due yet)"),
+                     if rows else f"every expected report of {label} arrived by its cut-off "
+                                  "(or is not due yet)"),
         metadata={"periods": label, "n_missing": len(rows),
-                  "missing_reports": _md(rows, ["period", "kode_faskes", "nama_faskes", "form", "kode_jejaring",
-                                                "kode_kabkota", "cutoff_date"])},
+                  "missing_reports": _md(rows, MISSING_COLUMNS)},
     )
 
 
@@ -46,35 +48,37 @@ def threshold_check_result(warehouse: Warehouse, kolab: KolabHome, periods: list
                            metric: str) -> dg.AssetCheckResult:
     """WARN result listing kab/kota and networks whose `metric` is ≤ its kolab.yaml threshold."""
     thresholds = kolab.settings().config.thresholds
-    threshold = thresholds.completeness_pct if metric == "completeness" else thresholds.timeliness_pct
+    threshold = (thresholds.completeness_pct if metric == "completeness"
+                 else thresholds.timeliness_pct)
     with warehouse.connection() as con:
-        rows = [(p, *r) for p in periods for r in compliance.units_at_or_below(con, p, metric, threshold)]
+        rows = [(p, *r) for p in periods
+                for r in compliance.units_at_or_below(con, p, metric, threshold)]
     label = ", ".join(periods)
+    columns = ["period", "unit_level", "unit_code", "expected", metric, "pct"]
     return dg.AssetCheckResult(
         passed=not rows, severity=dg.AssetCheckSeverity.WARN,
         description=(f"{len(rows)} unit(s) with {metric} ≤ {threshold:g} % in {label}" if rows
-                     else f"every kab/kota and puskesmas network above {threshold:g} % {metric} in {label}"),
-        metadata={"periods": label, "threshold_pct": float(threshold), "n_units_flagged": len(rows),
-                  "units_flagged": _md(rows, ["period", "unit_level", "unit_code", "expected", metric, "pct"])},
+                     else f"every kab/kota and puskesmas network above {threshold:g} % {metric} "
+                          f"in {label}"),
+        metadata={"periods": label, "threshold_pct": float(threshold),
+                  "n_units_flagged": len(rows), "units_flagged": _md(rows, columns)},
     )
 
 
-@dg.asset_check(asset=REPORT_STATUS, partitions_def=monthly_partitions,
-                description="Expected reports still missing after the cut-off (facilities listed).")
-def no_missing_reports_after_cutoff(context: dg.AssetCheckExecutionContext,
-                                    warehouse: Warehouse) -> dg.AssetCheckResult:
-    return missing_check_result(warehouse, periods_of(context))
+no_missing_reports_after_cutoff = monthly_check(
+    REPORT_STATUS, "no_missing_reports_after_cutoff",
+    "Expected reports still missing after the cut-off (facilities listed).",
+    lambda res, periods: missing_check_result(res.warehouse, periods))
 
 
-@dg.asset_check(asset=REPORT_STATUS, partitions_def=monthly_partitions,
-                description="Kab/kota and puskesmas networks with completeness ≤ thresholds.completeness_pct.")
-def completeness_above_threshold(context: dg.AssetCheckExecutionContext, kolab: KolabHome,
-                                 warehouse: Warehouse) -> dg.AssetCheckResult:
-    return threshold_check_result(warehouse, kolab, periods_of(context), "completeness")
+
+def _threshold_check(metric: str) -> dg.AssetChecksDefinition:
+    return monthly_check(
+        REPORT_STATUS, f"{metric}_above_threshold",
+        f"Kab/kota and puskesmas networks with {metric} ≤ thresholds.{metric}_pct.",
+        lambda res, periods: threshold_check_result(res.warehouse, res.kolab, periods, metric),
+        resources=("kolab", "warehouse"))
 
 
-@dg.asset_check(asset=REPORT_STATUS, partitions_def=monthly_partitions,
-                description="Kab/kota and puskesmas networks with timeliness ≤ thresholds.timeliness_pct.")
-def timeliness_above_threshold(context: dg.AssetCheckExecutionContext, kolab: KolabHome,
-                               warehouse: Warehouse) -> dg.AssetCheckResult:
-    return threshold_check_result(warehouse, kolab, periods_of(context), "timeliness")
+completeness_above_threshold = _threshold_check("completeness")
+timeliness_above_threshold = _threshold_check("timeliness")

@@ -1,12 +1,6 @@
-"""Run a GX 1.x suite on a pandas frame and turn the result into a Dagster `AssetCheckResult`.
-
-Verified pattern (GX 1.24, dagster_style.md §5): an *ephemeral* data context (nothing written
-unless asked), a pandas data source with a whole-dataframe batch, progress bars and analytics off.
-When `docs_dir` is given, the validation runs through a checkpoint with an `UpdateDataDocsAction`
-that builds GX Data Docs into that folder (a site added to the ephemeral context — verified to
-work, so no file context is needed); the folder is cleared first so it holds the latest run only.
-
-GX is imported inside the functions (import cost ≈ 3 s; code-location loads must stay fast).
+"""Run a GX 1.x suite on a pandas frame (an ephemeral data context, a whole-dataframe batch) and
+turn the result into a Dagster `AssetCheckResult`; optionally build GX Data Docs into a folder
+(cleared first, so it holds the latest run only). GX is imported inside the functions.
 """
 
 import os
@@ -71,9 +65,11 @@ def validate_frame(df: pd.DataFrame, suite: Any, docs_dir: Path | None = None) -
     ctx.add_data_docs_site(site_name="kolab", site_config={
         "class_name": "SiteBuilder",
         "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
-        "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+        "store_backend": {"class_name": "TupleFilesystemStoreBackend",
+                          "base_directory": str(docs_dir)},
     })
-    vd = ctx.validation_definitions.add(gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
+    vd = ctx.validation_definitions.add(
+        gx.ValidationDefinition(name=name, data=batch_def, suite=suite))
     checkpoint = ctx.checkpoints.add(gx.Checkpoint(
         name=f"{name}_checkpoint", validation_definitions=[vd], result_format=result_format,
         actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["kolab"])]))
@@ -126,7 +122,8 @@ def expectation_rows(result: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def to_check_result(validation: FrameValidation | Any, *, asset_key: Any = None, check_name: str | None = None,
+def to_check_result(validation: FrameValidation | Any, *, asset_key: Any = None,
+                    check_name: str | None = None,
                     severity: dg.AssetCheckSeverity = dg.AssetCheckSeverity.WARN,
                     extra_metadata: dict[str, Any] | None = None) -> dg.AssetCheckResult:
     """A Dagster check result: passed = GX success; metadata = evaluated / failed counts, the
@@ -149,7 +146,8 @@ def to_check_result(validation: FrameValidation | Any, *, asset_key: Any = None,
         "unexpected_total": dg.MetadataValue.int(int(sum(r["unexpected_count"] for r in rows))),
         "rows_validated": dg.MetadataValue.int(len(frame) if frame is not None else
                                                max((r["element_count"] for r in rows), default=0)),
-        "expectations": dg.MetadataValue.md(table.to_markdown(index=False) if len(table) else "_(none)_"),
+        "expectations": dg.MetadataValue.md(
+            table.to_markdown(index=False) if len(table) else "_(none)_"),
     }
     if frame is not None and failing_idx:
         sample = frame.loc[[i for i in failing_idx[:SAMPLE_ROWS] if i in frame.index]]
@@ -162,4 +160,5 @@ def to_check_result(validation: FrameValidation | Any, *, asset_key: Any = None,
         kwargs["asset_key"] = asset_key
     if check_name is not None:
         kwargs["check_name"] = check_name
-    return dg.AssetCheckResult(passed=bool(result.success), severity=severity, metadata=metadata, **kwargs)
+    return dg.AssetCheckResult(passed=bool(result.success), severity=severity, metadata=metadata,
+                               **kwargs)

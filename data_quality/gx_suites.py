@@ -1,19 +1,17 @@
 """Great Expectations suites, defined in code: one function per warehouse table.
 
 Each function returns a fresh `gx.ExpectationSuite` (GX 1.x). Sets that come from data (registry
-codes, catalogue codes, rule ids) are arguments, so a suite validates against the reference loaded
-in the same run rather than a frozen list. GX is imported inside the functions: importing it costs
-seconds, and the Dagster code location must load fast (dagster_style.md §8.9.7).
-
-Suites validate pandas frames pulled from DuckDB (GX cannot use DuckDB through SQLAlchemy yet);
-the exact structural checks on whole tables run in SQL in `clean_checks.py`.
+codes, catalogue codes, rule ids) are arguments, so a suite validates against the reference
+loaded in the same run. GX is imported inside the functions (it takes seconds to import, and the
+Dagster code location must load fast). The exact structural checks run in SQL (`clean_checks.py`).
 """
 
 from collections.abc import Iterable
 from typing import Any
 
+from kolab_pipeline.catalog import FORMS
+
 PERIOD_REGEX = r"^\d{4}-(?:0[1-9]|1[0-2])$"
-FORMS = ["tb", "ptm", "kia", "imun"]
 SOURCE_KINDS = ["file", "sql", "dhis2"]
 
 
@@ -45,14 +43,17 @@ def clean_submission(registry_codes: Iterable[str]) -> Any:
     return gx.ExpectationSuite(name="clean_submission", expectations=[
         gxe.ExpectColumnValuesToNotBeNull(column="submission_id"),
         gxe.ExpectColumnValuesToBeUnique(column="submission_id"),
-        gxe.ExpectCompoundColumnsToBeUnique(column_list=["kode_faskes", "period", "form", "version"]),
+        gxe.ExpectCompoundColumnsToBeUnique(
+            column_list=["kode_faskes", "period", "form", "version"]),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["kode_faskes", "period", "form"],
-                                            row_condition="is_current == True", condition_parser="pandas"),
+                                            row_condition="is_current == True",
+                                            condition_parser="pandas"),
         gxe.ExpectColumnValuesToNotBeNull(column="kode_faskes"),
-        gxe.ExpectColumnValuesToBeInSet(column="kode_faskes", value_set=sorted(set(registry_codes))),
+        gxe.ExpectColumnValuesToBeInSet(column="kode_faskes",
+                                        value_set=sorted(set(registry_codes))),
         gxe.ExpectColumnValuesToNotBeNull(column="period"),
         gxe.ExpectColumnValuesToMatchRegex(column="period", regex=PERIOD_REGEX),
-        gxe.ExpectColumnValuesToBeInSet(column="form", value_set=FORMS),
+        gxe.ExpectColumnValuesToBeInSet(column="form", value_set=list(FORMS)),
         gxe.ExpectColumnValuesToBeBetween(column="version", min_value=1),
         gxe.ExpectColumnValuesToNotBeNull(column="received_at"),
         gxe.ExpectColumnValuesToNotBeNull(column="raw_row_id"),
@@ -66,14 +67,16 @@ def clean_submission_value(element_codes: Iterable[str]) -> Any:
     return gx.ExpectationSuite(name="clean_submission_value", expectations=[
         gxe.ExpectColumnValuesToBeBetween(column="value", min_value=0),
         gxe.ExpectColumnValuesToNotBeNull(column="data_element"),
-        gxe.ExpectColumnValuesToBeInSet(column="data_element", value_set=sorted(set(element_codes))),
+        gxe.ExpectColumnValuesToBeInSet(column="data_element",
+                                        value_set=sorted(set(element_codes))),
         gxe.ExpectCompoundColumnsToBeUnique(column_list=["submission_id", "data_element"]),
         gxe.ExpectColumnValuesToMatchRegex(column="period", regex=PERIOD_REGEX),
     ])
 
 
 def clean_quarantine(rule_ids: Iterable[str]) -> Any:
-    """`clean.quarantine`: every row names a catalogue rule and a readable reason (both languages)."""
+    """`clean.quarantine`: every row names a catalogue rule and a readable reason (both
+    languages)."""
     gx, gxe = _gx()
     return gx.ExpectationSuite(name="clean_quarantine", expectations=[
         gxe.ExpectColumnValuesToNotBeNull(column="rule_id"),

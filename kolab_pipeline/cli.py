@@ -10,6 +10,8 @@ import sys
 from datetime import date
 from pathlib import Path
 
+from kolab_pipeline.calendar import validate_period
+from kolab_pipeline.catalog import FORMS
 from kolab_pipeline.config import Settings, kolab_home
 
 
@@ -21,9 +23,10 @@ def _parse_date(text: str) -> date:
 
 
 def _parse_month(text: str) -> str:
-    if len(text) == 7 and text[4] == "-" and text[:4].isdigit() and text[5:].isdigit() and 1 <= int(text[5:]) <= 12:
-        return text
-    raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)")
+    try:
+        return validate_period(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a month (YYYY-MM)") from None
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,14 +43,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--months", type=int, default=24, help="number of monthly periods")
     p.add_argument("--clean", action="store_true", help="no messy variants or broken files")
     p.add_argument("--fraction", type=float, default=1.0,
-                   help="national scale: keep this share of the kab/kota (benchmark scaling series)")
+                   help="national scale: keep this share of the kab/kota "
+                        "(benchmark scaling series)")
 
     p = sub.add_parser("run", help="materialise every asset for the months present")
     p.add_argument("--month", type=_parse_month, action="append",
                    help="only this month (YYYY-MM); repeatable")
 
     p = sub.add_parser("template", help="write the blank clinic template of a form")
-    p.add_argument("form", choices=["tb", "ptm", "kia", "imun"])
+    p.add_argument("form", choices=list(FORMS))
     p.add_argument("--out", type=Path, default=Path("."), help="output folder")
     return parser
 
@@ -76,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
         print("kolab: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # the one place that turns any failure into a one-line reason
-        print(f"kolab {args.command}: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
+        print(f"kolab {args.command}: {type(exc).__name__}: {exc}".splitlines()[0],
+              file=sys.stderr)
         return 1
     return 0
 

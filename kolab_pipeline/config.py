@@ -1,9 +1,7 @@
-"""Configuration: `KOLAB_HOME`, the paths under it, and `kolab.yaml` merged over shipped defaults.
-
-One place for every tunable rule (due days, thresholds, time zones, sasaran formulas). The shipped
-defaults live in `kolab_pipeline/defaults/kolab.yaml`; a `kolab.yaml` in `KOLAB_HOME` overrides any
-subset of keys. Secrets (database URLs, webhook) are read from the environment only, by the Dagster
-resources (`dg.EnvVar`), and never stored here.
+"""Configuration: `KOLAB_HOME`, the paths under it, and `kolab.yaml` merged over the shipped
+defaults (`kolab_pipeline/defaults/kolab.yaml`): every tunable rule (due days, thresholds, time
+zones, sasaran formulas) in one place. Secrets are read from the environment by the Dagster
+resources, never stored here.
 """
 
 from __future__ import annotations
@@ -43,7 +41,9 @@ class ReportingConfig(BaseModel):
             return datetime.now(UTC)
         if isinstance(self.as_of, datetime):
             return self.as_of if self.as_of.tzinfo else self.as_of.replace(tzinfo=UTC)
-        return datetime.combine(self.as_of, time(23, 59, 59), tzinfo=ZoneInfo("Asia/Jakarta")).astimezone(UTC)
+        end_of_day = datetime.combine(self.as_of, time(23, 59, 59),
+                                      tzinfo=ZoneInfo("Asia/Jakarta"))
+        return end_of_day.astimezone(UTC)
 
 
 class TimezoneConfig(BaseModel):
@@ -62,7 +62,8 @@ class TimezoneConfig(BaseModel):
         (the registry's time-zone CASE), so only these shapes may ever get there."""
         for prov, zone in value.items():
             if not (isinstance(prov, str) and len(prov) == 2 and prov.isdigit()):
-                raise ValueError(f"timezones.by_province: {prov!r} is not a two-digit province code")
+                raise ValueError(
+                    f"timezones.by_province: {prov!r} is not a two-digit province code")
             _check_zone(zone, f"timezones.by_province.{prov}")
         return value
 
@@ -78,7 +79,8 @@ def _check_zone(zone: str, key: str) -> str:
     try:
         ZoneInfo(zone)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"{key}: {zone!r} is not a time zone (IANA name such as Asia/Makassar)") from None
+        raise ValueError(
+            f"{key}: {zone!r} is not a time zone (IANA name such as Asia/Makassar)") from None
     return zone
 
 
@@ -253,7 +255,7 @@ class Paths(BaseModel):
 
 
 class Settings(BaseModel):
-    """Paths plus parsed config: what the pure domain functions take as their one settings argument."""
+    """Paths plus parsed config: the one settings argument of the pure domain functions."""
 
     paths: Paths
     config: KolabConfig

@@ -8,7 +8,7 @@ CSV, so wording can be fixed (or a rule added) without touching code. Columns:
 - `message_id` / `message_en`: the rule in one sentence (Indonesian / English);
 - `detail_id` / `detail_en` (optional): an actionable message template with placeholders
   `{value}` (offending value verbatim), `{column}`, `{kode}` (facility), `{period}`, `{jenis}`
-  (facility type), `{received}` (received local date), filled per row by the clean layer (`kolab_pipeline.clean`);
+  (facility type), `{received}` (received local date), filled per row by the clean layer;
 - `relation` (optional, warnings): `;`-separated consistency relations `lhs<=rhs[+rhs…]` between
   data-element codes, checked on year-to-date sums (V07, V08, V09, V11).
 """
@@ -71,7 +71,8 @@ class Rule:
         """Fill the template in Python (the clean layer does the same in SQL)."""
         text = self.template_id if lang == "id" else self.template_en
         for name in PLACEHOLDERS:
-            text = text.replace("{" + name + "}", "" if values.get(name) is None else str(values[name]))
+            value = values.get(name)
+            text = text.replace("{" + name + "}", "" if value is None else str(value))
         return text
 
 
@@ -82,12 +83,14 @@ def parse_relations(text: str, where: str = "") -> tuple[Relation, ...]:
         if not part:
             continue
         if part.count("<=") != 1:
-            raise RuleCatalogueError(f"{where}: relation {part!r} must have the form lhs<=rhs[+rhs]")
+            raise RuleCatalogueError(
+                f"{where}: relation {part!r} must have the form lhs<=rhs[+rhs]")
         lhs, rhs = (s.strip() for s in part.split("<="))
         terms = tuple(t.strip() for t in rhs.split("+"))
         for code in (lhs, *terms):
             if not _CODE.match(code):
-                raise RuleCatalogueError(f"{where}: {code!r} in relation {part!r} is not a data-element code")
+                raise RuleCatalogueError(
+                    f"{where}: {code!r} in relation {part!r} is not a data-element code")
         out.append(Relation(lhs, terms))
     return tuple(out)
 
@@ -103,20 +106,23 @@ def load_rules(path: Path = RULES_FILE) -> dict[str, Rule]:
         where = f"{path.name}: line {line}"
         rid = (row.get("rule_id") or "").strip()
         if not _RULE_ID.match(rid):
-            raise RuleCatalogueError(f"{where}, column rule_id: {rid!r} is not a rule id (e.g. V06)")
+            raise RuleCatalogueError(
+                f"{where}, column rule_id: {rid!r} is not a rule id (e.g. V06)")
         if rid in rules:
             raise RuleCatalogueError(f"{where}, column rule_id: duplicate rule id {rid}")
         severity = (row.get("severity") or "").strip()
         if severity not in SEVERITIES:
-            raise RuleCatalogueError(f"{where}, column severity: {severity!r} (expected error or warning)")
+            raise RuleCatalogueError(
+                f"{where}, column severity: {severity!r} (expected error or warning)")
         for col in ("message_id", "message_en"):
             if not (row.get(col) or "").strip():
                 raise RuleCatalogueError(f"{where}, column {col}: empty message for {rid}")
         for col in ("detail_id", "detail_en"):
             for name in re.findall(r"\{([^}]*)\}", row.get(col) or ""):
                 if name not in PLACEHOLDERS:
-                    raise RuleCatalogueError(f"{where}, column {col}: unknown placeholder {{{name}}} "
-                                             f"(allowed: {', '.join(PLACEHOLDERS)})")
+                    raise RuleCatalogueError(
+                        f"{where}, column {col}: unknown placeholder {{{name}}} "
+                        f"(allowed: {', '.join(PLACEHOLDERS)})")
         rules[rid] = Rule(
             rule_id=rid, layer=row["layer"].strip(), severity=severity,
             applies_to=row["applies_to"].strip(), message_id=row["message_id"].strip(),
@@ -147,5 +153,6 @@ def rule_ids(severity: str | None = None) -> list[str]:
 def rules_rows() -> list[tuple[str, str, str, str, str, str, str]]:
     """(rule_id, severity, message_id, message_en, template_id, template_en, applies_to) per rule,
     for registering the catalogue as a DuckDB table the SQL joins against."""
-    return [(r.rule_id, r.severity, r.message_id, r.message_en, r.template_id, r.template_en, r.applies_to)
+    return [(r.rule_id, r.severity, r.message_id, r.message_en, r.template_id, r.template_en,
+             r.applies_to)
             for r in rules().values()]

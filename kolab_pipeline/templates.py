@@ -26,7 +26,8 @@ INSTRUCTIONS = (
     "3. periode: bulan laporan dengan format YYYY-MM, misalnya 2025-03 untuk Maret 2025.",
     "4. kode_faskes: kode fasilitas sesuai registri Dinas Kesehatan (puskesmas: kode P…).",
     "5. tanggal_lapor: tanggal laporan diserahkan (YYYY-MM-DD), boleh dikosongkan.",
-    "6. laporan_nihil: isi 1 bila tidak ada kegiatan/kasus bulan ini (laporan nihil), selain itu kosong.",
+    "6. laporan_nihil: isi 1 bila tidak ada kegiatan/kasus bulan ini (laporan nihil), "
+    "selain itu kosong.",
     "7. Angka: bilangan bulat tanpa pemisah ribuan. Isi 0 bila jumlahnya nol;",
     "   kosongkan sel hanya bila data tidak tersedia (kosong berarti tidak dilaporkan, bukan nol).",
     "8. Jangan menambahkan data pasien (NIK, nama pasien, nomor rekam medis): laporan ini agregat.",
@@ -73,7 +74,8 @@ def write_template(form: str, out_dir: Path) -> list[Path]:
         cell.font = Font(italic=True)
         cell.alignment = Alignment(wrap_text=True, vertical="top")
     for j, (code, label) in enumerate(zip(codes, labels, strict=True), start=1):
-        ws.column_dimensions[get_column_letter(j)].width = min(max(len(code), len(label) // 2, 10) + 2, 40)
+        width = min(max(len(code), len(label) // 2, 10) + 2, 40)
+        ws.column_dimensions[get_column_letter(j)].width = width
     ws.row_dimensions[2].height = 45
     ws.freeze_panes = "C3"  # keep the header rows and periode/kode_faskes in view
 

@@ -1,12 +1,10 @@
-"""The DuckDB warehouse: table contract, connections, and idempotent writes.
+"""The DuckDB warehouse: the table contract, connections, idempotent writes and staging.
 
-The contract (every table, its grain, its columns) is the data file `catalog/tables.yaml`; this
-module creates the tables from it, so a column exists in exactly one place. Schemas are the
-layers (`reference`, `raw`, `clean`, `compliance`, `indicators`, `evaluation`) and match the Dagster
-asset key prefixes and groups.
-
-DuckDB allows one writer process at a time. `connect()` turns the lock error into a one-line
-message that says which file is busy and what to do, instead of a traceback.
+The contract (every table, its grain, its columns) is the data file `catalog/tables.yaml`; the
+tables are created from it, so a column exists in exactly one place. Schemas are the layers
+(`reference`, `raw`, `clean`, `compliance`, `indicators`, `evaluation`), which are also the
+Dagster asset key prefixes and groups. DuckDB allows one writer process at a time: `connect()`
+says which file is busy instead of raising a traceback.
 """
 
 from __future__ import annotations
@@ -79,7 +77,8 @@ def table(key: str) -> Table:
 
 
 def ident(name: str) -> str:
-    """Validate an SQL identifier built from data (column names, element codes) — never quote user text into SQL."""
+    """Validate an SQL identifier built from data (column names, element codes): user text is
+    never quoted into SQL."""
     if not _IDENT.match(name):
         raise ValueError(f"{name!r} is not a safe SQL identifier")
     return name
@@ -90,17 +89,10 @@ class WarehouseBusyError(RuntimeError):
 
 
 def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """Open the warehouse file (creating its folder), with replacement scans off.
-
-    Replacement scans are off so that a typo'd table name fails instead of silently reading a
-    same-named Python variable (dagster_style.md §8.9.4). Memory is capped (`KOLAB_DUCKDB_MEMORY`,
-    default 1GB) so that large joins spill to `<warehouse>.tmp/` instead of growing the process:
-    a national run must fit a 2-core, small-memory district server. 1GB, not more, because
-    `kolab run` is one process: Dagster, GX and pandas hold 0.5–0.8 GB beside DuckDB, and the
-    national `kolab run` peaked at 2.49 GB with a 1.5GB cap (1.74 GB with 1GB + `release_memory`;
-    benchmarks/README.md). Insertion order is not preserved (every query that needs an order says
-    ORDER BY), which lets DuckDB stream.
-    """
+    """Open the warehouse file (creating its folder): replacement scans off (a typo'd table name
+    fails instead of reading a same-named Python variable), memory capped at
+    `KOLAB_DUCKDB_MEMORY` (default 1GB; large joins spill to `<warehouse>.tmp/`), insertion order
+    not preserved (queries that need an order say ORDER BY)."""
     path = Path(path)
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -124,13 +116,9 @@ def connect(path: Path | str, read_only: bool = False) -> duckdb.DuckDBPyConnect
 
 
 def release_memory() -> None:
-    """Hand freed heap back to the operating system after a step closed its connection.
-
-    `kolab run` executes every step in one process (in-process executor). Without this, glibc
-    keeps the pages that pandas frames and DuckDB result sets freed, and the process's resident
-    size between steps crept from 0.3 to ~0.8 GB at national scale — memory the next step's
-    DuckDB cap then came on top of. `malloc_trim` exists only in glibc; elsewhere this is a no-op.
-    """
+    """Hand freed heap back to the operating system after a step closed its connection
+    (`kolab run` executes every step in one process). `malloc_trim` exists only in glibc;
+    elsewhere this is a no-op."""
     gc.collect()
     with suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6").malloc_trim(0)
@@ -188,7 +176,8 @@ def replace_rows(con: duckdb.DuckDBPyConnection, key: str, select_sql: str,
         f"SELECT * FROM ({select_sql}) AS probe LIMIT 0", select_params).description]
     extra = [c for c in produced if c not in t.column_names]
     if extra:
-        raise ValueError(f"{key}: the query returns columns not in the contract: {', '.join(extra)}")
+        raise ValueError(
+            f"{key}: the query returns columns not in the contract: {', '.join(extra)}")
     cols = ", ".join(produced)
     with transaction(con):
         con.execute(f"DELETE FROM {t.qualified} WHERE {where}", where_params)

@@ -1,12 +1,9 @@
 """Failure alerts: a failed run, or a failed asset check, becomes one line in
 `KOLAB_HOME/alerts.log` and (when `KOLAB_ALERT_WEBHOOK_URL` is set) a JSON POST to that webhook.
 
-The line names the job, the month (partition) and the failing step or check with its message —
-the asset's own error text, which names the file/facility/column when the layer's error does.
-The webhook URL is a secret: it is never logged, and a failed POST is reported without it.
-
-Both sensors need the daemon (`dagster-daemon run`, or `dagster dev`); they start STOPPED unless
-`KOLAB_AUTOMATION=on` (kolab_pipeline/orchestration/jobs.py).
+The line names the job, the month (partition) and the failing step or check with its message.
+The webhook URL is a secret: never logged, and a failed POST is reported without it. Both sensors
+need the daemon and start STOPPED unless `KOLAB_AUTOMATION=on`.
 """
 
 from datetime import UTC, datetime
@@ -14,29 +11,14 @@ from pathlib import Path
 
 import dagster as dg
 import requests
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    PARTITION_NAME_TAG,
-)
 
 from kolab_pipeline.orchestration.jobs import default_sensor_status
+from kolab_pipeline.orchestration.partitions import month_of_tags
 from kolab_pipeline.orchestration.resources import Alerts
 
 WEBHOOK_TIMEOUT_S = 10
 CHECK_BATCH = 200
 FINISHED = [dg.DagsterRunStatus.SUCCESS, dg.DagsterRunStatus.FAILURE]
-
-
-def month_of_tags(tags: dict[str, str]) -> str:
-    """`2025-03`, a range `2025-01..2025-06`, or `-` for an unpartitioned run."""
-    if PARTITION_NAME_TAG in tags:
-        return tags[PARTITION_NAME_TAG][:7]
-    start, end = tags.get(ASSET_PARTITION_RANGE_START_TAG), tags.get(ASSET_PARTITION_RANGE_END_TAG)
-    if start and end:
-        return start[:7] if start == end else f"{start[:7]}..{end[:7]}"
-    return "-"
 
 
 def _one_line(text: str | None, limit: int = 500) -> str:
@@ -127,7 +109,8 @@ def check_failure_lines(instance: dg.DagsterInstance, after: float | None,
             continue
         last = stamp
         run = rec.dagster_run
-        conn = instance.get_records_for_run(run.run_id, of_type=DagsterEventType.ASSET_CHECK_EVALUATION)
+        conn = instance.get_records_for_run(
+            run.run_id, of_type=dg.DagsterEventType.ASSET_CHECK_EVALUATION)
         for record in conn.records:
             event = record.event_log_entry.dagster_event
             ev = event.asset_check_evaluation_data if event else None
@@ -135,11 +118,13 @@ def check_failure_lines(instance: dg.DagsterInstance, after: float | None,
                 continue
             month = ev.partition[:7] if ev.partition else month_of_tags(dict(run.tags))
             message = ev.description or "; ".join(
-                f"{k}={getattr(v, 'value', v)}" for k, v in list(ev.metadata.items())[:5]) or "check failed"
+                f"{k}={getattr(v, 'value', v)}" for k, v in list(ev.metadata.items())[:5]
+            ) or "check failed"
             where = (f"check={ev.asset_key.to_user_string()}:{ev.check_name} "
                      f"severity={ev.severity.value}{' blocking' if ev.blocking else ''}")
+            at = datetime.fromtimestamp(record.event_log_entry.timestamp, UTC)
             lines.append(format_alert("CHECK_FAILURE", run.job_name, month, where, message,
-                                      at=datetime.fromtimestamp(record.event_log_entry.timestamp, UTC)))
+                                      at=at))
     return lines, last
 
 

@@ -1,15 +1,8 @@
-"""Reporting deadline sensor: recompute compliance for a month once its cut-off has passed.
-
-The monthly schedule already runs compliance (with indicators and evaluation) on the day after
-the due dates; what it does not cover is the cut-off (last day of M + cutoff_months), after which
-unreceived reports of M become `missing`. The rule lives in `kolab_pipeline.calendar`
-(`deadline_requests`), evaluated on the local date in `timezones.default`.
-Each (month, phase) is requested once: the run_key is `compliance:<YYYY-MM>:<phase>` (Dagster
-skips a run_key it has already launched) and the cursor records what was requested, so a restart
-does not repeat it. Only the latest month per phase is considered, so switching the sensor on after
-months of inactivity does not launch a backfill of the whole history (use a backfill for that).
-Stopped by default (running only with KOLAB_AUTOMATION=on, `jobs.default_sensor_status`): switch it
-on in the UI once landing and cleaning run on a schedule.
+"""Reporting deadline sensor: requests `compliance_job` for a month once its cut-off has passed
+(unreceived reports of that month become `missing`). Which month and when:
+`kolab_pipeline.calendar.deadline_requests`, on the local date of `timezones.default`. Each
+(month, phase) is requested once (run_key `compliance:<YYYY-MM>:<phase>`, and the cursor records
+it). Stopped unless `KOLAB_AUTOMATION=on`.
 """
 
 import json
@@ -18,10 +11,9 @@ from zoneinfo import ZoneInfo
 
 import dagster as dg
 
-from assets.compliance import compliance_job
 from kolab_pipeline import calendar
 from kolab_pipeline.config import Settings
-from kolab_pipeline.orchestration.jobs import default_sensor_status
+from kolab_pipeline.orchestration.jobs import compliance_job, default_sensor_status
 from kolab_pipeline.orchestration.partitions import period_to_key
 from kolab_pipeline.orchestration.resources import KolabHome
 
@@ -30,9 +22,12 @@ def local_today(tz: str, now: datetime | None = None) -> date:
     return (now or datetime.now(UTC)).astimezone(ZoneInfo(tz)).date()
 
 
-def plan_runs(settings: Settings, today: date, cursor: str | None) -> tuple[list[dg.RunRequest], str]:
+def plan_runs(settings: Settings, today: date,
+              cursor: str | None) -> tuple[list[dg.RunRequest], str]:
     """Run requests for the (month, phase) pairs whose deadline passed by local date `today` and
-    that the cursor has not requested yet; returns them with the new cursor (JSON phase → month)."""
+    that the cursor has not requested yet; returns them with the new cursor (JSON phase → month).
+    Only the latest month per phase is considered, so switching the sensor on after months off
+    does not launch a backfill of the whole history."""
     requested: dict[str, str] = json.loads(cursor) if cursor else {}
     start = settings.config.partitions.start
     runs = []
@@ -41,8 +36,9 @@ def plan_runs(settings: Settings, today: date, cursor: str | None) -> tuple[list
             continue  # already requested this month (or a later one) for this phase
         if start is not None and req.period < start.strftime("%Y-%m"):
             continue  # before the first partition
-        runs.append(dg.RunRequest(run_key=req.run_key, partition_key=period_to_key(req.period),
-                                  tags={"kolab/deadline_phase": req.phase, "kolab/period": req.period}))
+        runs.append(dg.RunRequest(
+            run_key=req.run_key, partition_key=period_to_key(req.period),
+            tags={"kolab/deadline_phase": req.phase, "kolab/period": req.period}))
         requested[req.phase] = req.period
     return runs, json.dumps(requested, sort_keys=True)
 
@@ -51,11 +47,13 @@ def plan_runs(settings: Settings, today: date, cursor: str | None) -> tuple[list
            minimum_interval_seconds=3600,
            description="Requests the compliance assets for a month again after its cut-off "
                        "(unreceived reports become missing), once per month.")
-def reporting_deadline_sensor(context: dg.SensorEvaluationContext, kolab: KolabHome) -> dg.SensorResult:
+def reporting_deadline_sensor(context: dg.SensorEvaluationContext,
+                              kolab: KolabHome) -> dg.SensorResult:
     settings = kolab.settings()
     tz = settings.config.timezones.default
     today = local_today(tz)
     runs, cursor = plan_runs(settings, today, context.cursor)
     if not runs:
-        return dg.SensorResult(skip_reason=f"no new deadline passed as of {today} ({tz})", cursor=cursor)
+        return dg.SensorResult(skip_reason=f"no new deadline passed as of {today} ({tz})",
+                               cursor=cursor)
     return dg.SensorResult(run_requests=runs, cursor=cursor)

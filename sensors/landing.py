@@ -1,11 +1,8 @@
-"""Landing-folder sensor: run the ingest job when files are added to or changed in `landing/`.
+"""Landing-folder sensor: requests `ingest_job` when files are added to or changed in `landing/`.
 
-The cursor is the JSON listing `{relative path: [size, mtime_ns]}` of the last evaluation. A new or
-changed entry (a deleted file alone needs no ingestion) requests `ingest_job` with a `run_key`
-derived from the whole listing, so the same listing never launches two runs, even if the cursor is
-lost. A file still being copied changes size/mtime between ticks and simply triggers the next
-run; ingestion itself is idempotent (content already ingested is skipped). Stopped by default
-(`KOLAB_AUTOMATION=on` starts it, see kolab_pipeline/orchestration/jobs.py).
+The cursor is the listing `{relative path: [size, mtime_ns]}` of the last tick; the run_key is a
+hash of the whole listing, so the same listing never launches two runs. Stopped unless
+`KOLAB_AUTOMATION=on`.
 """
 
 import hashlib
@@ -20,7 +17,8 @@ from kolab_pipeline.orchestration.resources import KolabHome
 
 
 def landing_listing(landing: Path) -> dict[str, list[int]]:
-    """{path relative to landing: [size, mtime_ns]} of every file (symlinks listed, not followed)."""
+    """{path relative to landing: [size, mtime_ns]} of every file (symlinks listed, not
+    followed)."""
     out: dict[str, list[int]] = {}
     if not landing.exists():
         return out
@@ -37,8 +35,10 @@ def listing_key(listing: dict[str, list[int]]) -> str:
 
 
 @dg.sensor(job=ingest_job, default_status=default_sensor_status(), minimum_interval_seconds=60,
-           description="Requests ingest_job when files are added to or changed in KOLAB_HOME/landing.")
-def landing_folder_sensor(context: dg.SensorEvaluationContext, kolab: KolabHome) -> dg.SensorResult:
+           description="Requests ingest_job when files are added to or changed in "
+                       "KOLAB_HOME/landing.")
+def landing_folder_sensor(context: dg.SensorEvaluationContext,
+                          kolab: KolabHome) -> dg.SensorResult:
     listing = landing_listing(kolab.settings().paths.landing)
     previous: dict[str, list[int]] = json.loads(context.cursor) if context.cursor else {}
     changed = sorted(p for p, stat in listing.items() if previous.get(p) != stat)
@@ -49,7 +49,7 @@ def landing_folder_sensor(context: dg.SensorEvaluationContext, kolab: KolabHome)
     key = listing_key(listing)
     context.log.info(f"{len(changed)} new/changed file(s) in landing/, e.g. {changed[:3]}")
     return dg.SensorResult(
-        run_requests=[dg.RunRequest(run_key=f"landing:{key}",
-                                    tags={"kolab/trigger": "landing", "kolab/changed_files": str(len(changed))})],
+        run_requests=[dg.RunRequest(run_key=f"landing:{key}", tags={
+            "kolab/trigger": "landing", "kolab/changed_files": str(len(changed))})],
         cursor=cursor,
     )

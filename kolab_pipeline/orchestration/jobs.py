@@ -1,28 +1,12 @@
-"""Jobs, the monthly schedule, and the wiring-time policies of the orchestration layer.
+"""Jobs and the monthly schedule, each job selecting its assets by group (group = key prefix =
+DuckDB schema), plus the wiring-time policies `definitions.py` applies to every layer's assets:
+the YTD self-dependency and the evaluation freshness policy.
 
-The card has no schedules folder: schedules live next to the jobs they run. Everything here
-selects assets **by group** (group = key prefix = DuckDB schema), so a layer can add assets
-without touching this module.
-
-- `ingest_job`: the unpartitioned layers (reference, raw, clean). Retries transient I/O.
-- `monthly_job`: the month-partitioned layers (compliance, indicators, evaluation). A backfill of
-  a range runs as *one* run (the assets declare `BackfillPolicy.single_run()`).
-- `monthly_job_schedule`: the day after the puskesmas → dinkes deadline (+ grace), 06:00 WIB,
-  for the previous month.
-- Off by default (`make demo`, tests); `KOLAB_AUTOMATION=on` starts schedules and the alert
-  sensors as RUNNING when the daemon first sees them (production, see deploy/README.md).
-
-Wiring-time policies applied by `apply_orchestration_policies()` (called from definitions.py, so
-asset modules owned by other layers stay untouched):
-
-- **YTD self-dependency.** A monthly table that stores year-to-date rows (its contract has a
-  `period_type` column) reads the months before it. Each such asset declares a dependency on its
-  own previous month (`TimeWindowPartitionMapping(-1, -1)`): the UI then draws the edge, a
-  backfill orders the months (or keeps them in one run), and re-materialising March alone marks
-  April as stale ("has a new dependency materialization"). `kolab run --month` goes further and
-  re-runs the later months of the same year itself (runner.py).
-- **Freshness.** The evaluation assets carry a cron freshness policy: the month's evaluation must
-  be refreshed between the 1st and noon (WIB) of the day after the reporting deadline.
+- `ingest_job`: reference, raw, clean (unpartitioned); retries transient I/O.
+- `monthly_job`: compliance, indicators, evaluation for a month or a range (one run).
+- `compliance_job`: compliance and the follow-up list that reads it (the deadline sensor's job).
+- `monthly_job_schedule`: the previous month, on `calendar.schedule_day` at 06:00 WIB.
+Schedules and sensors start STOPPED unless `KOLAB_AUTOMATION=on`.
 """
 
 from __future__ import annotations
@@ -43,12 +27,17 @@ from kolab_pipeline.warehouse import tables
 
 INGEST_GROUPS = ("reference", "raw", "clean")
 MONTHLY_GROUPS = ("compliance", "indicators", "evaluation")
+COMPLIANCE_GROUPS = ("compliance",)
 FRESHNESS_GROUPS = ("evaluation",)
+# The follow-up list reads the statuses: a recompute after a cut-off refreshes it too.
+FOLLOWUP = dg.AssetKey(["evaluation", "followup"])
 
 # Unpartitioned layers: reference data, raw ingestion and the clean layer.
 INGEST_SELECTION = dg.AssetSelection.groups(*INGEST_GROUPS)
 # Month-partitioned layers.
 MONTHLY_SELECTION = dg.AssetSelection.groups(*MONTHLY_GROUPS)
+COMPLIANCE_SELECTION = (dg.AssetSelection.groups(*COMPLIANCE_GROUPS)
+                        | dg.AssetSelection.assets(FOLLOWUP))
 
 SCHEDULE_TIMEZONE = "Asia/Jakarta"
 SCHEDULE_HOUR = 6
@@ -78,7 +67,8 @@ def default_sensor_status() -> dg.DefaultSensorStatus:
 
 ingest_job = dg.define_asset_job(
     "ingest_job", selection=INGEST_SELECTION,
-    description="Load reference data, ingest new landing files and SQL/DHIS2 submissions, clean them.",
+    description="Load reference data, ingest new landing files and SQL/DHIS2 submissions, "
+                "clean them.",
     op_retry_policy=TRANSIENT_IO_RETRY,
 )
 
@@ -86,6 +76,12 @@ monthly_job = dg.define_asset_job(
     "monthly_job", selection=MONTHLY_SELECTION, partitions_def=monthly_partitions,
     description="Compliance, indicators and evaluation for one month (or a range, as one run).",
     op_retry_policy=TRANSIENT_IO_RETRY,
+)
+
+compliance_job = dg.define_asset_job(
+    "compliance_job", selection=COMPLIANCE_SELECTION, partitions_def=monthly_partitions,
+    description="Expected reports, report status, reporting rates and the follow-up list for one "
+                "month (run by the reporting deadline sensor after the cut-off).",
 )
 
 
@@ -120,7 +116,7 @@ def build_monthly_schedule(settings: Settings | None = None) -> dg.ScheduleDefin
 
 
 def build_jobs_and_schedules(settings: Settings | None = None) -> tuple[list, list]:
-    return [ingest_job, monthly_job], [build_monthly_schedule(settings)]
+    return [ingest_job, monthly_job, compliance_job], [build_monthly_schedule(settings)]
 
 
 # --- wiring-time policies --------------------------------------------------------------------

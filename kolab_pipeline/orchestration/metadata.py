@@ -1,6 +1,7 @@
-"""Helpers every asset module uses: column-schema metadata from the table contract, row counts
-and markdown previews, so each asset shows the same things in the Dagster UI."""
+"""Metadata every asset and check shows the same way in the Dagster UI: grain and column schema
+from the table contract, row counts, previews and markdown tables."""
 
+from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
@@ -9,7 +10,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from kolab_pipeline.warehouse import table
+from kolab_pipeline.warehouse import Params, bind, table
 
 OWNERS = ["team:data-dinkes"]
 
@@ -47,14 +48,22 @@ def md_table(df: pd.DataFrame, empty: str = "_(none)_", max_rows: int | None = N
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",
-                   params: Sequence[object] = (), preview_rows: int = 5) -> dict[str, Any]:
+                   params: Params = (), preview_rows: int = 5) -> dict[str, Any]:
     """Runtime metadata: row count (of the rows this run wrote, per `where`) and a preview."""
     t = table(key)
-    n = con.execute(f"SELECT count(*) FROM {t.qualified} WHERE {where}", list(params)).fetchone()[0]
+    n = con.execute(f"SELECT count(*) FROM {t.qualified} WHERE {where}",
+                    bind(where, params)).fetchone()[0]
     preview = con.execute(
-        f"SELECT * FROM {t.qualified} WHERE {where} LIMIT {int(preview_rows)}", list(params)
-    ).df()
+        f"SELECT * FROM {t.qualified} WHERE {where} LIMIT {int(preview_rows)}",
+        bind(where, params)).df()
     return {
         "dagster/row_count": dg.MetadataValue.int(int(n)),
         "preview": md_table(preview, empty="_(no rows)_"),
     }
+
+
+def period_metadata(con: duckdb.DuckDBPyConnection, key: str, periods: Sequence[object],
+                    column: str = "period") -> dict[str, Any]:
+    """`table_metadata` of the rows of `periods` (months, or years with `column="tahun"`)."""
+    return table_metadata(con, key, f"list_contains($periods, {column})",
+                          {"periods": list(periods)})

@@ -28,7 +28,7 @@ class KolabHome(dg.ConfigurableResource):
 class Warehouse(dg.ConfigurableResource):
     """The embedded DuckDB warehouse file (`KOLAB_HOME/kolab.duckdb`).
 
-    One writer at a time: assets that write it share the `duckdb_writer` pool (see jobs.py), and a
+    One writer at a time: assets that write it share the `duckdb_writer` pool (specs.py), and a
     lock held by another process is reported in one line (`WarehouseBusyError`).
     """
 
@@ -78,7 +78,8 @@ def build_resources(settings: Settings | None = None) -> dict[str, dg.Configurab
         "kolab": KolabHome(home=str(paths.home)),
         "warehouse": Warehouse(database=str(paths.warehouse)),
         "source_db": SourceDatabase(url=_env("KOLAB_SOURCE_DB_URL"),
-                                    table=os.environ.get("KOLAB_SOURCE_DB_TABLE", "laporan_bulanan")),
+                                    table=os.environ.get("KOLAB_SOURCE_DB_TABLE",
+                                                         "laporan_bulanan")),
         "pg_warehouse": PostgresWarehouse(url=_env("KOLAB_WAREHOUSE_URL")),
         "alerts": Alerts(log_path=str(paths.alerts), webhook_url=_env("KOLAB_ALERT_WEBHOOK_URL")),
     }

@@ -1,33 +1,10 @@
-"""`kolab run`: materialise every asset in-process, on a persistent Dagster instance.
+"""`kolab run`: materialise every asset in-process, on the persistent Dagster instance in
+`KOLAB_HOME/.dagster` (the one `make ui` shows).
 
-Two runs, both with the in-process executor (one process, so DuckDB's single writer is never
-contended from inside a run):
-
-1. `ingest_job` — the unpartitioned groups (reference, raw, clean);
-2. `monthly_job` — the monthly groups over the months present (`clean.submission` ∩ the
-   partition keys, or `--month`) as **one** run over a partition range (the monthly assets have
-   `BackfillPolicy.single_run()`; the range is passed as the `dagster/asset_partition_range_*`
-   tags, which is what a single-run UI backfill does).
-
-YTD follow-through: `--month 2025-03` also re-runs the later months of 2025 that have data,
-because their year-to-date rows include March (see jobs.py for the declared self-dependency).
-
-The instance lives in `KOLAB_HOME/.dagster` (`make ui` points `DAGSTER_HOME` there), so the runs
-show up in the UI. Its `dagster.yaml` limits the `duckdb_writer` pool to one step at a time, so
-`kolab run` next to a UI-launched run waits ("waiting for the duckdb_writer pool") instead of
-crashing on the DuckDB lock.
-
-Progress lines are read from the run's event log by a small polling thread while the run
-executes; the function returns the summary text and raises `PipelineFailed` (one line) on failure.
-
-Crash recovery: every run is tagged with the process that executes it (`kolab/pid`, `kolab/host`,
-`kolab/proc_start`). A `kolab run` killed with SIGKILL (or by the OOM killer, a power cut) leaves
-its Dagster run `STARTED` with its `duckdb_writer` pool slot claimed, and the next run would wait
-for that slot forever. `release_dead_runs()` — called before every `kolab run` — marks such runs
-failed and frees their slots, when their process is provably gone (same host, pid not alive or
-reused by another process). The warehouse itself needs nothing: DuckDB replays its WAL, each
-write is one transaction, and every asset replaces its rows (delete-then-insert), so re-running
-the interrupted months gives exactly the tables of an uninterrupted run.
+Two runs with the in-process executor: `ingest_job`, then `monthly_job` over the months present
+(or `--month`, plus the later months of the same year, whose YTD rows include it) as one run over
+a partition range. Progress lines come from the run's event log; a failure raises
+`PipelineFailed` with one line. `release_dead_runs` frees what a killed `kolab run` left behind.
 """
 
 from __future__ import annotations
@@ -37,21 +14,16 @@ import os
 import socket
 import threading
 import time
+import uuid
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
-from dagster._core.events import DagsterEventType
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
-from dagster._core.utils import make_new_run_id
 
 from kolab_pipeline.config import Settings
-from kolab_pipeline.orchestration.partitions import DOCUMENTS_TAG, key_to_period, period_to_key
+from kolab_pipeline.orchestration.partitions import DOCUMENTS_TAG, key_to_period, range_tags
 from kolab_pipeline.warehouse import WarehouseBusyError, connect, tables
 
 DAGSTER_DIR = ".dagster"
@@ -61,11 +33,11 @@ POOL = "duckdb_writer"
 # pools.default_limit: 1 → every pool, `duckdb_writer` included, runs one step at a time across
 # all runs of this instance; granularity op → the limit is enforced per step, also in-process.
 LOCAL_INSTANCE_YAML = """\
-# Written by `kolab run` (kolab_pipeline/orchestration/runner.py); used by `make ui` too (DAGSTER_HOME).
+# Written by `kolab run` (kolab_pipeline/orchestration/runner.py); used by `make ui` too.
 # Production uses deploy/dagster.yaml (PostgreSQL) instead.
 concurrency:
   pools:
-    default_limit: 1        # duckdb_writer: one warehouse-writing step at a time (DuckDB = 1 writer)
+    default_limit: 1        # duckdb_writer: one writing step at a time (DuckDB = 1 writer)
     granularity: op
 telemetry:
   enabled: false
@@ -82,10 +54,10 @@ SUMMARY_TABLES = (
 # The progress lines replace Dagster's console log (the event log keeps everything for the UI).
 QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
+EventType = dg.DagsterEventType
 _WATCHED = {
-    DagsterEventType.STEP_START, DagsterEventType.ASSET_MATERIALIZATION,
-    DagsterEventType.ASSET_CHECK_EVALUATION, DagsterEventType.STEP_FAILURE,
-    DagsterEventType.STEP_UP_FOR_RETRY, DagsterEventType.ENGINE_EVENT,
+    EventType.STEP_START, EventType.ASSET_MATERIALIZATION, EventType.ASSET_CHECK_EVALUATION,
+    EventType.STEP_FAILURE, EventType.STEP_UP_FOR_RETRY, EventType.ENGINE_EVENT,
 }
 
 
@@ -178,9 +150,9 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
     count of the whole range), so with `seen` only the first month's event prints a line.
     """
     t = event.event_type
-    if t == DagsterEventType.STEP_START:
+    if t == EventType.STEP_START:
         return f"  ▶ {event.step_key} started"
-    if t == DagsterEventType.ASSET_MATERIALIZATION:
+    if t == EventType.ASSET_MATERIALIZATION:
         m = event.step_materialization_data.materialization
         key = m.asset_key.to_user_string()
         if m.partition and seen is not None:
@@ -190,18 +162,20 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
             return f"  ✓ {key} [months of this run]{_row_count(m)}"
         part = f" [{key_to_period(m.partition)}]" if m.partition else ""
         return f"  ✓ {key}{part}{_row_count(m)}"
-    if t == DagsterEventType.ASSET_CHECK_EVALUATION:
+    if t == EventType.ASSET_CHECK_EVALUATION:
         ev = event.asset_check_evaluation_data
         if ev.passed:
             return None
         part = f" [{key_to_period(ev.partition)}]" if ev.partition else ""
         return (f"  ✗ check {ev.asset_key.to_user_string()}:{ev.check_name}{part} failed "
                 f"({ev.severity.value}){': ' + ev.description if ev.description else ''}")
-    if t == DagsterEventType.STEP_FAILURE:
-        return f"  ✗ {event.step_key} failed: {_root_cause(event.step_failure_data.error, event.message)}"
-    if t == DagsterEventType.STEP_UP_FOR_RETRY:
+    if t == EventType.STEP_FAILURE:
+        cause = _root_cause(event.step_failure_data.error, event.message)
+        return f"  ✗ {event.step_key} failed: {cause}"
+    if t == EventType.STEP_UP_FOR_RETRY:
         return f"  ↻ {event.step_key} will be retried (transient error)"
-    if t == DagsterEventType.ENGINE_EVENT and (event.message or "").startswith("Step blocked by limit for pool"):
+    if t == EventType.ENGINE_EVENT and (event.message or "").startswith(
+            "Step blocked by limit for pool"):
         return (f"  … {event.step_key} waiting for the {POOL} pool "
                 "(another run is writing the warehouse)")
     return None
@@ -285,7 +259,8 @@ def _process_gone(tags: dict[str, str]) -> bool:
     return bool(started) and _proc_start(pid) not in ("", started)
 
 
-def release_dead_runs(instance: dg.DagsterInstance, emit: Callable[[str], None] = print) -> list[str]:
+def release_dead_runs(instance: dg.DagsterInstance,
+                      emit: Callable[[str], None] = print) -> list[str]:
     """Mark the in-progress runs of dead `kolab run` processes failed and free their pool slots.
 
     Also frees slots still claimed by runs that already ended (nothing can release them later).
@@ -332,7 +307,8 @@ def _root_cause(error: object | None, fallback: str | None) -> str:
 
 
 def failure_reason(result: dg.ExecuteInProcessResult, label: str) -> str:
-    """One line: the job, its months and the first failing step (or blocking check) with its message."""
+    """One line: the job, its months and the first failing step (or blocking check) with its
+    message."""
     failed_checks = [e for e in result.get_asset_check_evaluations() if not e.passed]
     for event in result.get_step_failure_events():
         msg = _root_cause(event.step_failure_data.error if event.step_failure_data else None,
@@ -350,7 +326,7 @@ def failure_reason(result: dg.ExecuteInProcessResult, label: str) -> str:
 def _execute(job: dg.JobDefinition, instance: dg.DagsterInstance, label: str,
              emit: Callable[[str], None], tags: dict[str, str] | None = None,
              partition_key: str | None = None) -> dg.ExecuteInProcessResult:
-    run_id = make_new_run_id()
+    run_id = str(uuid.uuid4())  # what Dagster's own run ids are
     emit(f"{label}: run {run_id[:8]}")
     start = time.monotonic()
     with _progress(instance, run_id, emit):
@@ -401,7 +377,8 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
     emit(f"kolab run: KOLAB_HOME={settings.paths.home}, Dagster instance {instance.root_directory}")
     release_dead_runs(instance, emit)
     try:
-        _execute(defs.resolve_job_def("ingest_job"), instance, "ingest_job (reference, raw, clean)", emit)
+        _execute(defs.resolve_job_def("ingest_job"), instance,
+                 "ingest_job (reference, raw, clean)", emit)
 
         monthly = defs.resolve_job_def("monthly_job")
         keys = monthly.partitions_def.get_partition_keys() if monthly.partitions_def else []
@@ -419,8 +396,7 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
         else:
             first, last = plan.range
             label = f"monthly_job ({first}..{last})" if first != last else f"monthly_job ({first})"
-            tags = {ASSET_PARTITION_RANGE_START_TAG: period_to_key(first),
-                    ASSET_PARTITION_RANGE_END_TAG: period_to_key(last)}
+            tags = range_tags(first, last)
             if months:  # documents for the months asked for, not for the YTD follow-ups
                 tags[DOCUMENTS_TAG] = ",".join(plan.months)
             _execute(monthly, instance, label, emit, tags=tags)

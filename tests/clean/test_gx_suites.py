@@ -1,5 +1,6 @@
-"""Great Expectations suites (data_quality/gx_suites.py) and the runner (data_quality/gx_runner.py):
-each suite on a clean frame and on a frame with issues (each bad row commented with what it breaks)."""
+"""Great Expectations suites (data_quality/gx_suites.py) and the runner
+(data_quality/gx_runner.py): each suite on a clean frame and on a frame with issues (each bad row
+commented with what it breaks)."""
 
 from __future__ import annotations
 
@@ -24,9 +25,11 @@ def failed(validation: gx_runner.FrameValidation) -> dict[tuple[str, str], int]:
 
 def test_importing_the_data_quality_modules_does_not_import_gx() -> None:
     # a fresh interpreter: this session has imported GX already
-    code = ("import sys, data_quality.clean_checks, data_quality.gx_runner, data_quality.gx_suites, assets.clean; "
+    code = ("import sys, data_quality.clean_checks, data_quality.gx_runner, "
+            "data_quality.gx_suites, assets.clean; "
             "sys.exit(1 if 'great_expectations' in sys.modules else 0)")
-    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2], capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parents[2],
+                          capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
 
 
@@ -82,7 +85,8 @@ def values() -> pd.DataFrame:
     return pd.DataFrame({
         "submission_id": ["s2", "s2", "s3"], "kode_faskes": ["KP1", "KP1", "P1"],
         "period": ["2025-03", "2025-03", "2025-12"], "form": ["kia", "kia", "tb"],
-        "data_element": ["kia_k1", "kia_k4", "tb_skrining"], "value": pd.array([12, None, 0], dtype="Int64"),
+        "data_element": ["kia_k1", "kia_k4", "tb_skrining"],
+        "value": pd.array([12, None, 0], dtype="Int64"),
     })
 
 
@@ -128,18 +132,22 @@ def test_clean_quarantine_suite() -> None:
 def test_to_check_result_metadata_and_data_docs(tmp_path: Path) -> None:
     bad = raw_rows()
     bad.loc[2, "row_number"] = -4
-    validation = gx_runner.validate_frame(bad, gx_suites.raw_submission_row(), docs_dir=tmp_path / "docs" / "raw")
+    validation = gx_runner.validate_frame(bad, gx_suites.raw_submission_row(),
+                                          docs_dir=tmp_path / "docs" / "raw")
     assert validation.docs_index == tmp_path / "docs" / "raw" / "index.html"
     assert validation.docs_index.exists()
     result = gx_runner.to_check_result(validation, severity=dg.AssetCheckSeverity.WARN)
     assert result.passed is False and result.severity == dg.AssetCheckSeverity.WARN
     md = result.metadata
-    assert md["evaluated"].value == 7 and md["failed"].value == 1 and md["unexpected_total"].value == 1
+    assert md["evaluated"].value == 7 and md["failed"].value == 1
+    assert md["unexpected_total"].value == 1
     assert md["rows_validated"].value == 3
     assert "expect_column_values_to_be_between" in md["expectations"].value
-    assert "f2::2" in md["failing_rows_sample"].value and "f1::3" not in md["failing_rows_sample"].value
+    assert "f2::2" in md["failing_rows_sample"].value
+    assert "f1::3" not in md["failing_rows_sample"].value
     assert md["data_docs"].value == str(validation.docs_index)
     # a second build replaces the site (latest run only)
-    again = gx_runner.validate_frame(raw_rows(), gx_suites.raw_submission_row(), docs_dir=tmp_path / "docs" / "raw")
+    again = gx_runner.validate_frame(raw_rows(), gx_suites.raw_submission_row(),
+                                     docs_dir=tmp_path / "docs" / "raw")
     assert gx_runner.to_check_result(again).passed is True
     assert len(list((tmp_path / "docs" / "raw" / "validations").rglob("*.html"))) == 1

@@ -1,4 +1,5 @@
-"""Compliance in Dagster: partitioned assets + WARN asset checks, and the reporting deadline sensor."""
+"""Compliance in Dagster: partitioned assets + WARN asset checks, the compliance job, and the
+reporting deadline sensor."""
 
 from __future__ import annotations
 
@@ -8,18 +9,27 @@ from datetime import date, timedelta
 import dagster as dg
 import pytest
 
-from assets.compliance import COMPLIANCE_ASSETS, compliance_job
+import assets
+from assets.compliance import COMPLIANCE_ASSETS
+from assets.evaluation import followup
 from data_quality import compliance_checks
 from kolab_pipeline import calendar
 from kolab_pipeline.calendar import add_months, month_end, month_start, period_of
+from kolab_pipeline.orchestration.jobs import compliance_job
 from kolab_pipeline.orchestration.partitions import period_to_key
 from kolab_pipeline.orchestration.resources import build_resources
 from sensors import deadline
 from tests.support.compliance import load, submit, write_home
 
 WIB = "36.72.01.1001"
-CHECKS = [compliance_checks.no_missing_reports_after_cutoff, compliance_checks.completeness_above_threshold,
+CHECKS = [compliance_checks.no_missing_reports_after_cutoff,
+          compliance_checks.completeness_above_threshold,
           compliance_checks.timeliness_above_threshold]
+# what compliance_job materialises: the compliance group and the follow-up list reading it
+JOB_ASSETS = [*COMPLIANCE_ASSETS, followup]
+JOB_KEYS = {"compliance/expected_report", "compliance/report_status",
+            "compliance/report_status_history", "compliance/reporting_rate",
+            "evaluation/followup"}
 # a month inside the default partitions (two years back from today)
 PERIOD = add_months(period_of(date.today()), -4)
 
@@ -32,9 +42,11 @@ def _network_home(con, kolab_home, timeliness_pct: float):
         ("K1", "klinik_pratama", "P1", WIB, None, None, "tb"),
         ("K2", "klinik_pratama", "P1", WIB, None, None, "tb"),
         ("T1", "tpmd", "P1", WIB, None, None, "tb"),
-    ], {"reporting": {"as_of": as_of}, "thresholds": {"completeness_pct": 90, "timeliness_pct": timeliness_pct}})
+    ], {"reporting": {"as_of": as_of},
+        "thresholds": {"completeness_pct": 90, "timeliness_pct": timeliness_pct}})
     load(con, settings)
-    received = (month_start(add_months(PERIOD, 1)) + timedelta(days=1)).isoformat() + "T09:00:00+07:00"
+    next_day = month_start(add_months(PERIOD, 1)) + timedelta(days=1)
+    received = next_day.isoformat() + "T09:00:00+07:00"
     for kode in ("P1", "K1", "K2"):
         submit(con, kode, PERIOD, "tb", received)
     con.close()  # the assets open the warehouse themselves
@@ -47,12 +59,11 @@ def _evaluations(result) -> dict[str, dg.AssetCheckEvaluation]:
 
 def test_assets_and_checks_for_one_month(con, kolab_home):
     settings = _network_home(con, kolab_home, timeliness_pct=75)
-    result = dg.materialize([*COMPLIANCE_ASSETS, *CHECKS], partition_key=period_to_key(PERIOD),
+    result = dg.materialize([*JOB_ASSETS, *CHECKS], partition_key=period_to_key(PERIOD),
                             resources=build_resources(settings))
     assert result.success
     mats = {m.asset_key.to_user_string(): m for m in result.get_asset_materialization_events()}
-    assert set(mats) == {"compliance/expected_report", "compliance/report_status",
-                         "compliance/report_status_history", "compliance/reporting_rate", "evaluation/followup"}
+    assert set(mats) == JOB_KEYS
     status_meta = mats["compliance/report_status"].materialization.metadata
     assert status_meta["n_on_time"].value == 3 and status_meta["n_missing"].value == 1
     assert status_meta["dagster/row_count"].value == 4
@@ -60,7 +71,8 @@ def test_assets_and_checks_for_one_month(con, kolab_home):
     assert {n: c.passed for n, c in checks.items()} == {
         "no_missing_reports_after_cutoff": False,
         "completeness_above_threshold": False,   # 3 / 4 = 75 % ≤ 90 %
-        "timeliness_above_threshold": False,     # 3 / 4 = 75 % — exactly at 75 %: flagged (WHO ≤ rule)
+        # 3 / 4 = 75 % — exactly at 75 %: flagged (WHO ≤ rule)
+        "timeliness_above_threshold": False,
     }
     assert all(c.severity == dg.AssetCheckSeverity.WARN for c in checks.values())
     assert "| T1 " in checks["no_missing_reports_after_cutoff"].metadata["missing_reports"].value
@@ -71,16 +83,18 @@ def test_assets_and_checks_for_one_month(con, kolab_home):
 
 def test_threshold_just_below_passes(con, kolab_home):
     settings = _network_home(con, kolab_home, timeliness_pct=74.9)
-    result = dg.materialize([*COMPLIANCE_ASSETS, compliance_checks.timeliness_above_threshold],
-                            partition_key=period_to_key(PERIOD), resources=build_resources(settings))
+    result = dg.materialize([*JOB_ASSETS, compliance_checks.timeliness_above_threshold],
+                            partition_key=period_to_key(PERIOD),
+                            resources=build_resources(settings))
     assert _evaluations(result)["timeliness_above_threshold"].passed   # 75 % > 74.9 %
 
 
-def test_compliance_job_selects_the_four_assets():
-    keys = {k.to_user_string() for a in COMPLIANCE_ASSETS for k in a.keys}
-    assert keys == {"compliance/expected_report", "compliance/report_status", "compliance/report_status_history",
-                    "compliance/reporting_rate", "evaluation/followup"}
+def test_compliance_job_selects_compliance_and_the_followup():
+    every = dg.load_assets_from_package_module(assets)
+    keys = {k.to_user_string() for k in compliance_job.selection.resolve(every)}
+    assert keys == JOB_KEYS
     assert compliance_job.name == "compliance_job"
+    assert deadline.reporting_deadline_sensor.job_name == "compliance_job"
 
 
 # --- deadline sensor --------------------------------------------------------------------------
@@ -99,10 +113,11 @@ def test_deadline_requests(settings, today, expected):
 def test_deadline_requests_follow_config(kolab_home):
     settings = write_home(kolab_home, [], {"reporting": {"cutoff_months_after_period": 2}})
     # cut-off of M = last day of M+2: on 2025-03-31 the latest passed is December's (2025-02-28)
-    assert [(r.period, r.phase) for r in calendar.deadline_requests(date(2025, 3, 31), settings)] == [
-        ("2024-12", "cutoff")]
-    assert [(r.period, r.phase) for r in calendar.deadline_requests(date(2025, 4, 1), settings)] == [
-        ("2025-01", "cutoff")]
+    def requested(today: date) -> list[tuple[str, str]]:
+        return [(r.period, r.phase) for r in calendar.deadline_requests(today, settings)]
+
+    assert requested(date(2025, 3, 31)) == [("2024-12", "cutoff")]
+    assert requested(date(2025, 4, 1)) == [("2025-01", "cutoff")]
 
 
 def test_schedule_and_sensor_never_run_the_same_month_twice(settings):
@@ -111,13 +126,15 @@ def test_schedule_and_sensor_never_run_the_same_month_twice(settings):
     for day in range(1, 29):
         today = date(2025, 3, day)
         sensor_months = {r.period for r in calendar.deadline_requests(today, settings)}
-        scheduled = add_months(period_of(today), -1) if day == calendar.schedule_day(settings) else None
+        scheduled = (add_months(period_of(today), -1)
+                     if day == calendar.schedule_day(settings) else None)
         assert scheduled not in sensor_months
 
 
 def test_plan_runs_requests_each_month_once(settings):
     runs, cursor = deadline.plan_runs(settings, date(2025, 1, 11), None)
-    assert [(r.run_key, r.partition_key) for r in runs] == [("compliance:2024-11:cutoff", "2024-11-01")]
+    assert [(r.run_key, r.partition_key) for r in runs] == [
+        ("compliance:2024-11:cutoff", "2024-11-01")]
     assert json.loads(cursor) == {"cutoff": "2024-11"}
     again, cursor2 = deadline.plan_runs(settings, date(2025, 1, 20), cursor)
     assert again == [] and cursor2 == cursor

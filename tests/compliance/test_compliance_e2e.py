@@ -29,15 +29,17 @@ def _explain(con, gt_invalid: pd.DataFrame, key: tuple[str, str, str]) -> str:
     for version, received_at, path, sheet, row_number in rows:
         hit = gt_invalid[(gt_invalid.file == path) & (gt_invalid.sheet == sheet)
                          & (gt_invalid.row_number == str(row_number))]
-        verdict = (f"ground truth: invalid {hit.rule_id.iloc[0]} ({hit.column_name.iloc[0]}) — clean kept it"
-                   if len(hit) else "valid in ground truth")
-        parts.append(f"v{version} {received_at:%Y-%m-%d %H:%M%z} {path}:{sheet}:{row_number} [{verdict}]")
+        verdict = (f"ground truth: invalid {hit.rule_id.iloc[0]} ({hit.column_name.iloc[0]}) "
+                   "— clean kept it" if len(hit) else "valid in ground truth")
+        parts.append(f"v{version} {received_at:%Y-%m-%d %H:%M%z} {path}:{sheet}:{row_number} "
+                     f"[{verdict}]")
     return "; ".join(parts) or "no clean version"
 
 
 @pytest.mark.slow
 def test_statuses_match_ground_truth(kolab_home):
-    sample_data.generate(kolab_home, seed=1, as_of=date(2025, 1, 20), scale="kabupaten", months=3, messy=True)
+    sample_data.generate(kolab_home, seed=1, as_of=date(2025, 1, 20), scale="kabupaten",
+                         months=3, messy=True)
     settings = Settings.load(kolab_home)
     con = connect(settings.paths.warehouse)
     ensure_schema(con)
@@ -51,16 +53,18 @@ def test_statuses_match_ground_truth(kolab_home):
     ours = con.execute("""
         SELECT kode_faskes, period, form, status, CAST(expected::INT AS VARCHAR) AS expected,
                coalesce(CAST(received_local_date AS VARCHAR), '') AS received_local_date,
-               CAST(n_versions AS VARCHAR) AS n_versions, CAST(is_nil_report::INT AS VARCHAR) AS is_nil_report,
+               CAST(n_versions AS VARCHAR) AS n_versions,
+               CAST(is_nil_report::INT AS VARCHAR) AS is_nil_report,
                CAST(due_date AS VARCHAR) AS due_date, CAST(cutoff_date AS VARCHAR) AS cutoff_date,
                CAST(overdue::INT AS VARCHAR) AS overdue,
                CAST(received_after_cutoff::INT AS VARCHAR) AS received_after_cutoff,
                coalesce(CAST(days_late AS VARCHAR), '') AS days_late
           FROM compliance.report_status""").df()
-    merged = gt.merge(ours, on=["kode_faskes", "period", "form"], how="outer", suffixes=("_gt", "_ours"),
-                      indicator=True)
+    merged = gt.merge(ours, on=["kode_faskes", "period", "form"], how="outer",
+                      suffixes=("_gt", "_ours"), indicator=True)
     only = merged[merged._merge != "both"]
-    assert only.empty, f"reports in only one side:\n{only[['kode_faskes', 'period', 'form', '_merge']].to_string()}"
+    listed = only[["kode_faskes", "period", "form", "_merge"]].to_string()
+    assert only.empty, f"reports in only one side:\n{listed}"
     invalid = pd.read_csv(kolab_home / "ground_truth" / "invalid_rows.csv", dtype=str).fillna("")
     problems = []
     for field in FIELDS:
@@ -71,6 +75,7 @@ def test_statuses_match_ground_truth(kolab_home):
                             f"(status {r.status_gt}), ours {getattr(r, field + '_ours')!r} "
                             f"(status {r.status_ours}) — {_explain(con, invalid, key)}")
     con.close()
-    assert not problems, f"{len(problems)} field mismatches of {len(gt)} reports:\n" + "\n".join(problems[:60])
+    assert not problems, (f"{len(problems)} field mismatches of {len(gt)} reports:\n"
+                          + "\n".join(problems[:60]))
     # the sample exercises every status
     assert set(gt.status) == {"on_time", "late", "missing", "pending", "unexpected"}

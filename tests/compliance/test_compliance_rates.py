@@ -1,9 +1,8 @@
-"""Reporting rates (ratios of sums at every level, month and YTD) and the follow-up list."""
+"""Reporting rates (ratios of sums at every level, month and YTD)."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -15,40 +14,20 @@ from hypothesis import strategies as st
 from kolab_pipeline import compliance
 from kolab_pipeline.config import KolabConfig, Paths, Settings
 from kolab_pipeline.warehouse import ensure_schema
-from tests.support.compliance import load, submit, write_home
-
-KEC1, KEC2 = "36.72.01.1001", "36.72.02.1001"
-AS_OF = datetime.fromisoformat("2025-01-12T12:00:00+07:00")
+from tests.support.compliance import network_home
 
 
 @pytest.fixture
 def network(con, kolab_home):
-    """P1 network (kec 36.72.01): P1 tb+ptm, K1 tb, T1 tb; P2 (kec 36.72.02) tb.
-    October 2024: P1 tb and P2 tb on time, the rest missing.
-    November 2024: P1 tb on time, P1 ptm late, K1 tb on time, T1 tb missing, P2 tb missing,
-    T1 kia unexpected. December 2024: nothing yet (pending, overdue at AS_OF)."""
-    settings = write_home(kolab_home, [
-        ("P1", "puskesmas", None, KEC1, None, None, "tb;ptm"),
-        ("K1", "klinik_pratama", "P1", KEC1, None, None, "tb"),
-        ("T1", "tpmd", "P1", KEC1, None, None, "tb"),
-        ("P2", "puskesmas", None, KEC2, None, None, "tb"),
-    ])
-    load(con, settings)
-    submit(con, "P1", "2024-10", "tb", "2024-11-08T09:00:00+07:00")
-    submit(con, "P2", "2024-10", "tb", "2024-11-09T09:00:00+07:00")
-    submit(con, "P1", "2024-11", "tb", "2024-12-10T20:00:00+07:00")
-    submit(con, "P1", "2024-11", "ptm", "2024-12-11T08:00:00+07:00")
-    submit(con, "K1", "2024-11", "tb", "2024-12-03T08:00:00+07:00")
-    submit(con, "T1", "2024-11", "kia", "2024-12-03T08:00:00+07:00")
-    compliance.run_compliance(con, settings, ["2024-10", "2024-11", "2024-12"], as_of=AS_OF)
-    return con
+    return network_home(con, kolab_home)
 
 
 def _rate(con, level, code, period, period_type="month", form="semua", jenis="semua"):
     cur = con.execute("""SELECT expected, received, on_time, late, missing, pending, unexpected,
                                 completeness_pct, timeliness_pct
                            FROM compliance.reporting_rate
-                          WHERE unit_level=? AND unit_code=? AND period=? AND period_type=? AND form=? AND jenis_faskes=?""",
+                          WHERE unit_level=? AND unit_code=? AND period=? AND period_type=?
+                            AND form=? AND jenis_faskes=?""",
                       [level, code, period, period_type, form, jenis])
     rows = cur.fetchall()
     assert len(rows) == 1, (level, code, period, period_type, form, jenis, rows)
@@ -59,14 +38,16 @@ def test_rates_are_ratios_of_sums(network):
     con = network
     p1 = _rate(con, "puskesmas_network", "P1", "2024-11")
     # expected P1 tb, P1 ptm, K1 tb, T1 tb = 4; received 3 (2 on time + 1 late); T1 kia unexpected
-    assert (p1["expected"], p1["received"], p1["on_time"], p1["late"], p1["missing"], p1["unexpected"]) == (4, 3, 2, 1, 1, 1)
+    counts = ("expected", "received", "on_time", "late", "missing", "unexpected")
+    assert tuple(p1[c] for c in counts) == (4, 3, 2, 1, 1, 1)
     assert p1["completeness_pct"] == pytest.approx(75.0)   # 3 / 4 × 100
     assert p1["timeliness_pct"] == pytest.approx(50.0)     # 2 / 4 × 100
     kab = _rate(con, "kabkota", "36.72", "2024-11")
     # 5 expected (4 + P2 tb), 3 received, 2 on time: 60 % and 40 % — not the mean of the
     # network rates (75 + 0) / 2 = 37.5
     assert (kab["expected"], kab["received"], kab["on_time"]) == (5, 3, 2)
-    assert (kab["completeness_pct"], kab["timeliness_pct"]) == (pytest.approx(60.0), pytest.approx(40.0))
+    assert kab["completeness_pct"] == pytest.approx(60.0)
+    assert kab["timeliness_pct"] == pytest.approx(40.0)
     tb = _rate(con, "puskesmas_network", "P1", "2024-11", form="tb")
     assert tb["completeness_pct"] == pytest.approx(200 / 3)   # P1 tb + K1 tb of 3 = 66.67 %
     kp = _rate(con, "kabkota", "36.72", "2024-11", jenis="klinik_pratama")
@@ -85,34 +66,12 @@ def test_ytd_rates_sum_january_to_month(network):
     ytd = _rate(con, "kabkota", "36.72", "2024-11", period_type="ytd")
     # Oct: 5 expected, 2 on time; Nov: 5 expected, 2 on time + 1 late → 10, 5, 4
     assert (ytd["expected"], ytd["received"], ytd["on_time"]) == (10, 5, 4)
-    assert (ytd["completeness_pct"], ytd["timeliness_pct"]) == (pytest.approx(50.0), pytest.approx(40.0))
+    assert ytd["completeness_pct"] == pytest.approx(50.0)
+    assert ytd["timeliness_pct"] == pytest.approx(40.0)
     dec = _rate(con, "kabkota", "36.72", "2024-12", period_type="ytd")
     # + December: 5 expected, all pending → 15 expected, 5 received, 5 pending
     assert (dec["expected"], dec["received"], dec["pending"]) == (15, 5, 5)
     assert dec["completeness_pct"] == pytest.approx(100 / 3)   # 5 / 15 × 100
-
-
-def test_followup_list(network):
-    con = network
-    cur = con.execute("""SELECT kode_faskes, form, kode_puskesmas_induk, nama_puskesmas_induk, months_missing,
-                                months_late, consecutive_missing, missing_periods, last_received_period,
-                                latest_status, pending_overdue
-                           FROM evaluation.followup WHERE as_of_period = '2024-11' ORDER BY 1, 2""")
-    assert cur.fetchall() == [
-        ("K1", "tb", "P1", "Faskes P1", 1, 0, 0, "2024-10", "2024-11", "on_time", False),
-        ("P1", "ptm", "P1", "Faskes P1", 1, 1, 0, "2024-10", "2024-11", "late", False),
-        ("P2", "tb", "P2", "Faskes P2", 1, 0, 1, "2024-11", "2024-10", "missing", False),
-        ("T1", "tb", "P1", "Faskes P1", 2, 0, 2, "2024-10, 2024-11", None, "missing", False),
-    ]
-    dec = {r[0] + "/" + r[1]: r[2:] for r in con.execute(
-        """SELECT kode_faskes, form, consecutive_missing, latest_status, pending_overdue, last_received_at
-             FROM evaluation.followup WHERE as_of_period = '2024-12'""").fetchall()}
-    # December is pending and overdue for every report at AS_OF: P1 tb (all on time) is listed too;
-    # T1 tb: Oct + Nov missing + Dec overdue = 3 months in a row without a report
-    assert set(dec) == {"K1/tb", "P1/ptm", "P1/tb", "P2/tb", "T1/tb"}
-    assert dec["T1/tb"][:3] == (3, "pending", True)
-    assert dec["P1/tb"][:3] == (1, "pending", True)
-    assert dec["P1/tb"][3] == datetime.fromisoformat("2024-12-10T20:00:00+07:00")
 
 
 # --- property test: every level equals a naive recount ---------------------------------------
@@ -123,7 +82,8 @@ PERIODS = ["2024-01", "2024-02", "2024-03", "2024-04"]
 facility_st = st.tuples(
     st.sampled_from(["puskesmas", "klinik_pratama", "tpmd"]),
     st.sampled_from(["N1", "N2", "N3"]),                # network
-    st.sampled_from(["36.72.01", "36.72.02", "64.71.01"]),  # kecamatan (two kab/kota, two provinces)
+    # kecamatan (two kab/kota, two provinces)
+    st.sampled_from(["36.72.01", "36.72.02", "64.71.01"]),
 )
 status_rows_st = st.lists(
     st.tuples(st.integers(0, 5), st.sampled_from(PERIODS), st.sampled_from(["tb", "ptm", "kia"]),
@@ -140,10 +100,12 @@ def test_rates_equal_naive_recount(facilities, rows, target):
     ensure_schema(con)
     for i, period, form, status in rows:
         jenis, net, kec = facilities[i]
-        con.execute("""INSERT INTO compliance.report_status (kode_faskes, period, form, expected, status,
-                               jenis_faskes, kode_jejaring, kode_kec, kode_kabkota, kode_prov)
+        con.execute("""INSERT INTO compliance.report_status (kode_faskes, period, form, expected,
+                               status, jenis_faskes, kode_jejaring, kode_kec, kode_kabkota,
+                               kode_prov)
                        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)""",
-                    [f"F{i}", period, form, status != "unexpected", status, jenis, net, kec, kec[:5], kec[:2]])
+                    [f"F{i}", period, form, status != "unexpected", status, jenis, net, kec,
+                     kec[:5], kec[:2]])
     compliance.build_reporting_rates(con, _SETTINGS, target)
     naive: dict[tuple, list[int]] = defaultdict(lambda: [0] * 7)
     names = ["expected", "received", "on_time", "late", "missing", "pending", "unexpected"]
@@ -152,8 +114,9 @@ def test_rates_equal_naive_recount(facilities, rows, target):
         for tgt in target:
             types = (["month"] if period == tgt else []) + (["ytd"] if period <= tgt else [])
             for ptype in types:
-                for level, code in (("facility", f"F{i}"), ("puskesmas_network", net), ("kecamatan", kec),
-                                    ("kabkota", kec[:5]), ("provinsi", kec[:2])):
+                for level, code in (("facility", f"F{i}"), ("puskesmas_network", net),
+                                    ("kecamatan", kec), ("kabkota", kec[:5]),
+                                    ("provinsi", kec[:2])):
                     for j in (jenis, "semua"):
                         for f in (form, "semua"):
                             c = naive[(level, code, j, tgt, ptype, f)]
@@ -161,8 +124,9 @@ def test_rates_equal_naive_recount(facilities, rows, target):
                             c[1] += status in ("on_time", "late")
                             c[names.index(status)] += 1   # its own status column
     got = {r[:6]: r[6:] for r in con.execute(
-        f"SELECT unit_level, unit_code, jenis_faskes, period, period_type, form, {', '.join(names)}, "
-        "completeness_pct, timeliness_pct FROM compliance.reporting_rate").fetchall()}
+        f"SELECT unit_level, unit_code, jenis_faskes, period, period_type, form, "
+        f"{', '.join(names)}, completeness_pct, timeliness_pct "
+        "FROM compliance.reporting_rate").fetchall()}
     assert set(got) == set(naive)
     for key, c in naive.items():
         expected, received, on_time, late = c[0], c[1], c[2], c[3]
@@ -176,7 +140,8 @@ def test_rates_equal_naive_recount(facilities, rows, target):
     con.close()
 
 
-moving_rows_st = st.lists(  # like status_rows_st, but a facility's network may change month to month
+# like status_rows_st, but a facility's network may change month to month
+moving_rows_st = st.lists(
     st.tuples(st.integers(0, 4), st.sampled_from(PERIODS), st.sampled_from(["tb", "ptm"]),
               st.sampled_from(["on_time", "late", "missing", "pending", "unexpected"]),
               st.sampled_from(["N1", "N2"])),
@@ -194,8 +159,9 @@ def test_month_by_month_equals_all_at_once(rows, order):
         con = duckdb.connect()
         ensure_schema(con)
         for i, period, form, status, net in rows:
-            con.execute("""INSERT INTO compliance.report_status (kode_faskes, period, form, expected, status,
-                                   jenis_faskes, kode_jejaring, kode_kec, kode_kabkota, kode_prov)
+            con.execute("""INSERT INTO compliance.report_status (kode_faskes, period, form,
+                                   expected, status, jenis_faskes, kode_jejaring, kode_kec,
+                                   kode_kabkota, kode_prov)
                            VALUES (?, ?, ?, ?, ?, 'tpmd', ?, '36.72.01', '36.72', '36')""",
                         [f"F{i}", period, form, status != "unexpected", status, net])
         for run in periods_runs:

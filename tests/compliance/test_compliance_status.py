@@ -12,7 +12,7 @@ from tests.support.compliance import load, status_of, submit, write_home
 WIB = "36.72.01.1001"   # Kota Cilegon, Banten (Asia/Jakarta)
 WITA = "64.71.01.1001"  # Kota Balikpapan, Kalimantan Timur (Asia/Makassar)
 
-# data_quality_anchors.md §1.1 worked example: monthly form, 15 days after the period end.
+# docs/data_quality_anchors.md §1.1 worked example: monthly form, 15 days after the period end.
 EXAMPLE_FACILITIES = [
     ("F1", "puskesmas", None, WIB, None, None, "tb"),
     ("F2", "puskesmas", None, WIB, "2024-03-15", None, "tb"),
@@ -24,12 +24,13 @@ YEAR_2024 = [f"2024-{m:02d}" for m in range(1, 13)]
 
 def _expected(con, period: str) -> list[str]:
     return [r[0] for r in con.execute(
-        "SELECT kode_faskes FROM compliance.expected_report WHERE period = ? ORDER BY 1", [period]).fetchall()]
+        "SELECT kode_faskes FROM compliance.expected_report WHERE period = ? ORDER BY 1",
+        [period]).fetchall()]
 
 
 def _expected_total(con, periods: list[str]) -> int:
-    return con.execute("SELECT count(*) FROM compliance.expected_report WHERE list_contains(?, period)",
-                       [periods]).fetchone()[0]
+    return con.execute("SELECT count(*) FROM compliance.expected_report "
+                       "WHERE list_contains(?, period)", [periods]).fetchone()[0]
 
 
 def test_worked_example_whole_period(con, kolab_home):
@@ -37,9 +38,11 @@ def test_worked_example_whole_period(con, kolab_home):
     load(con, settings)
     compliance.build_expected_reports(con, settings, YEAR_2024)
     assert _expected(con, "2024-02") == ["F1", "F3"]        # F2 opens 03-15 > 02-01
-    assert _expected(con, "2024-03") == ["F1", "F3"]        # F2 opens 03-15 > 03-01: not the whole month
+    # F2 opens 03-15 > 03-01: not the whole month
+    assert _expected(con, "2024-03") == ["F1", "F3"]
     assert _expected(con, "2024-04") == ["F1", "F2", "F3"]
-    assert _expected(con, "2024-06") == ["F1", "F2", "F3"]  # F3 closes 06-30 = last day: still open all June
+    # F3 closes 06-30 = last day: still open all June
+    assert _expected(con, "2024-06") == ["F1", "F2", "F3"]
     # Q1 = Jan + Feb + Mar = 2 + 2 + 2 = 6 ; Q3 = Jul + Aug + Sep = 2 (F1, F2) × 3 = 6
     assert _expected_total(con, ["2024-01", "2024-02", "2024-03"]) == 6
     assert _expected_total(con, ["2024-07", "2024-08", "2024-09"]) == 6
@@ -55,25 +58,30 @@ def test_worked_example_timeliness_boundary(con, kolab_home):
     submit(con, "F1", "2024-01", "tb", "2024-02-15T16:00:00+07:00")  # on the due date
     submit(con, "F3", "2024-01", "tb", "2024-02-17T09:00:00+07:00")  # two days after
     compliance.build_expected_reports(con, settings, ["2024-01"])
-    compliance.build_report_status(con, settings, ["2024-01"], as_of=datetime(2024, 3, 10, tzinfo=UTC))
+    compliance.build_report_status(con, settings, ["2024-01"],
+                                   as_of=datetime(2024, 3, 10, tzinfo=UTC))
     f1, f3 = status_of(con, "F1", "2024-01"), status_of(con, "F3", "2024-01")
     assert (f1["status"], f1["days_late"]) == ("on_time", 0)
-    assert (f3["status"], f3["days_late"], f3["received_after_cutoff"]) == ("late", 2, False)  # 17 − 15 = 2
+    # 17 − 15 = 2 days late
+    assert (f3["status"], f3["days_late"], f3["received_after_cutoff"]) == ("late", 2, False)
 
 
 def test_pinned_boundary_day_after_due_is_late(con, kolab_home):
-    """DHIS2 leaves the 16th as an ambiguous boundary (§1.1); we pin: local date > due date ⇒ late."""
+    """DHIS2 leaves the 16th as an ambiguous boundary (docs/data_quality_anchors.md §1.1); we
+    pin: local date > due date ⇒ late."""
     settings = write_home(kolab_home, EXAMPLE_FACILITIES, DUE15)
     load(con, settings)
     submit(con, "F1", "2024-01", "tb", "2024-02-16T00:00:01+07:00")
     compliance.build_expected_reports(con, settings, ["2024-01"])
-    compliance.build_report_status(con, settings, ["2024-01"], as_of=datetime(2024, 3, 10, tzinfo=UTC))
+    compliance.build_report_status(con, settings, ["2024-01"],
+                                   as_of=datetime(2024, 3, 10, tzinfo=UTC))
     assert status_of(con, "F1", "2024-01")["status"] == "late"
 
 
 def test_worked_example_period_end_rule(con, kolab_home):
     cfg = {"reporting": {**DUE15["reporting"], "expected_rule": "period_end"}}
-    settings = write_home(kolab_home, EXAMPLE_FACILITIES + [("F4", "puskesmas", None, WIB, None, "2024-06-29", "tb")], cfg)
+    f4 = ("F4", "puskesmas", None, WIB, None, "2024-06-29", "tb")
+    settings = write_home(kolab_home, [*EXAMPLE_FACILITIES, f4], cfg)
     load(con, settings)
     compliance.build_expected_reports(con, settings, YEAR_2024)
     assert _expected(con, "2024-02") == ["F1", "F3", "F4"]
@@ -99,13 +107,16 @@ def test_wita_local_date_decides(con, kolab_home):
     submit(con, "K2", "2025-01", "tb", "2025-02-06T00:30:00+08:00")
     submit(con, "K3", "2025-01", "tb", "2025-02-06T00:30:00+08:00")  # = 23:30 WIB on the due date
     compliance.build_expected_reports(con, settings, ["2025-01"])
-    compliance.build_report_status(con, settings, ["2025-01"], as_of=datetime(2025, 3, 1, tzinfo=UTC))
+    compliance.build_report_status(con, settings, ["2025-01"],
+                                   as_of=datetime(2025, 3, 1, tzinfo=UTC))
     k1, k2, k3 = (status_of(con, k, "2025-01") for k in ("K1", "K2", "K3"))
     assert str(k1["due_date"]) == "2025-02-05"   # network → puskesmas: day 5
     assert (k1["status"], str(k1["received_local_date"])) == ("on_time", "2025-02-05")
-    assert (k2["status"], str(k2["received_local_date"]), k2["days_late"]) == ("late", "2025-02-06", 1)
+    assert (k2["status"], str(k2["received_local_date"]), k2["days_late"]) == (
+        "late", "2025-02-06", 1)
     assert (k3["status"], str(k3["received_local_date"])) == ("on_time", "2025-02-05")
-    assert status_of(con, "P1", "2025-01")["due_date"].isoformat() == "2025-02-10"  # puskesmas: day 10
+    # puskesmas: day 10
+    assert status_of(con, "P1", "2025-01")["due_date"].isoformat() == "2025-02-10"
     assert status_of(con, "P1", "2025-01")["status"] == "missing"
 
 
@@ -138,10 +149,12 @@ def test_pending_overdue_missing_then_late_history(con, kolab_home):
     history = con.execute("SELECT status, first_seen_at FROM compliance.report_status_history "
                           "WHERE kode_faskes='K1' ORDER BY first_seen_at").fetchall()
     assert [h[0] for h in history] == ["pending", "missing", "late"]   # overdue flips add no row
-    assert history[1][1] == _jkt("2025-01-01T00:00:01") and history[2][1] == _jkt("2025-01-15T12:00:00")
+    assert history[1][1] == _jkt("2025-01-01T00:00:01")
+    assert history[2][1] == _jkt("2025-01-15T12:00:00")
     # the same as_of again adds nothing
     compliance.build_report_status(con, settings, ["2024-11"], as_of=_jkt("2025-01-15T12:00:00"))
-    assert con.execute("SELECT count(*) FROM compliance.report_status_history WHERE kode_faskes='K1'").fetchone()[0] == 3
+    assert con.execute("SELECT count(*) FROM compliance.report_status_history "
+                       "WHERE kode_faskes='K1'").fetchone()[0] == 3
 
 
 def test_submissions_after_as_of_are_not_yet_received(con, kolab_home):
@@ -150,7 +163,8 @@ def test_submissions_after_as_of_are_not_yet_received(con, kolab_home):
     submit(con, "P1", "2024-11", "tb", "2024-12-20T10:00:00+07:00")
     compliance.build_expected_reports(con, settings, ["2024-11"])
     compliance.build_report_status(con, settings, ["2024-11"], as_of=_jkt("2024-12-15T00:00:00"))
-    assert (status_of(con, "P1", "2024-11")["status"], status_of(con, "P1", "2024-11")["overdue"]) == ("pending", True)
+    p1 = status_of(con, "P1", "2024-11")
+    assert (p1["status"], p1["overdue"]) == ("pending", True)
     compliance.build_report_status(con, settings, ["2024-11"], as_of=_jkt("2024-12-21T00:00:00"))
     assert status_of(con, "P1", "2024-11")["status"] == "late"
 
@@ -167,7 +181,8 @@ def test_first_version_decides_nil_counts_resubmission(con, kolab_home):
     compliance.build_expected_reports(con, settings, ["2024-11"])
     compliance.build_report_status(con, settings, ["2024-11"], as_of=_jkt("2025-01-05T00:00:00"))
     p1 = status_of(con, "P1", "2024-11", "tb")
-    assert (p1["status"], p1["n_versions"], p1["submission_id"]) == ("on_time", 2, "P1|2024-11|tb|2")
+    assert (p1["status"], p1["n_versions"], p1["submission_id"]) == (
+        "on_time", 2, "P1|2024-11|tb|2")
     assert p1["received_at"] == _jkt("2024-12-08T09:00:00")
     t1 = status_of(con, "T1", "2024-11", "ptm")
     assert (t1["status"], t1["is_nil_report"]) == ("on_time", True)
@@ -185,7 +200,8 @@ def test_unexpected_and_closed_facility(con, kolab_home):
     submit(con, "K9", "2024-07", "tb", "2024-08-02T09:00:00+07:00")    # closed at the end of June
     submit(con, "K9", "2024-06", "tb", "2024-07-02T09:00:00+07:00")
     compliance.build_expected_reports(con, settings, ["2024-06", "2024-07"])
-    compliance.build_report_status(con, settings, ["2024-06", "2024-07"], as_of=_jkt("2024-09-15T00:00:00"))
+    compliance.build_report_status(con, settings, ["2024-06", "2024-07"],
+                                   as_of=_jkt("2024-09-15T00:00:00"))
     assert _expected(con, "2024-07").count("K9") == 0
     assert status_of(con, "K9", "2024-06")["status"] == "on_time"
     for kode, form in (("T1", "kia"), ("K9", "tb")):
@@ -194,13 +210,14 @@ def test_unexpected_and_closed_facility(con, kolab_home):
         assert str(row["due_date"]) == "2024-08-05" and row["n_versions"] == 1
         assert row["days_late"] == 0   # 08-02 is before the due date 08-05
     # the 4 P1 forms + T1 tb/ptm are expected in July (6), none received → 6 missing
-    counts = dict(con.execute("SELECT status, count(*) FROM compliance.report_status WHERE period='2024-07' "
-                              "GROUP BY 1").fetchall())
+    counts = dict(con.execute("SELECT status, count(*) FROM compliance.report_status "
+                              "WHERE period='2024-07' GROUP BY 1").fetchall())
     assert counts == {"missing": 6, "unexpected": 2}
 
 
 def test_assignment_history_and_induk_change(con, kolab_home):
-    """jejaring.csv: K1 moves from P1 to P2 on 2024-03-15 (tb kept), ptm assigned until 2024-05-01."""
+    """jejaring.csv: K1 moves from P1 to P2 on 2024-03-15 (tb kept), ptm assigned until
+    2024-05-01."""
     settings = write_home(kolab_home, [
         ("P1", "puskesmas", None, WIB, None, None, "tb"),
         ("P2", "puskesmas", None, WIB, None, None, "tb"),
@@ -212,7 +229,8 @@ def test_assignment_history_and_induk_change(con, kolab_home):
     ])
     load(con, settings)
     compliance.build_expected_reports(con, settings, ["2024-02", "2024-03", "2024-04", "2024-05"])
-    rows = con.execute("SELECT period, form, kode_puskesmas_induk, kode_jejaring FROM compliance.expected_report "
+    rows = con.execute("SELECT period, form, kode_puskesmas_induk, kode_jejaring "
+                       "FROM compliance.expected_report "
                        "WHERE kode_faskes = 'K1' ORDER BY 1, 2").fetchall()
     assert rows == [
         ("2024-02", "ptm", "P1", "P1"), ("2024-02", "tb", "P1", "P1"),
@@ -225,8 +243,8 @@ def test_assignment_history_and_induk_change(con, kolab_home):
 
 def _snapshot(con) -> dict[str, list]:
     out = {}
-    for t in ("compliance.expected_report", "compliance.report_status", "compliance.report_status_history",
-              "compliance.reporting_rate", "evaluation.followup"):
+    for t in ("compliance.expected_report", "compliance.report_status",
+              "compliance.report_status_history", "compliance.reporting_rate"):
         out[t] = sorted(con.execute(f"SELECT * FROM {t}").fetchall(), key=repr)
     return out
 

@@ -17,8 +17,9 @@ def test_materialise_month(settings: Settings, monkeypatch):
     ensure_schema(con)
     seed(con)
     con.close()
-    result = dg.materialize([ae.scorecard, ae.wilayah_scorecard, ae.exports_asset, ae.evaluation_report],
-                            partition_key="2025-02-01", resources=build_resources(settings))
+    result = dg.materialize(
+        [ae.scorecard, ae.wilayah_scorecard, ae.exports_asset, ae.evaluation_report],
+        partition_key="2025-02-01", resources=build_resources(settings))
     assert result.success
     meta = {e.asset_key.to_user_string(): e.materialization.metadata
             for e in result.get_asset_materialization_events()}

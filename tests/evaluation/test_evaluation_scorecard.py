@@ -44,8 +44,10 @@ def test_network_completeness_and_timeliness(built):
     assert r["pkm_completeness_pct"] == pytest.approx(100.0)
     assert r["pkm_timeliness_pct"] == pytest.approx(75.0)
     # klinik: 3/4 = 75.0, on time 2/4 = 50.0 ; tpmd: 1/2 = 50.0, on time 0/2 = 0.0
-    assert (r["klinik_expected"], r["klinik_completeness_pct"], r["klinik_timeliness_pct"]) == (4, 75.0, 50.0)
-    assert (r["tpmd_expected"], r["tpmd_completeness_pct"], r["tpmd_timeliness_pct"]) == (2, 50.0, 0.0)
+    klinik = (r["klinik_expected"], r["klinik_completeness_pct"], r["klinik_timeliness_pct"])
+    assert klinik == (4, 75.0, 50.0)
+    tpmd = (r["tpmd_expected"], r["tpmd_completeness_pct"], r["tpmd_timeliness_pct"])
+    assert tpmd == (2, 50.0, 0.0)
     assert r["nama_puskesmas"] == "Puskesmas Cilegon" and r["kode_kec"] == "36.72.01"
 
 
@@ -72,7 +74,8 @@ def test_key_indicators_attainment_and_missing_are_null(built):
     # IMUN_IDL: 2.5 / 90 × 100 = 2.7778
     assert m["imun_idl_attainment"] == pytest.approx(2.7778, abs=1e-4)
     y = sc(built, "P0001", "2025-02", "ytd")
-    # KIA_K1 ytd (PWS): 57 / 600 × 100 = 9.5 ; PWS line 95 × 2/12 = 15.8333 ; 9.5 / 15.8333 × 100 = 60.0
+    # KIA_K1 ytd (PWS): 57 / 600 × 100 = 9.5 ; PWS line 95 × 2/12 = 15.8333 ;
+    # 9.5 / 15.8333 × 100 = 60.0
     assert y["kia_k1_value"] == pytest.approx(9.5)
     assert y["kia_k1_attainment"] == pytest.approx(60.0)
     # not computed by the indicator layer → NULL, never 0
@@ -81,7 +84,8 @@ def test_key_indicators_attainment_and_missing_are_null(built):
     # the long table carries every configured key indicator for every unit, in config order
     ki = built.execute(
         "SELECT indicator_code, display_order, program, pws_target, meets_target "
-        "FROM evaluation.key_indicator WHERE unit_level = 'puskesmas_network' AND unit_code = 'P0001' "
+        "FROM evaluation.key_indicator "
+        "WHERE unit_level = 'puskesmas_network' AND unit_code = 'P0001' "
         "AND period = '2025-02' AND period_type = 'ytd' ORDER BY display_order").fetchall()
     assert [k[0] for k in ki] == ["KIA_K1", "KIA_K6", "IMUN_IDL", "IMUN_DPT3", "PTM_SPM_HT",
                                   "PTM_SPM_DM", "TB_SPM_TERDUGA", "TB_TC"]
@@ -122,8 +126,9 @@ def test_wilayah_scorecard(built):
 
 
 def test_rerun_is_idempotent(built, settings):
-    before = built.execute("SELECT count(*), sum(hash(s)::HUGEINT) FROM evaluation.scorecard s").fetchone()
+    digest = "SELECT count(*), sum(hash(s)::HUGEINT) FROM evaluation.scorecard s"
+    before = built.execute(digest).fetchone()
     evaluation.build_all(built, settings, ["2025-02"])
-    after = built.execute("SELECT count(*), sum(hash(s)::HUGEINT) FROM evaluation.scorecard s").fetchone()
+    after = built.execute(digest).fetchone()
     # 2 networks × 2 months × 2 period types = 8 rows, unchanged by re-running one month
     assert before[0] == 8 and before == after

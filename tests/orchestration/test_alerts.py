@@ -59,7 +59,8 @@ def test_month_of_tags():
 
 def test_format_alert_is_one_line():
     line = format_alert("RUN_FAILURE", "monthly_job", "2025-03", "step=report_status",
-                        "landing/tb_2025-03.csv row 7:\n  bad value", at=datetime(2025, 4, 11, 6, 3, 12, tzinfo=UTC))
+                        "landing/tb_2025-03.csv row 7:\n  bad value",
+                        at=datetime(2025, 4, 11, 6, 3, 12, tzinfo=UTC))
     assert line == ("2025-04-11T06:03:12Z RUN_FAILURE job=monthly_job month=2025-03 "
                     "step=report_status message=landing/tb_2025-03.csv row 7: bad value")
 
@@ -89,10 +90,13 @@ def test_run_failure_sensor_names_job_month_step_and_error(tmp_path: Path):
     def report_status(context: dg.AssetExecutionContext) -> None:
         raise ValueError("landing/tb_2025-03.csv: row 7, column kode_faskes: unknown facility")
 
-    job = dg.Definitions(assets=[report_status], jobs=[dg.define_asset_job("monthly_job", partitions_def=PARTS)]
-                         ).resolve_job_def("monthly_job")
+    job = dg.Definitions(
+        assets=[report_status],
+        jobs=[dg.define_asset_job("monthly_job", partitions_def=PARTS)],
+    ).resolve_job_def("monthly_job")
     with dg.instance_for_test() as instance:
-        result = job.execute_in_process(instance=instance, partition_key="2025-03-01", raise_on_error=False)
+        result = job.execute_in_process(instance=instance, partition_key="2025-03-01",
+                                        raise_on_error=False)
         assert not result.success
         run = instance.get_run_by_id(result.run_id)
         failure = next(e for e in result.all_events if e.event_type_value == "PIPELINE_FAILURE")
@@ -130,7 +134,8 @@ def test_check_failure_sensor_alerts_once_per_failed_check(tmp_path: Path):
                               instance=instance, partition_key="2025-03-01").success
         lines, last = check_failure_lines(instance, float(cursor))
         assert len(lines) == 1 and last is not None and last > float(cursor)
-        ctx = dg.build_sensor_context(instance=instance, cursor=cursor, resources={"alerts": alerts})
+        ctx = dg.build_sensor_context(instance=instance, cursor=cursor,
+                                      resources={"alerts": alerts})
         check_failure_alert_sensor(ctx)
         # The next tick starts after the events already alerted.
         assert check_failure_lines(instance, float(ctx.cursor)) == ([], float(ctx.cursor))

@@ -18,7 +18,8 @@ def test_usage_errors_exit_2(argv: list[str], capsys: pytest.CaptureFixture[str]
     assert "usage: kolab" in capsys.readouterr().err
 
 
-def test_run_failure_prints_one_line_and_exits_1(kolab_home: Path, capsys: pytest.CaptureFixture[str]):
+def test_run_failure_prints_one_line_and_exits_1(kolab_home: Path,
+                                                 capsys: pytest.CaptureFixture[str]):
     # An empty KOLAB_HOME: the registry is missing.
     assert main(["--home", str(kolab_home), "run"]) == 1
     err = capsys.readouterr().err.strip()

@@ -1,4 +1,5 @@
-"""Configuration: shipped defaults, user overrides, clear errors, calendar helpers, path confinement."""
+"""Configuration: shipped defaults, user overrides, clear errors, calendar helpers, path
+confinement."""
 
 from __future__ import annotations
 
@@ -20,11 +21,13 @@ def test_shipped_defaults(kolab_home):
     assert cfg.timezones.for_wilayah("64.71.05.1002") == "Asia/Makassar"
     assert cfg.timezones.for_wilayah("36.72") == "Asia/Jakarta"
     assert cfg.timezones.for_wilayah("91.71") == "Asia/Jayapura"
-    assert cfg.immunisation.antigens_on(date(2025, 1, 1)) == ["imun_hb0", "imun_bcg", "imun_polio4", "imun_dpt3", "imun_mr1"]
+    assert cfg.immunisation.antigens_on(date(2025, 1, 1)) == [
+        "imun_hb0", "imun_bcg", "imun_polio4", "imun_dpt3", "imun_mr1"]
 
 
 def test_user_file_overrides_only_its_keys(kolab_home):
-    (kolab_home / "kolab.yaml").write_text("reporting:\n  due_day:\n    network_to_pkm: 3\n  grace_days: 2\n")
+    (kolab_home / "kolab.yaml").write_text(
+        "reporting:\n  due_day:\n    network_to_pkm: 3\n  grace_days: 2\n")
     cfg = load_config(kolab_home)
     assert cfg.reporting.due_day.network_to_pkm == 3
     assert cfg.reporting.due_day.pkm_to_dinkes == 10  # untouched default
@@ -46,7 +49,8 @@ def test_bad_config_names_the_file(kolab_home, text, fragment):
 def test_as_of(kolab_home):
     (kolab_home / "kolab.yaml").write_text("reporting:\n  as_of: 2025-02-10\n")
     # a date means the end of that day in WIB (UTC+7): 23:59:59+07 = 16:59:59 UTC
-    assert load_config(kolab_home).reporting.as_of_utc() == datetime(2025, 2, 10, 16, 59, 59, tzinfo=UTC)
+    assert load_config(kolab_home).reporting.as_of_utc() == datetime(2025, 2, 10, 16, 59, 59,
+                                                                     tzinfo=UTC)
 
 
 def test_calendar_helpers():

@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.postgres
 
 
-def test_deploy_instance_on_postgres_materialises_a_month(pg_server, kolab_home: Path, tmp_path: Path,
+def test_deploy_instance_on_postgres_materialises_a_month(pg_server, kolab_home: Path,
+                                                          tmp_path: Path,
                                                           monkeypatch: pytest.MonkeyPatch):
     url = urlparse(pg_server.create_database("dagster_prod"))
     monkeypatch.setenv("DAGSTER_PG_HOST", url.hostname)

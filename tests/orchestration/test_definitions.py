@@ -43,7 +43,8 @@ def test_workspace_and_pyproject_agree():
 def test_dagster_definitions_validate(tmp_path: Path):
     env = {**os.environ, "KOLAB_HOME": str(tmp_path / "home"), "DAGSTER_HOME": str(tmp_path)}
     proc = subprocess.run(
-        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate", "-w", "workspace.yaml"],
+        [str(Path(sys.executable).parent / "dagster"), "definitions", "validate",
+         "-w", "workspace.yaml"],
         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
 

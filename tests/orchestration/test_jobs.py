@@ -1,5 +1,5 @@
-"""Jobs, the monthly schedule and the wiring-time policies (kolab_pipeline/orchestration/jobs.py), on small
-stand-in assets so the behaviour is tested independently of the layers' assets."""
+"""Jobs, the monthly schedule and the wiring-time policies (kolab_pipeline/orchestration/jobs.py),
+on small stand-in assets so the behaviour is tested independently of the layers' assets."""
 
 
 from datetime import datetime
@@ -9,17 +9,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 from dagster._core.definitions.data_version import StaleStatus
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-)
 from dagster._utils.test.data_versions import get_stale_status_resolver
 
 from kolab_pipeline import calendar
 from kolab_pipeline.calendar import add_months
 from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration import jobs
-from kolab_pipeline.orchestration.partitions import monthly_partitions
+from kolab_pipeline.orchestration.partitions import monthly_partitions, range_tags
 
 PARTS = dg.MonthlyPartitionsDefinition(start_date="2025-01-01", end_date="2026-01-01")
 
@@ -49,9 +45,11 @@ def test_schedule_day_is_later_due_day_plus_grace_plus_one(kolab_home: Path):
     assert calendar.schedule_day(settings) == 11            # max(5, 10) + 0 + 1
     (kolab_home / "kolab.yaml").write_text("reporting: {grace_days: 3}\n")
     assert calendar.schedule_day(Settings.load(kolab_home)) == 14   # 10 + 3 + 1
-    (kolab_home / "kolab.yaml").write_text("reporting: {due_day: {network_to_pkm: 12, pkm_to_dinkes: 8}}\n")
+    (kolab_home / "kolab.yaml").write_text(
+        "reporting: {due_day: {network_to_pkm: 12, pkm_to_dinkes: 8}}\n")
     assert calendar.schedule_day(Settings.load(kolab_home)) == 13   # the later day: 12 + 0 + 1
-    (kolab_home / "kolab.yaml").write_text("reporting: {due_day: {pkm_to_dinkes: 27}, grace_days: 5}\n")
+    (kolab_home / "kolab.yaml").write_text(
+        "reporting: {due_day: {pkm_to_dinkes: 27}, grace_days: 5}\n")
     assert calendar.schedule_day(Settings.load(kolab_home)) == 28   # 27 + 5 + 1 = 33 → capped at 28
 
 
@@ -77,7 +75,8 @@ def test_schedule_requests_the_previous_month_at_06_wib(kolab_home: Path):
     assert request.partition_key == f"{add_months(f'{now.year:04d}-{now.month:02d}', -1)}-01"
 
 
-def test_automation_env_turns_schedules_and_sensors_on(monkeypatch: pytest.MonkeyPatch, kolab_home: Path):
+def test_automation_env_turns_schedules_and_sensors_on(monkeypatch: pytest.MonkeyPatch,
+                                                       kolab_home: Path):
     monkeypatch.delenv("KOLAB_AUTOMATION", raising=False)
     assert jobs.default_sensor_status() == dg.DefaultSensorStatus.STOPPED
     monkeypatch.setenv("KOLAB_AUTOMATION", "on")
@@ -101,7 +100,8 @@ def test_policies_add_ytd_self_dep_and_evaluation_freshness(kolab_home: Path):
     specs = {s.key.to_user_string(): s for a in wired for s in a.specs}
     iv = specs["indicators/indicator_value"]
     [self_dep] = [d for d in iv.deps if d.asset_key == iv.key]
-    assert (self_dep.partition_mapping.start_offset, self_dep.partition_mapping.end_offset) == (-1, -1)
+    mapping = self_dep.partition_mapping
+    assert (mapping.start_offset, mapping.end_offset) == (-1, -1)
     # compliance.expected_report has no period_type column (no YTD rows) → no self-dependency.
     assert all(d.asset_key != specs["compliance/expected_report"].key
                for d in specs["compliance/expected_report"].deps)
@@ -113,17 +113,19 @@ def test_policies_add_ytd_self_dep_and_evaluation_freshness(kolab_home: Path):
     assert specs["indicators/indicator_value"].freshness_policy is None
 
 
-def test_range_is_one_run_and_rematerialising_a_month_marks_the_next_stale(tmp_path: Path, kolab_home: Path):
+def test_range_is_one_run_and_rematerialising_a_month_marks_the_next_stale(tmp_path: Path,
+                                                                           kolab_home: Path):
     assets = jobs.apply_orchestration_policies(_stand_ins(), Settings.load(kolab_home))
     job = dg.Definitions(assets=assets, jobs=[dg.define_asset_job(
-        "monthly_job", selection=jobs.MONTHLY_SELECTION, partitions_def=PARTS)]).resolve_job_def("monthly_job")
+        "monthly_job", selection=jobs.MONTHLY_SELECTION, partitions_def=PARTS)]
+    ).resolve_job_def("monthly_job")
     instance = dg.DagsterInstance.from_config(str(tmp_path))
-    result = job.execute_in_process(instance=instance, tags={
-        ASSET_PARTITION_RANGE_START_TAG: "2025-01-01", ASSET_PARTITION_RANGE_END_TAG: "2025-04-01"})
+    result = job.execute_in_process(instance=instance, tags=range_tags("2025-01", "2025-04"))
     assert result.success
     assert len(instance.get_runs()) == 1
     mats = result.asset_materializations_for_node("indicators__indicator_value")
-    assert sorted(m.partition for m in mats) == ["2025-01-01", "2025-02-01", "2025-03-01", "2025-04-01"]
+    assert sorted(m.partition for m in mats) == ["2025-01-01", "2025-02-01", "2025-03-01",
+                                                 "2025-04-01"]
     # Month-by-month runs record per-month provenance; then re-run February alone.
     for key in ("2025-01-01", "2025-02-01", "2025-03-01"):
         assert job.execute_in_process(instance=instance, partition_key=key).success

@@ -1,5 +1,5 @@
-"""`kolab run` (kolab_pipeline/orchestration/runner.py): month planning, progress lines, and real in-process runs
-on a persistent instance in KOLAB_HOME/.dagster."""
+"""`kolab run` (kolab_pipeline/orchestration/runner.py): month planning, progress lines, and real
+in-process runs on a persistent instance in KOLAB_HOME/.dagster."""
 
 from __future__ import annotations
 
@@ -24,7 +24,8 @@ KEYS = [f"2025-{m:02d}-01" for m in range(1, 13)]
 
 def test_ytd_followups_are_later_months_of_the_same_year_only():
     present = ["2024-11", "2024-12", "2025-01", "2025-02", "2025-03", "2025-04"]
-    # 2024-11 requested: 2024-12 is later in 2024; 2025-* are another year (YTD restarts in January).
+    # 2024-11 requested: 2024-12 is later in 2024; 2025-* are another year (YTD restarts in
+    # January).
     assert ytd_followups(["2024-11"], present) == ["2024-12"]
     assert ytd_followups(["2025-02"], present) == ["2025-03", "2025-04"]
     assert ytd_followups(["2025-04"], present) == []
@@ -74,7 +75,8 @@ def test_run_month_materialises_ingest_and_monthly_on_the_persistent_instance(ko
     text = run_pipeline(settings, months=["2025-03"], emit=lines.append)
     assert "months processed: 2025-03" in text
     assert str(settings.paths.warehouse) in text
-    assert any(line.strip().startswith("✓ reference/facility") and "2 rows" in line for line in lines)
+    assert any(line.strip().startswith("✓ reference/facility") and "2 rows" in line
+               for line in lines)
     instance = open_instance(settings)
     try:
         runs = instance.get_runs()

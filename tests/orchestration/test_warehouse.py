@@ -1,4 +1,5 @@
-"""Warehouse helpers: the table contract, idempotent replace, transactions, identifier safety, lock message."""
+"""Warehouse helpers: the table contract, idempotent replace, transactions, identifier safety,
+lock message."""
 
 from __future__ import annotations
 
@@ -21,11 +22,13 @@ def test_contract_tables_are_created(con):
 
 
 def test_replace_rows_is_idempotent_per_partition(con):
-    sel = "SELECT * FROM (VALUES ('F1', ?, 'tb', 1, true)) v(kode_faskes, period, form, version, is_current)"
+    sel = ("SELECT * FROM (VALUES ('F1', ?, 'tb', 1, true)) "
+           "v(kode_faskes, period, form, version, is_current)")
     for _ in range(2):
         warehouse.replace_rows(con, "clean.submission", sel, "period = ?", ["2025-01", "2025-01"])
         warehouse.replace_rows(con, "clean.submission", sel, "period = ?", ["2025-02", "2025-02"])
-    rows = con.execute("SELECT period, count(*) FROM clean.submission GROUP BY 1 ORDER BY 1").fetchall()
+    rows = con.execute(
+        "SELECT period, count(*) FROM clean.submission GROUP BY 1 ORDER BY 1").fetchall()
     assert rows == [("2025-01", 1), ("2025-02", 1)]
 
 
@@ -71,7 +74,8 @@ def _memory_limit(db) -> str:
     con = warehouse.connect(db)
     try:
         # duckdb_settings() renders the cap in MiB, e.g. 953.6 MiB for 1GB
-        return con.execute("SELECT value FROM duckdb_settings() WHERE name = 'memory_limit'").fetchone()[0]
+        return con.execute("SELECT value FROM duckdb_settings() "
+                           "WHERE name = 'memory_limit'").fetchone()[0]
     finally:
         con.close()
 

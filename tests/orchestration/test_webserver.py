@@ -47,7 +47,8 @@ def _free_port() -> int:
 
 
 def _gql(base: str, query: str, variables: dict | None = None) -> dict:
-    r = requests.post(f"{base}/graphql", json={"query": query, "variables": variables or {}}, timeout=60)
+    r = requests.post(f"{base}/graphql", json={"query": query, "variables": variables or {}},
+                      timeout=60)
     r.raise_for_status()
     body = r.json()
     assert "errors" not in body, body["errors"]
@@ -68,7 +69,8 @@ def test_webserver_graph_and_a_run_launched_through_the_api(kolab_home: Path, tm
     log = (tmp_path / "webserver.log").open("w")
     proc = subprocess.Popen(
         [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)], cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
+         "-h", "127.0.0.1", "-p", str(port)],
+        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 120
@@ -109,9 +111,11 @@ def test_webserver_graph_and_a_run_launched_through_the_api(kolab_home: Path, tm
             time.sleep(1)
         assert status == "SUCCESS", (tmp_path / "webserver.log").read_text()[-3000:]
         events = _gql(base, CHECKS, {"id": run_id})["logsForRun"]["events"]
-        evaluations = [e["evaluation"] for e in events if e["__typename"] == "AssetCheckEvaluationEvent"]
-        ingest_checks = {c["name"] for key, n in by_key.items() if key.split("/")[0] in
-                         ("reference", "raw", "clean") for c in (n["assetChecksOrError"].get("checks") or [])}
+        evaluations = [e["evaluation"] for e in events
+                       if e["__typename"] == "AssetCheckEvaluationEvent"]
+        ingest_checks = {c["name"] for key, n in by_key.items()
+                         if key.split("/")[0] in ("reference", "raw", "clean")
+                         for c in (n["assetChecksOrError"].get("checks") or [])}
         # Every check of the ingest groups ran in that run and its result is visible.
         assert {e["checkName"] for e in evaluations} == ingest_checks
     finally:
