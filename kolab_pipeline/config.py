@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, Field, field_validator
 
+from kolab_pipeline.catalog import FORMS
+
 DEFAULTS_FILE = Path(__file__).parent / "defaults" / "kolab.yaml"
 DEFAULT_HOME = "./data"
 
@@ -27,12 +29,69 @@ class DueDays(BaseModel):
     pkm_to_dinkes: int = Field(10, ge=1, le=28)
 
 
+ReportScope = Literal["faskes", "wilayah"]
+REPORT_SCOPES: tuple[str, ...] = ("faskes", "wilayah")
+
+
+def _check_scope_forms(value: dict[str, str], key: str) -> dict[str, str]:
+    """Form codes of a scope mapping must be forms of the catalogue (they become SQL values)."""
+    for form in value:
+        if form not in FORMS:
+            raise ValueError(f"{key}: {form!r} is not a form (expected one of {', '.join(FORMS)})")
+    return value
+
+
+class RecapDetection(BaseModel):
+    """When a puskesmas report in the default scope (`faskes`) looks like an area recap
+    (README "Definitions pinned", report scope): in `months_running` consecutive months its
+    value is ≥ (its network's sum + its usual own level) × (1 − `tolerance_pct` %), summed over
+    the elements its network reported that month. Usual own level = median of its own-services
+    values of the `baseline_months` months before (at least `min_baseline_months` of them);
+    only judged when the network's sum is at least `min_network_pct` % of that usual level."""
+
+    months_running: int = Field(3, ge=1, le=24)
+    baseline_months: int = Field(12, ge=1, le=60)
+    min_baseline_months: int = Field(3, ge=1, le=60)
+    tolerance_pct: float = Field(10, ge=0, lt=100)
+    min_network_pct: float = Field(20, ge=0)
+
+
 class ReportingConfig(BaseModel):
     due_day: DueDays = DueDays()
     grace_days: int = Field(0, ge=0)
     cutoff_months_after_period: int = Field(1, ge=1)
     expected_rule: Literal["whole_period", "period_end"] = "whole_period"
     as_of: datetime | date | None = None
+    # Report scope of a puskesmas's own row per form when the row has no `lingkup_laporan`:
+    # `faskes` (its own services, the default) or `wilayah` (recap of its whole working area).
+    puskesmas_scope: dict[str, ReportScope] = {}
+    # The same per kab/kota (Kemendagri code `64.71` → form → scope), over `puskesmas_scope`.
+    puskesmas_scope_by_kabkota: dict[str, dict[str, ReportScope]] = {}
+    recap_detection: RecapDetection = RecapDetection()
+
+    @field_validator("puskesmas_scope")
+    @classmethod
+    def _scope_forms(cls, value: dict[str, str]) -> dict[str, str]:
+        return _check_scope_forms(value, "reporting.puskesmas_scope")
+
+    @field_validator("puskesmas_scope_by_kabkota")
+    @classmethod
+    def _scope_kabkota(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for kab, forms in value.items():
+            if not (isinstance(kab, str) and re.fullmatch(r"\d{2}\.\d{2}", kab)):
+                raise ValueError(f"reporting.puskesmas_scope_by_kabkota: {kab!r} is not a "
+                                 "kab/kota code (Kemendagri, e.g. '64.71')")
+            _check_scope_forms(forms, f"reporting.puskesmas_scope_by_kabkota.{kab}")
+        return value
+
+    def scope_rows(self) -> list[tuple[str, str, str]]:
+        """(kode_kabkota, form, scope) of every declared default; kode_kabkota '' = every
+        kab/kota. A kab/kota's own entry wins over the general one."""
+        rows = [("", form, scope) for form, scope in sorted(self.puskesmas_scope.items())]
+        rows += [(kab, form, scope)
+                 for kab, forms in sorted(self.puskesmas_scope_by_kabkota.items())
+                 for form, scope in sorted(forms.items())]
+        return rows
 
     def as_of_utc(self) -> datetime:
         """The evaluation moment in UTC: `as_of` (a date means the end of that day, UTC+7

@@ -14,9 +14,10 @@ from pathlib import Path
 from kolab_pipeline import catalog
 from kolab_pipeline.catalog import FORMS
 
-TEMPLATE_COLUMNS = ("periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil")
+TEMPLATE_COLUMNS = ("periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil",
+                    "lingkup_laporan")
 TEMPLATE_LABELS = ("Periode (YYYY-MM)", "Kode Faskes", "Nama Faskes", "Tanggal Lapor",
-                   "Laporan Nihil")
+                   "Laporan Nihil", "Lingkup Laporan (faskes/wilayah)")
 
 INSTRUCTIONS = (
     "Petunjuk pengisian laporan bulanan {program} ({name})",
@@ -28,10 +29,16 @@ INSTRUCTIONS = (
     "5. tanggal_lapor: tanggal laporan diserahkan (YYYY-MM-DD), boleh dikosongkan.",
     "6. laporan_nihil: isi 1 bila tidak ada kegiatan/kasus bulan ini (laporan nihil), "
     "selain itu kosong.",
-    "7. Angka: bilangan bulat tanpa pemisah ribuan. Isi 0 bila jumlahnya nol;",
+    "7. lingkup_laporan: faskes = angka pelayanan fasilitas ini sendiri (bila kosong, inilah "
+    "artinya);",
+    "   wilayah = (hanya puskesmas) rekap seluruh wilayah kerja termasuk klinik, TPMD dan bidan "
+    "jejaringnya.",
+    "   Baris jejaring tetap dilaporkan sendiri: Dinas Kesehatan menghitung bagian puskesmas",
+    "   sebagai rekap dikurangi laporan jejaring, sehingga tidak ada yang terhitung dua kali.",
+    "8. Angka: bilangan bulat tanpa pemisah ribuan. Isi 0 bila jumlahnya nol;",
     "   kosongkan sel hanya bila data tidak tersedia (kosong berarti tidak dilaporkan, bukan nol).",
-    "8. Jangan menambahkan data pasien (NIK, nama pasien, nomor rekam medis): laporan ini agregat.",
-    "9. Simpan sebagai .xlsx atau .csv dan kirim ke puskesmas induk / Dinas Kesehatan.",
+    "9. Jangan menambahkan data pasien (NIK, nama pasien, nomor rekam medis): laporan ini agregat.",
+    "10. Simpan sebagai .xlsx atau .csv dan kirim ke puskesmas induk / Dinas Kesehatan.",
 )
 
 

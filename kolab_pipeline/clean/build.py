@@ -10,6 +10,7 @@ from typing import Any
 import duckdb
 
 from kolab_pipeline.clean import scope
+from kolab_pipeline.clean.lingkup import stage_lingkup
 from kolab_pipeline.clean.parsers import install_macros
 from kolab_pipeline.clean.queries import summarise
 from kolab_pipeline.clean.signature import build_signature
@@ -64,10 +65,11 @@ def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings,
         stage_rows(stage, settings, scoped=incremental)
         stage_errors(stage)
         stage_kept(stage)
+        stage_lingkup(stage, settings)
         n_rows = con.execute("SELECT count(*) FROM _clean_rows").fetchone()[0]
         n_keys = con.execute(
             "SELECT count(*) FROM _clean_kept WHERE version = n_versions").fetchone()[0]
-        write(stage, relations, incremental, signature)
+        write(stage, settings, relations, incremental, signature)
     summary = summarise(con)
     summary.update(mode="incremental" if incremental else "full", full_reason=why_full,
                    files_cleaned=n_files, rows_cleaned=n_rows, keys_recomputed=n_keys)

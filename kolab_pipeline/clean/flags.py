@@ -1,7 +1,9 @@
 """Warnings on current submissions: the SELECT behind `clean.validation_flag` (one kept current
 submission × warning rule × relation/element) — V13 (element not expected from the facility
-type) and the catalogue's year-to-date relations (V07, V08, V09, V11) over `_clean_ytd` (one
-current submission of a year complete so far).
+type), L04 (a non-puskesmas row declaring an area recap) and the catalogue's year-to-date
+relations (V07, V08, V09, V11) over `_clean_ytd` (one current submission of a year complete so
+far). All judge what was reported (`reported_value`); the scope warnings that depend on other
+facilities' reports (L02, L03) are `lingkup.derive`'s.
 """
 
 from __future__ import annotations
@@ -68,7 +70,8 @@ def stage_ytd(stage: Staging, relations: Relations, groups: bool) -> None:
     params: dict[str, object] = {}
     for i, (form, form_codes) in enumerate(by_form):
         # element codes are catalogue identifiers (checked by `ident`), like the column names
-        pivot = ", ".join(f"sum(value) FILTER (WHERE data_element = '{ident(c)}') AS {ident(c)}"
+        pivot = ", ".join(f"sum(reported_value) FILTER (WHERE data_element = '{ident(c)}') "
+                          f"AS {ident(c)}"
                           for c in form_codes)
         running = ", ".join(f"sum({ident(c)}) OVER year_so_far AS {ident(c)}" if c in form_codes
                             else f"NULL::HUGEINT AS {ident(c)}" for c in codes)
@@ -112,7 +115,8 @@ def relation_flags(relations: Relations) -> tuple[str, dict[str, object]]:
 UNEXPECTED_ELEMENTS = """
 SELECT current_value.submission_id, current_value.kode_faskes, current_value.period,
        current_value.form, 'V13' AS rule_id, current_value.data_element AS column_name,
-       CAST(current_value.value AS VARCHAR) AS value_text, facility.jenis_faskes AS jenis
+       CAST(current_value.reported_value AS VARCHAR) AS value_text,
+       facility.jenis_faskes AS jenis
   FROM clean.submission_value current_value
   JOIN reference.facility facility ON facility.kode_faskes = current_value.kode_faskes
   SEMI JOIN (
@@ -126,7 +130,22 @@ SELECT current_value.submission_id, current_value.kode_faskes, current_value.per
   ) unexpected ON unexpected.code = current_value.data_element
               AND unexpected.jenis_faskes = facility.jenis_faskes
   {only}
- WHERE current_value.value > 0
+ WHERE current_value.reported_value > 0
+"""
+
+# L04: a row of a facility other than a puskesmas declares `wilayah` (only a puskesmas reports
+# for an area): counted as its own services
+SCOPE_NOT_PUSKESMAS = """
+SELECT submission.submission_id, submission.kode_faskes, submission.period, submission.form,
+       'L04' AS rule_id, 'lingkup_laporan' AS column_name, raw_row.lingkup_laporan AS value_text,
+       facility.jenis_faskes AS jenis
+  FROM clean.submission submission
+  JOIN reference.facility facility ON facility.kode_faskes = submission.kode_faskes
+  JOIN raw.submission_row raw_row ON raw_row.raw_row_id = submission.raw_row_id
+  {only}
+ WHERE submission.is_current AND submission.lingkup_source = 'column'
+   AND facility.jenis_faskes <> 'puskesmas'
+   AND kolab_report_scope(raw_row.lingkup_laporan) = 'wilayah'
 """
 
 FLAGS = """
@@ -145,7 +164,8 @@ def validation_flags(relations: Relations, groups: bool) -> tuple[str, Params]:
     """The SELECT (and params) of `clean.validation_flag` rows: V13 on the current values, the
     relations on `_clean_ytd`; `groups` limits V13 to `_clean_groups`."""
     parts = [UNEXPECTED_ELEMENTS.format(
-        only=in_touched_groups("current_value") if groups else "")]
+        only=in_touched_groups("current_value") if groups else ""),
+        SCOPE_NOT_PUSKESMAS.format(only=in_touched_groups("submission") if groups else "")]
     relation_sql, params = relation_flags(relations)
     if relation_sql:
         parts.append(f"SELECT * FROM ({relation_sql}) AS rel")

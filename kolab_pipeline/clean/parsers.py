@@ -31,6 +31,14 @@ MONTH_NAMES: dict[str, int] = {
 }
 ZERO_WORDS = ("-", "–", "—", "nihil", "tidak ada", "nol")
 NIL_MARKS = ("1", "ya", "y", "yes", "true", "nihil", "x")
+# Report scope (`lingkup_laporan`) spellings, after lower case and every run of other characters
+# → `_`; a blank cell (or `-`) declares nothing. Anything else is unreadable (L01).
+SCOPE_WORDS: dict[str, tuple[str, ...]] = {
+    "faskes": ("faskes", "fasilitas", "fasyankes", "faskes_sendiri", "sendiri",
+               "pelayanan_sendiri", "own", "facility", "own_services"),
+    "wilayah": ("wilayah", "wilayah_kerja", "wilker", "rekap", "rekap_wilayah",
+                "rekap_wilayah_kerja", "rekapitulasi", "area", "recap", "area_recap"),
+}
 
 
 def sql_list(words: Iterable[str]) -> str:
@@ -146,8 +154,20 @@ FILL = """CREATE OR REPLACE TEMP MACRO kolab_fill(tpl, v, col, kode, per, jenis,
     '{received}', coalesce(strftime(recv, '%Y-%m-%d'), '')),
     '{period}', coalesce(per, '')), '{kode}', coalesce(kode, '')), '{value}', coalesce(v, ''))"""
 
+_SCOPE_CASE = " ".join(f"WHEN s IN ({sql_list(words)}) THEN '{scope}'"
+                      for scope, words in SCOPE_WORDS.items())
+
+# 'faskes' | 'wilayah', NULL when blank, '#' when unreadable (L01)
+SCOPE_NORM = f"""CREATE OR REPLACE TEMP MACRO kolab_scope_norm(s) AS
+  CASE WHEN s = '' THEN NULL {_SCOPE_CASE} ELSE '#' END"""
+
+REPORT_SCOPE = """CREATE OR REPLACE TEMP MACRO kolab_report_scope(t) AS
+  CASE WHEN t IS NULL THEN NULL
+       ELSE kolab_scope_norm(trim(regexp_replace(kolab_norm_text(t), '[^a-z0-9]+', '_', 'g'),
+                                  '_')) END"""
+
 MACROS = (MONTH_NO, YEAR_MONTH, YEAR4, NORM_TEXT, PERIOD_NORM, PARSE_PERIOD, DATE_NORM, PARSE_DATE,
-          COUNT_SLOW, COUNT_NORM, COUNT_BAD, COUNT_TEXT, IS_NIL, FILL)
+          COUNT_SLOW, COUNT_NORM, COUNT_BAD, COUNT_TEXT, IS_NIL, FILL, SCOPE_NORM, REPORT_SCOPE)
 
 
 def install_macros(con: duckdb.DuckDBPyConnection) -> None:
@@ -160,6 +180,7 @@ def install_macros(con: duckdb.DuckDBPyConnection) -> None:
       `kolab_count_bad(norm)` → the value is invalid (V06; also digits too long for BIGINT);
       `kolab_count_text(text)` → both in one (for probing; the build computes `norm` once per cell);
     - `kolab_is_nil(text)` → the `laporan_nihil` cell marks a nil report;
+    - `kolab_report_scope(text)` → `faskes` | `wilayah`, NULL (blank), `'#'` (unreadable, L01);
     - `kolab_fill(template, value, column, kode, period, jenis, received_date)` → a filled message.
     """
     for sql in MACROS:
@@ -194,3 +215,10 @@ def parse_dates(values: Sequence[str | None],
                 con: duckdb.DuckDBPyConnection | None = None) -> list[Any]:
     """Run the `tanggal_lapor` date parser: a `date`, or None (blank or unreadable)."""
     return _scalar_map(con or duckdb.connect(), "kolab_parse_date", values)
+
+
+def parse_scopes(values: Sequence[str | None],
+                 con: duckdb.DuckDBPyConnection | None = None) -> list[str | None]:
+    """Run the `lingkup_laporan` parser: `faskes`, `wilayah`, None (blank) or `'invalid'`."""
+    raw = _scalar_map(con or duckdb.connect(), "kolab_report_scope", values)
+    return ["invalid" if v == "#" else v for v in raw]

@@ -23,7 +23,7 @@ SELECT coalesce(landing.file_id, raw_rows.file_id) AS file_id,
   FULL JOIN (SELECT file_id, count(*) AS n_rows,
                     sum(hash(raw_row_id, source_kind, source_path, sheet, row_number, form,
                              periode, kode_faskes, nama_faskes, tanggal_lapor, laporan_nihil,
-                             received_at, run_id)) AS h
+                             lingkup_laporan, received_at, run_id)) AS h
                FROM raw.submission_row GROUP BY file_id) raw_rows
     ON raw_rows.file_id = landing.file_id
 """

@@ -16,17 +16,24 @@ from kolab_pipeline.rules import Relation, rules_rows
 # clean layer computes from the same inputs (parsers, rules in SQL, versioning, warnings): the
 # next build is then a full rebuild. Changes that compute the same rows (comments, refactoring)
 # leave it alone, so they never force one.
-CLEAN_LOGIC_VERSION = 1
+CLEAN_LOGIC_VERSION = 2   # 2: report scope (lingkup_laporan), own share of area recaps
 
-# Reference rows the build reads (aliases, facility types and time zones, element catalogue),
-# as `count:sum of row hashes` per table. `_clean_catalogue` is staged by `stage_catalogue`.
+# Reference rows the build reads (aliases, facility types and time zones, element catalogue,
+# the dated network membership and kab/kota a puskesmas's own share depends on), as
+# `count:sum of row hashes` per table. `_clean_catalogue` is staged by `stage_catalogue`.
 REFERENCE_DIGEST = """
 SELECT (SELECT concat(count(*), ':', coalesce(sum(hash(alias_norm, kode_faskes)), 0))
           FROM reference.facility_alias),
        (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, jenis_faskes, timezone)), 0))
           FROM reference.facility),
        (SELECT concat(count(*), ':', coalesce(sum(hash(code, form, expected_from)), 0))
-          FROM _clean_catalogue)
+          FROM _clean_catalogue),
+       (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, kode_puskesmas_induk,
+                                                       kode_kabkota)), 0))
+          FROM reference.facility),
+       (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, form, kode_puskesmas_induk,
+                                                       valid_from, valid_to)), 0))
+          FROM reference.form_assignment)
 """
 
 
@@ -36,12 +43,19 @@ def reference_digest(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def signature_of(*, version: int, rules: Sequence[object], relations: Sequence[object],
-                 default_timezone: str, reference: Sequence[str]) -> str:
+                 default_timezone: str, reference: Sequence[str], report_scope: str = "") -> str:
     """sha256 of the logic version, the rule catalogue, the YTD relations, the default time
-    zone and the reference digests — and of nothing else."""
+    zone, the reference digests and the report-scope settings — and of nothing else."""
     parts = [f"clean logic v{version}", repr(list(rules)), repr(list(relations)),
-             default_timezone, *reference]
+             default_timezone, *reference, report_scope]
     return hashlib.sha256("\n".join(parts).encode()).hexdigest()
+
+
+def report_scope_settings(settings: Settings) -> str:
+    """The kolab.yaml keys the clean tables depend on besides the time zone: the report scope
+    per form / kab/kota and the L03 recap-detection settings."""
+    rep = settings.config.reporting
+    return repr((rep.scope_rows(), rep.recap_detection.model_dump()))
 
 
 def build_signature(con: duckdb.DuckDBPyConnection, settings: Settings,
@@ -49,4 +63,5 @@ def build_signature(con: duckdb.DuckDBPyConnection, settings: Settings,
     """The signature of a build on `con` now (needs `_clean_catalogue` staged)."""
     return signature_of(version=CLEAN_LOGIC_VERSION, rules=rules_rows(), relations=relations,
                         default_timezone=settings.config.timezones.default,
-                        reference=reference_digest(con))
+                        reference=reference_digest(con),
+                        report_scope=report_scope_settings(settings))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from kolab_pipeline import catalog
 from kolab_pipeline.catalog import FORMS
+from kolab_pipeline.clean.lingkup import SCOPE_ERRORS
 from kolab_pipeline.clean.parsers import sql_list
 from kolab_pipeline.config import Settings
 from kolab_pipeline.reference import norm_sql
@@ -82,6 +83,7 @@ SELECT row_number() OVER () AS rk, hash(raw_row.file_id, coalesce(raw_row.sheet,
        coalesce(raw_row.sheet, '') AS sheet, raw_row.row_number,
        lower(trim(raw_row.form)) AS form, raw_row.periode, raw_row.kode_faskes AS kode_written,
        raw_row.nama_faskes, raw_row.tanggal_lapor, raw_row.received_at AS file_received_at,
+       raw_row.lingkup_laporan AS lingkup_written,
        landing.status AS file_status, landing.reject_rule AS file_reject_rule,
        landing.reject_reason AS file_reject_reason,
        period_map.period, date_map.d AS tanggal_lapor_date,
@@ -225,3 +227,4 @@ def stage_errors(stage: Staging) -> None:
     stage.create("cell", CELLS)
     stage.con.execute(DROP_SHADOWED_CELLS)
     stage.create("err", ERRORS)
+    stage.con.execute(SCOPE_ERRORS)  # L01: an unreadable lingkup_laporan (clean/lingkup.py)

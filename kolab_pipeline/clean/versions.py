@@ -12,7 +12,7 @@ WITH ok AS (SELECT * FROM _clean_rows staged
              ANTI JOIN _clean_err err ON err.raw_row_id = staged.raw_row_id)
 SELECT ok.rk, ok.raw_row_id, ok.file_id, ok.source_kind, ok.source_path, ok.sheet,
        ok.row_number, ok.kode_faskes, ok.period, ok.form, ok.is_nil, ok.received_at,
-       ok.received_source, ok.file_received_at, per_key.n_versions
+       ok.received_source, ok.file_received_at, ok.lingkup_written, per_key.n_versions
   FROM ok
   JOIN (SELECT kode_faskes, period, form, count(*) AS n_versions FROM ok GROUP BY ALL) per_key
     ON per_key.kode_faskes = ok.kode_faskes AND per_key.period = ok.period

@@ -4,8 +4,10 @@ in one transaction — everything (full build) or what the dirty files touched (
 
 from __future__ import annotations
 
+from kolab_pipeline.clean import lingkup
 from kolab_pipeline.clean.flags import Relations, stage_ytd, validation_flags
 from kolab_pipeline.clean.scope import STATE
+from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import Params, Staging, bind, table, transaction
 
 CLEAN_TABLES = ("clean.submission", "clean.submission_value", "clean.submission_value_history",
@@ -30,10 +32,12 @@ DELETE_DIRTY_STATE = f"DELETE FROM {STATE} WHERE file_id IN (SELECT file_id FROM
 # --- the new rows ---------------------------------------------------------------------------------
 
 SUBMISSIONS = """
-SELECT submission_id, kode_faskes, period, form, version, version = n_versions AS is_current,
-       received_at, received_source, is_nil AS is_nil_report, source_kind, raw_row_id, file_id,
-       source_path, sheet, row_number
-  FROM _clean_kept"""
+SELECT kept.submission_id, kept.kode_faskes, kept.period, kept.form, kept.version,
+       kept.version = kept.n_versions AS is_current, kept.received_at, kept.received_source,
+       kept.is_nil AS is_nil_report, kept.source_kind, kept.raw_row_id, kept.file_id,
+       kept.source_path, kept.sheet, kept.row_number, lingkup.lingkup_laporan,
+       lingkup.lingkup_source
+  FROM _clean_kept kept JOIN _clean_lingkup lingkup ON lingkup.rk = kept.rk"""
 
 # every version's values; a blank cell stays NULL unless the row is a nil report
 CELLS_OF_KEPT = """
@@ -59,9 +63,14 @@ SELECT submission_id, kode_faskes, period, form, version, data_element, value,
         WINDOW by_version AS (PARTITION BY kode_faskes, period, form, data_element
                               ORDER BY version))"""
 
+# the reported count; `lingkup.derive` turns a wilayah recap's `value` into its own share
 CURRENT_VALUES = f"""
-SELECT submission_id, kode_faskes, period, form, data_element, value
-  FROM ({CELLS_OF_KEPT.format(where="kept.version = kept.n_versions")})"""
+SELECT current_value.submission_id, current_value.kode_faskes, current_value.period,
+       current_value.form, current_value.data_element, current_value.value,
+       current_value.value AS reported_value, NULL::BIGINT AS network_value,
+       lingkup.lingkup_laporan
+  FROM ({CELLS_OF_KEPT.format(where="kept.version = kept.n_versions")}) current_value
+  JOIN _clean_lingkup lingkup ON lingkup.submission_id = current_value.submission_id"""
 
 # the facility the row names, as written when it did not resolve
 _KODE = "coalesce(staged.kode_faskes, staged.kode_written, staged.nama_faskes)"
@@ -119,10 +128,12 @@ def insert(stage: Staging, key: str, select_sql: str, params: Params = ()) -> No
     stage.con.execute(sql, bind(sql, params))
 
 
-def write(stage: Staging, relations: Relations, incremental: bool, signature: str) -> None:
+def write(stage: Staging, settings: Settings, relations: Relations, incremental: bool,
+          signature: str) -> None:
     """Replace the clean rows in one transaction: everything (full) or the touched keys, the
     dirty files' quarantine rows and the touched facility × form × year warning groups
-    (incremental)."""
+    (incremental); then the own share of wilayah recaps and their warnings for the puskesmas
+    networks the change touched (`lingkup.derive`)."""
     con = stage.con
     with transaction(con):
         if incremental:
@@ -139,6 +150,9 @@ def write(stage: Staging, relations: Relations, incremental: bool, signature: st
         insert(stage, "clean.submission_value_history", VALUE_HISTORY)
         insert(stage, "clean.submission_value", CURRENT_VALUES)
         insert(stage, "clean.quarantine", QUARANTINE)
+        # a wilayah recap's own share and the scope warnings (L02, L03), for the puskesmas
+        # networks whose reports changed
+        lingkup.derive(stage, settings, incremental)
         # warnings, read back from the current versions just written (see `stage_ytd`)
         stage_ytd(stage, relations, groups=incremental)
         insert(stage, "clean.validation_flag", *validation_flags(relations, groups=incremental))

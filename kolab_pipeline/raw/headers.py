@@ -17,7 +17,8 @@ from kolab_pipeline import catalog as catalogue
 from kolab_pipeline.catalog import FORMS
 
 # Template columns that live on `raw.submission_row`; every other column becomes a cell.
-META_COLUMNS = ("periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil")
+META_COLUMNS = ("periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil",
+                "lingkup_laporan")
 # Columns a template header must have (else F04).
 KEY_COLUMNS = ("periode", "kode_faskes")
 # The header is searched in the first rows only: title rows ("LAPORAN BULANAN …") sit above it.

@@ -21,6 +21,8 @@ ROW_COLUMNS = table("raw.submission_row").column_names
 CELL_COLUMNS = table("raw.submission_cell").column_names
 LANDING_FILE_COLUMNS = table("raw.landing_file").column_names
 LANDING_PATH_COLUMNS = table("raw.landing_path").column_names
+# Template columns that not every reader has: filled with NULL by `Parsed`.
+OPTIONAL_ROW_COLUMNS = ("lingkup_laporan",)
 
 
 def rule_messages() -> dict[str, str]:
@@ -114,3 +116,10 @@ class Parsed:
     sheets: str = ""
     received_at: datetime | None = None   # from the content (DHIS2 completeDate)
     received_source: str | None = None
+
+    def __post_init__(self) -> None:
+        # Optional template columns a reader does not produce (DHIS2 payloads, the SQL source's
+        # long form have no report scope) are NULL cells, so every reader yields ROW_COLUMNS.
+        for column in OPTIONAL_ROW_COLUMNS:
+            if column not in self.rows.columns:
+                self.rows[column] = None

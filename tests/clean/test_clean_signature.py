@@ -69,14 +69,16 @@ def test_other_settings_and_new_files_keep_the_build_incremental(built: Raw,
 
 def test_the_signature_is_the_declared_inputs_and_nothing_else(built: Raw,
                                                                settings: Settings) -> None:
-    """Stored signature = version + rules + relations + default zone + reference rows."""
+    """Stored signature = version + rules + relations + default zone + reference rows + the
+    report-scope settings (puskesmas_scope, recap_detection)."""
     stored = q(built.con, "SELECT DISTINCT fingerprint FROM clean.build_state")
     with Staging(built.con, PREFIX) as stage:
         stage_catalogue(stage)
         declared = signature.signature_of(
             version=signature.CLEAN_LOGIC_VERSION, rules=rule_catalogue.rules_rows(),
             relations=_relations(), default_timezone=settings.config.timezones.default,
-            reference=signature.reference_digest(built.con))
+            reference=signature.reference_digest(built.con),
+            report_scope=signature.report_scope_settings(settings))
     assert stored == [(declared,)]
 
 
@@ -97,3 +99,22 @@ def test_editing_the_code_text_keeps_the_signature(built: Raw, settings: Setting
         original = signature.build_signature(built.con, settings, _relations())
         assert copy.build_signature(built.con, settings, _relations()) == original
     assert q(built.con, "SELECT DISTINCT fingerprint FROM clean.build_state") == [(original,)]
+
+
+def test_a_changed_report_scope_setting_forces_one_full_build(built: Raw,
+                                                              settings: Settings) -> None:
+    """The own share of a recap depends on `reporting.puskesmas_scope`: a change re-derives."""
+    settings.config.reporting.puskesmas_scope = {"kia": "wilayah"}
+    assert _mode(built, settings) == CHANGED
+    assert _mode(built, settings) == ("incremental", None)
+    settings.config.reporting.recap_detection.months_running = 4
+    assert _mode(built, settings) == CHANGED
+
+
+def test_a_changed_network_membership_forces_one_full_build(built: Raw,
+                                                            settings: Settings) -> None:
+    """A clinic moved to another puskesmas changes whose recap its reports are subtracted
+    from."""
+    built.con.execute("UPDATE reference.form_assignment SET kode_puskesmas_induk = 'P6471010101' "
+                      "WHERE kode_faskes = 'KP3672001'")
+    assert _mode(built, settings) == CHANGED

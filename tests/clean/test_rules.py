@@ -14,15 +14,16 @@ HEADER = "rule_id,layer,severity,applies_to,message_id,message_en,detail_id,deta
 
 def test_shipped_catalogue_has_every_clean_rule_with_both_languages() -> None:
     cat = rules.rules()
-    for rid in ("V01", "V05", "V05F", "V06", "V06N", "V15", "V16", "V17"):
+    for rid in ("V01", "V05", "V05F", "V06", "V06N", "V15", "V16", "V17", "L01"):
         assert cat[rid].severity == "error", rid
-    for rid in ("V07", "V08", "V09", "V11", "V13"):
+    for rid in ("V07", "V08", "V09", "V11", "V13", "L02", "L03", "L04"):
         assert cat[rid].severity == "warning", rid
     for r in cat.values():
         assert r.message_id and r.message_en
     # the file rules of the raw layer are there too (quarantine copies file rejects)
     assert {"F01", "F02", "F04", "F09"} <= set(cat)
-    assert rules.rule_ids("warning") == ["V07", "V08", "V09", "V11", "V13"]
+    # L02–L04: report scope (lingkup laporan), issue 16
+    assert rules.rule_ids("warning") == ["V07", "V08", "V09", "V11", "V13", "L02", "L03", "L04"]
 
 
 def test_relations_of_the_ytd_rules() -> None:

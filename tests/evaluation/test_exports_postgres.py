@@ -82,7 +82,8 @@ def test_failure_mid_export_keeps_previous_data(built, settings, pg_server):
 def test_bulk_copy_speed(con, pg_server):
     """100,000 rows through COPY: measured, and far above a row-by-row INSERT's pace."""
     url = pg_server.create_database("wh_bulk")
-    con.execute("INSERT INTO clean.submission_value SELECT 'id' || i, 'F' || (i % 1000), "
+    con.execute("INSERT INTO clean.submission_value (submission_id, kode_faskes, period, form, "
+                "data_element, value) SELECT 'id' || i, 'F' || (i % 1000), "
                 "'2025-0' || (1 + i % 2), 'kia', 'kia_k1', i FROM range(100000) t(i)")
     result = exports.copy_to_postgres(con, url, ["2025-01", "2025-02"], keys=["clean.submission_value"],
                                       chunk_rows=20_000)

@@ -16,7 +16,8 @@ from kolab_pipeline.templates import write_template
 PTM_CODES = ["ht_skrining", "ht_kasus_baru", "ht_dilayani_standar", "ht_dilayani_standar_ytd_unik",
              "ht_terkendali", "dm_skrining", "dm_kasus_baru", "dm_dilayani_standar",
              "dm_dilayani_standar_ytd_unik", "dm_terkendali"]
-META = ["periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil"]
+META = ["periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil",
+        "lingkup_laporan"]
 
 
 def test_template_files(tmp_path):
@@ -28,10 +29,11 @@ def test_template_files(tmp_path):
     ws = wb["ptm"]
     assert [c.value for c in ws[1]] == META + PTM_CODES
     labels = dict(zip(data_elements()["code"], data_elements()["name_id"], strict=True))
-    assert [c.value for c in ws[2]][5:] == [labels[c] for c in PTM_CODES]
+    assert [c.value for c in ws[2]][6:] == [labels[c] for c in PTM_CODES]
+    assert ws[2][5].value == "Lingkup Laporan (faskes/wilayah)"
     assert ws[2][0].value == "Periode (YYYY-MM)"
     assert ws.freeze_panes == "C3"
-    assert ws.column_dimensions["F"].width > 10
+    assert ws.column_dimensions["G"].width > 10
     assert ws.data_validations.dataValidation == []
     assert wb["Petunjuk"]["A1"].value.startswith("Petunjuk pengisian laporan bulanan PTM")
     assert ws.max_row == 2                      # blank: no data rows
@@ -47,7 +49,8 @@ def test_cli_template_and_filled_template_ingests(tmp_path, settings, con, capsy
     assert capsys.readouterr().out.splitlines() == [str(tmp_path / "t" / "template_tb.xlsx"),
                                                      str(tmp_path / "t" / "template_tb.csv")]
     wb = openpyxl.load_workbook(tmp_path / "t" / "template_tb.xlsx")
-    wb["tb"].append(["2025-03", "KP001", "Klinik B", "2025-04-04", None, 9, 2, 2, 0, 1, 1, 1, 0, 0, 0])
+    wb["tb"].append(["2025-03", "KP001", "Klinik B", "2025-04-04", None, "faskes",
+                     9, 2, 2, 0, 1, 1, 1, 0, 0, 0])
     dest = settings.paths.landing / "kp001" / "tb" / "KP001_tb_2025-03.xlsx"
     dest.parent.mkdir(parents=True)
     wb.save(dest)
@@ -56,6 +59,7 @@ def test_cli_template_and_filled_template_ingests(tmp_path, settings, con, capsy
     assert (s.files_ingested, s.files_rejected) == (1, 1)       # the blank CSV has no data rows (F02)
     assert con.execute("SELECT sheet, row_number, form, kode_faskes FROM raw.submission_row").fetchall() == [
         ("tb", 3, "tb", "KP001")]                                  # row 2 = labels, skipped
+    assert con.execute("SELECT lingkup_laporan FROM raw.submission_row").fetchall() == [("faskes",)]
     # 10 TB elements, all mapped; values as text
     cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell ORDER BY column_index"
                         ).fetchall()

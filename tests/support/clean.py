@@ -69,7 +69,8 @@ class Raw:
     def row(self, file_name: str, row_number: int, form: str | None, periode: str | None,
             kode: str | None, values: dict[str, str | None] | None = None, *,
             nama: str | None = None, tanggal_lapor: str | None = None, nihil: str | None = None,
-            sheet: str = "", received_at: str | None = None, source_kind: str = "file") -> str:
+            sheet: str = "", received_at: str | None = None, source_kind: str = "file",
+            lingkup: str | None = None) -> str:
         file_id = f"sha_{file_name}"
         if received_at is None:
             received = self.con.execute(
@@ -81,13 +82,14 @@ class Raw:
         self.con.execute(
             """INSERT INTO raw.submission_row (raw_row_id, file_id, source_kind, source_path, sheet,
                    row_number, form, periode, kode_faskes, nama_faskes, tanggal_lapor,
-                   laporan_nihil, received_at, run_id)
+                   laporan_nihil, lingkup_laporan, received_at, run_id)
                VALUES ($raw_row_id, $file_id, $source_kind, $file_name, $sheet, $row_number,
-                       $form, $periode, $kode, $nama, $tanggal_lapor, $nihil, $received, 'test')""",
+                       $form, $periode, $kode, $nama, $tanggal_lapor, $nihil, $lingkup,
+                       $received, 'test')""",
             {"raw_row_id": raw_row_id, "file_id": file_id, "source_kind": source_kind,
              "file_name": file_name, "sheet": sheet, "row_number": row_number, "form": form,
              "periode": periode, "kode": kode, "nama": nama, "tanggal_lapor": tanggal_lapor,
-             "nihil": nihil, "received": received})
+             "nihil": nihil, "lingkup": lingkup, "received": received})
         for i, (element, text) in enumerate((values or {}).items()):
             self.con.execute(
                 "INSERT INTO raw.submission_cell VALUES (?, ?, ?, ?, ?)",

@@ -59,8 +59,9 @@ def add_facility(con: duckdb.DuckDBPyConnection, kode: str, jenis: str, induk: s
 def add_value(con: duckdb.DuckDBPyConnection, kode: str, period: str, element: str,
               value: int | None) -> None:
     form = element.split("_")[0].replace("ht", "ptm").replace("dm", "ptm")
-    con.execute("INSERT INTO clean.submission_value VALUES (?, ?, ?, ?, ?, ?)",
-                [f"{kode}|{period}|{form}", kode, period, form, element, value])
+    con.execute("INSERT INTO clean.submission_value (submission_id, kode_faskes, period, form, "
+                "data_element, value, reported_value) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [f"{kode}|{period}|{form}", kode, period, form, element, value, value])
 
 
 def build_world(con: duckdb.DuckDBPyConnection, year: int = 2025) -> None:

@@ -1,0 +1,325 @@
+"""Report scope (lingkup laporan): a puskesmas's area recap is never added to its network's
+reports — its own share = recap − the network's valid current reports of that month
+(kolab_pipeline/clean/lingkup.py). Every number is worked out by hand in the comments."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import duckdb
+import pytest
+
+from kolab_pipeline import clean
+from kolab_pipeline.config import Settings
+from kolab_pipeline.indicators import compute_indicator_values
+from tests.support.clean import Raw, q, setup_reference
+
+# Two puskesmas in Kota Cilegon (36.72) with a Klinik Pratama and a bidan (TPMB) each, one in
+# Balikpapan (64.71). KP1 moves from PKM1 to PKM2 on 2025-05-01 (jejaring.csv).
+FASILITAS = """kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,\
+tanggal_tutup,formulir,kode_lokal,is_synthetic
+PKM1,Puskesmas Satu,puskesmas,,36.72.01,,,tb;ptm;kia;imun,,1
+KP1,Klinik Satu,klinik_pratama,PKM1,36.72.01,,,tb;ptm;kia;imun,,1
+BD1,Bidan Satu,tpmb,PKM1,36.72.01,,,kia;imun,,1
+PKM2,Puskesmas Dua,puskesmas,,36.72.02,,,tb;ptm;kia;imun,,1
+KP2,Klinik Dua,klinik_pratama,PKM2,36.72.02,,,tb;ptm;kia;imun,,1
+PKM3,Puskesmas Tiga,puskesmas,,64.71.01,,,tb;ptm;kia;imun,,1
+KP3,Klinik Tiga,klinik_pratama,PKM3,64.71.01,,,tb;ptm;kia;imun,,1
+"""
+JEJARING = """kode_faskes,kode_puskesmas_induk,formulir,berlaku_mulai,berlaku_sampai
+KP1,PKM1,tb;ptm;kia;imun,,2025-05-01
+KP1,PKM2,tb;ptm;kia;imun,2025-05-01,
+"""
+
+
+@pytest.fixture
+def raw(con: duckdb.DuckDBPyConnection, settings: Settings) -> Iterator[Raw]:
+    (settings.paths.registry).mkdir(parents=True, exist_ok=True)
+    (settings.paths.registry / "jejaring.csv").write_text(JEJARING, encoding="utf-8")
+    setup_reference(con, settings, FASILITAS)
+    yield Raw(con)
+
+
+def values(con: duckdb.DuckDBPyConnection, element: str = "kia_k1",
+           period: str = "2025-03") -> dict[str, tuple]:
+    """kode_faskes → (value, reported_value, network_value, lingkup_laporan)."""
+    rows = q(con, "SELECT kode_faskes, value, reported_value, network_value, lingkup_laporan "
+                  "FROM clean.submission_value WHERE data_element = ? AND period = ?",
+             [element, period])
+    return {r[0]: r[1:] for r in rows}
+
+
+def flags(con: duckdb.DuckDBPyConnection, rule: str) -> list[tuple]:
+    return q(con, "SELECT kode_faskes, period, column_name, value_text, reason_id, reason_en "
+                  "FROM clean.validation_flag WHERE rule_id = ? ORDER BY ALL", [rule])
+
+
+def march_kia(raw: Raw, pkm_k1: str, lingkup: str | None = "wilayah") -> None:
+    """The issue's example: PKM1 sends K1 = 50 as an area recap; its clinic reports 10 and its
+    bidan 5 themselves."""
+    raw.file("kia_mar.csv", received_at="2025-04-08T10:00:00+07:00")
+    raw.row("kia_mar.csv", 2, "kia", "2025-03", "PKM1", {"kia_k1": pkm_k1, "kia_k4": "30"},
+            lingkup=lingkup)
+    raw.row("kia_mar.csv", 3, "kia", "2025-03", "KP1", {"kia_k1": "10", "kia_k4": "6"})
+    raw.row("kia_mar.csv", 4, "kia", "2025-03", "BD1", {"kia_k1": "5", "kia_k4": "4"})
+
+
+# --- the own share -------------------------------------------------------------------------------
+
+def test_recap_50_with_network_10_and_5_counts_50_not_65(raw: Raw, settings: Settings) -> None:
+    march_kia(raw, "50")
+    clean.build_clean(raw.con, settings)
+    # own share = 50 − (10 + 5) = 35; K4: 30 − (6 + 4) = 20
+    assert values(raw.con) == {"PKM1": (35, 50, 15, "wilayah"), "KP1": (10, 10, None, "faskes"),
+                               "BD1": (5, 5, None, "faskes")}
+    assert values(raw.con, "kia_k4")["PKM1"] == (20, 30, 10, "wilayah")
+    assert q(raw.con, "SELECT kode_faskes, lingkup_laporan, lingkup_source FROM clean.submission "
+                      "ORDER BY 1") == [("BD1", "faskes", "default"), ("KP1", "faskes", "default"),
+                                        ("PKM1", "wilayah", "column")]
+    # every consumer reads `value`: the kab/kota and the network count 35 + 10 + 5 = 50
+    compute_indicator_values(raw.con, settings, ["2025-03"])
+    k1 = dict(((lvl, unit), num) for lvl, unit, num in q(
+        raw.con, "SELECT unit_level, unit_code, numerator FROM indicators.indicator_value "
+                 "WHERE indicator_code = 'KIA_K1' AND period_type = 'month'"))
+    assert k1[("kabkota", "36.72")] == 50 and k1[("puskesmas_network", "PKM1")] == 50
+    assert k1[("facility", "PKM1")] == 35
+    share = q(raw.con, "SELECT jenis_faskes, volume, total FROM indicators.network_contribution "
+                       "WHERE unit_level = 'kabkota' AND data_element = 'kia_k1' "
+                       "AND period_type = 'month' ORDER BY 1")
+    assert share == [("klinik_pratama", 10, 50), ("puskesmas", 35, 50), ("tpmb", 5, 50)]
+    assert flags(raw.con, "L02") == [] and flags(raw.con, "L03") == []
+
+
+def test_without_the_scope_the_recap_is_counted_twice(raw: Raw, settings: Settings) -> None:
+    """What the issue measured: the same rows declared as own services count 50 + 10 + 5 = 65."""
+    march_kia(raw, "50", lingkup=None)
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["PKM1"] == (50, 50, None, "faskes")
+    compute_indicator_values(raw.con, settings, ["2025-03"])
+    assert q(raw.con, "SELECT numerator FROM indicators.indicator_value "
+                      "WHERE indicator_code = 'KIA_K1' AND unit_level = 'kabkota' "
+                      "AND period_type = 'month'") == [(65.0,)]
+
+
+def test_a_recap_below_its_network_is_warned_and_its_own_share_is_0(raw: Raw,
+                                                                    settings: Settings) -> None:
+    march_kia(raw, "12")
+    clean.build_clean(raw.con, settings)
+    # 12 < 10 + 5 = 15: own share max(12 − 15, 0) = 0, area total = 0 + 10 + 5 = 15
+    assert values(raw.con)["PKM1"] == (0, 12, 15, "wilayah")
+    (row,) = flags(raw.con, "L02")
+    assert row[:4] == ("PKM1", "2025-03", "kia_k1", "rekap 12 < jejaring 15")
+    assert "rekap 12 < jejaring 15" in row[4] and "dihitung 0" in row[4]
+    assert "rekap 12 < jejaring 15" in row[5] and "counts as 0" in row[5]
+    # K4 30 ≥ 6 + 4 = 10: no warning for it
+    assert values(raw.con, "kia_k4")["PKM1"] == (20, 30, 10, "wilayah")
+
+
+def test_a_blank_recap_cell_stays_not_reported(raw: Raw, settings: Settings) -> None:
+    march_kia(raw, "")
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["PKM1"] == (None, None, 15, "wilayah")
+
+
+def test_a_quarantined_network_row_is_not_subtracted(raw: Raw, settings: Settings) -> None:
+    """Only *valid* network reports count: the bidan's row is V06 (quarantined)."""
+    raw.file("kia_mar.csv", received_at="2025-04-08T10:00:00+07:00")
+    raw.row("kia_mar.csv", 2, "kia", "2025-03", "PKM1", {"kia_k1": "50"}, lingkup="Wilayah Kerja")
+    raw.row("kia_mar.csv", 3, "kia", "2025-03", "KP1", {"kia_k1": "10"})
+    raw.row("kia_mar.csv", 4, "kia", "2025-03", "BD1", {"kia_k1": "lima"})
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["PKM1"] == (40, 50, 10, "wilayah")       # 50 − 10
+
+
+def test_the_network_s_current_version_is_subtracted(raw: Raw, settings: Settings) -> None:
+    march_kia(raw, "50")
+    raw.file("kp1_revisi.csv", received_at="2025-04-12T10:00:00+07:00")
+    raw.row("kp1_revisi.csv", 2, "kia", "2025-03", "KP1", {"kia_k1": "12"})
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["PKM1"] == (33, 50, 17, "wilayah")       # 50 − (12 + 5)
+
+
+# --- incremental: a late network report re-derives the own share ------------------------------
+
+def test_a_late_network_report_re_derives_the_own_share(raw: Raw, settings: Settings) -> None:
+    raw.file("rekap_mar.csv", received_at="2025-04-08T10:00:00+07:00")
+    raw.row("rekap_mar.csv", 2, "kia", "2025-03", "PKM1", {"kia_k1": "50"}, lingkup="wilayah")
+    raw.row("rekap_mar.csv", 3, "kia", "2025-03", "KP1", {"kia_k1": "10"})
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["PKM1"] == (40, 50, 10, "wilayah")       # 50 − 10 (bidan not in yet)
+    # the bidan's own file arrives on the 25th: only that file is cleaned, PKM1's key is not
+    # touched, yet its own share becomes 50 − (10 + 5) = 35
+    raw.file("bd1_mar.csv", received_at="2025-04-25T10:00:00+07:00")
+    raw.row("bd1_mar.csv", 2, "kia", "2025-03", "BD1", {"kia_k1": "5"})
+    inc = clean.build_clean(raw.con, settings)
+    assert (inc["mode"], inc["files_cleaned"], inc["keys_recomputed"]) == ("incremental", 1, 1)
+    assert values(raw.con)["PKM1"] == (35, 50, 15, "wilayah")
+    _assert_equals_full_rebuild(raw.con, settings)
+    # and when that file is withdrawn, back to 40
+    raw.con.execute("DELETE FROM raw.submission_cell WHERE raw_row_id LIKE 'sha_bd1_mar.csv%'")
+    raw.con.execute("DELETE FROM raw.submission_row WHERE file_id = 'sha_bd1_mar.csv'")
+    raw.con.execute("DELETE FROM raw.landing_file WHERE file_id = 'sha_bd1_mar.csv'")
+    assert clean.build_clean(raw.con, settings)["mode"] == "incremental"
+    assert values(raw.con)["PKM1"] == (40, 50, 10, "wilayah")
+    _assert_equals_full_rebuild(raw.con, settings)
+
+
+def test_a_late_report_that_makes_the_recap_too_small_warns_incrementally(
+        raw: Raw, settings: Settings) -> None:
+    march_kia(raw, "16")
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["PKM1"] == (1, 16, 15, "wilayah") and flags(raw.con, "L02") == []
+    raw.file("kp1_revisi.csv", received_at="2025-04-20T10:00:00+07:00")
+    raw.row("kp1_revisi.csv", 2, "kia", "2025-03", "KP1", {"kia_k1": "13"})
+    clean.build_clean(raw.con, settings)
+    # 16 < 13 + 5 = 18
+    assert values(raw.con)["PKM1"] == (0, 16, 18, "wilayah")
+    assert [f[3] for f in flags(raw.con, "L02")] == ["rekap 16 < jejaring 18"]
+    _assert_equals_full_rebuild(raw.con, settings)
+
+
+def _assert_equals_full_rebuild(con: duckdb.DuckDBPyConnection, settings: Settings) -> None:
+    before = {t: sorted(q(con, f"SELECT * FROM {t}"), key=repr) for t in clean.CLEAN_TABLES}
+    assert clean.build_clean(con, settings, full=True)["mode"] == "full"
+    after = {t: sorted(q(con, f"SELECT * FROM {t}"), key=repr) for t in clean.CLEAN_TABLES}
+    assert before == after
+
+
+# --- dated network membership ------------------------------------------------------------------
+
+def test_the_network_of_the_month_is_subtracted(raw: Raw, settings: Settings) -> None:
+    """KP1 belongs to PKM1 until April and to PKM2 from May (jejaring.csv)."""
+    raw.file("rekap.csv", received_at="2025-06-08T10:00:00+07:00")
+    for n, (period, kode, k1, lingkup) in enumerate([
+            ("2025-04", "PKM1", "40", "wilayah"), ("2025-04", "PKM2", "30", "wilayah"),
+            ("2025-04", "KP1", "10", None), ("2025-04", "KP2", "4", None),
+            ("2025-05", "PKM1", "40", "wilayah"), ("2025-05", "PKM2", "30", "wilayah"),
+            ("2025-05", "KP1", "10", None), ("2025-05", "KP2", "4", None)], start=2):
+        raw.row("rekap.csv", n, "kia", period, kode, {"kia_k1": k1}, lingkup=lingkup)
+    clean.build_clean(raw.con, settings)
+    # April: PKM1 40 − 10 = 30, PKM2 30 − 4 = 26; May: PKM1 40 − 0 = 40, PKM2 30 − (10 + 4) = 16
+    assert {k: v[0] for k, v in values(raw.con, period="2025-04").items()} == {
+        "PKM1": 30, "PKM2": 26, "KP1": 10, "KP2": 4}
+    assert {k: v[0] for k, v in values(raw.con, period="2025-05").items()} == {
+        "PKM1": 40, "PKM2": 16, "KP1": 10, "KP2": 4}
+
+
+# --- where the scope is declared -----------------------------------------------------------------
+
+def test_kolab_yaml_declares_the_scope_per_form_and_the_column_wins(
+        raw: Raw, settings: Settings) -> None:
+    rep = settings.config.reporting
+    rep.puskesmas_scope = {"kia": "wilayah", "imun": "wilayah"}
+    rep.puskesmas_scope_by_kabkota = {"64.71": {"kia": "faskes"}}
+    raw.file("mar.csv", received_at="2025-04-08T10:00:00+07:00")
+    raw.row("mar.csv", 2, "kia", "2025-03", "PKM1", {"kia_k1": "50"})                 # kolab.yaml
+    raw.row("mar.csv", 3, "kia", "2025-03", "KP1", {"kia_k1": "10"})
+    raw.row("mar.csv", 4, "kia", "2025-03", "PKM2", {"kia_k1": "20"}, lingkup="faskes")  # column
+    raw.row("mar.csv", 5, "kia", "2025-03", "KP2", {"kia_k1": "3"})
+    raw.row("mar.csv", 6, "kia", "2025-03", "PKM3", {"kia_k1": "9"})           # 64.71: faskes
+    raw.row("mar.csv", 7, "kia", "2025-03", "KP3", {"kia_k1": "2"})
+    raw.row("mar.csv", 8, "tb", "2025-03", "PKM1", {"tb_skrining": "70"})     # tb: not listed
+    raw.row("mar.csv", 9, "tb", "2025-03", "KP1", {"tb_skrining": "7"})
+    clean.build_clean(raw.con, settings)
+    assert q(raw.con, "SELECT kode_faskes, form, lingkup_laporan, lingkup_source "
+                      "FROM clean.submission WHERE kode_faskes LIKE 'PKM%' ORDER BY 1, 2") == [
+        ("PKM1", "kia", "wilayah", "kolab.yaml"), ("PKM1", "tb", "faskes", "default"),
+        ("PKM2", "kia", "faskes", "column"), ("PKM3", "kia", "faskes", "kolab.yaml")]
+    assert values(raw.con)["PKM1"] == (40, 50, 10, "wilayah")                  # 50 − 10
+    assert values(raw.con)["PKM2"] == (20, 20, None, "faskes")
+    assert values(raw.con, "tb_skrining")["PKM1"] == (70, 70, None, "faskes")
+
+
+def test_only_a_puskesmas_reports_for_an_area(raw: Raw, settings: Settings) -> None:
+    march_kia(raw, "50")
+    raw.file("kp2.csv", received_at="2025-04-08T10:00:00+07:00")
+    raw.row("kp2.csv", 2, "kia", "2025-03", "KP2", {"kia_k1": "8"}, lingkup="rekap")
+    clean.build_clean(raw.con, settings)
+    assert values(raw.con)["KP2"] == (8, 8, None, "faskes")
+    ((kode, period, column, value_text, reason_id, _),) = flags(raw.con, "L04")
+    assert (kode, period, column, value_text) == ("KP2", "2025-03", "lingkup_laporan", "rekap")
+    assert "klinik_pratama" in reason_id
+
+
+def test_an_unreadable_scope_quarantines_the_row(raw: Raw, settings: Settings) -> None:
+    march_kia(raw, "50", lingkup="kecamatan")
+    clean.build_clean(raw.con, settings)
+    assert q(raw.con, "SELECT row_number, rule_id, column_name, value_text FROM clean.quarantine"
+             ) == [(2, "L01", "lingkup_laporan", "kecamatan")]
+    assert "kecamatan" in q(raw.con, "SELECT reason_id FROM clean.quarantine")[0][0]
+    assert "PKM1" not in values(raw.con)
+
+
+# --- L03: a faskes report that looks like an area recap -------------------------------------------
+
+def _monthly_kia(raw: Raw, pkm: dict[str, int], network: dict[str, int]) -> None:
+    """One file per month (received on the 8th of the next) with PKM1's K1 as own services
+    and its network's rows."""
+    for m, (period, k1) in enumerate(pkm.items(), start=1):
+        name = f"kia_{m}.csv"
+        y, mo = int(period[:4]), int(period[5:])
+        received = f"{y + mo // 12}-{mo % 12 + 1:02d}-08T10:00:00+07:00"
+        raw.file(name, received_at=received)
+        raw.row(name, 2, "kia", period, "PKM1", {"kia_k1": str(k1)})
+        for n, (kode, value) in enumerate(network.items(), start=3):
+            raw.row(name, n, "kia", period, kode, {"kia_k1": str(value)})
+
+
+def test_a_puskesmas_that_starts_sending_recaps_is_warned_in_the_third_month(
+        raw: Raw, settings: Settings) -> None:
+    """PKM1 reports its own K1 (30, 32, 28) for three months, then recaps without saying so
+    (45, 47, 44 = own + network 15), then its own again (31). Its network: KP1 10 + BD1 5
+    (KP1 is PKM1's until April 2025)."""
+    _monthly_kia(raw, {"2024-10": 30, "2024-11": 32, "2024-12": 28, "2025-01": 45,
+                       "2025-02": 47, "2025-03": 44, "2025-04": 31}, {"KP1": 10, "BD1": 5})
+    clean.build_clean(raw.con, settings)
+    # usual own level = median of the months before (≥ 3 of them): Jan median(30,32,28) = 30,
+    # 45 ≥ (15 + 30) × 0.9 = 40.5 and 15 ≥ 20 % × 30 = 6 → looks like a recap (run 1);
+    # Feb median(30,32,28,45) = 31, 47 ≥ (15 + 31) × 0.9 = 41.4 (run 2);
+    # Mar median(30,32,28,45,47) = 32, 44 ≥ (15 + 32) × 0.9 = 42.3 (run 3 → warned);
+    # Apr median(30,32,28,45,47,44) = (32 + 44) / 2 = 38, 31 < (15 + 38) × 0.9 = 47.7 (broken)
+    got = flags(raw.con, "L03")
+    assert [(k, p, c, v) for k, p, c, v, _, _ in got] == [
+        ("PKM1", "2025-03", "kia_k1", "44 vs 15 + 32")]
+    assert "lingkup_laporan = wilayah" in got[0][4] and "lingkup_laporan = wilayah" in got[0][5]
+    # a resubmission of April (46) arrives alone: 46 < 47.7, still no run; March stays warned
+    raw.file("kia_apr_revisi.csv", received_at="2025-05-20T10:00:00+07:00")
+    raw.row("kia_apr_revisi.csv", 2, "kia", "2025-04", "PKM1", {"kia_k1": "46"})
+    assert clean.build_clean(raw.con, settings)["mode"] == "incremental"
+    assert [f[1] for f in flags(raw.con, "L03")] == ["2025-03"]
+    _assert_equals_full_rebuild(raw.con, settings)
+
+
+def test_a_declared_recap_month_feeds_the_usual_level_with_its_own_share(
+        raw: Raw, settings: Settings) -> None:
+    """After three declared recaps (own share 30, 32, 28), a recap sent without the column is
+    compared with the *own share*: 44 ≥ (15 + 30) × 0.9 = 40.5 — with months_running 1 it is
+    warned at once."""
+    settings.config.reporting.recap_detection.months_running = 1
+    raw.file("kia.csv", received_at="2025-02-08T10:00:00+07:00")
+    for n, (period, k1, lingkup) in enumerate([("2024-10", 45, "wilayah"),
+                                               ("2024-11", 47, "wilayah"),
+                                               ("2024-12", 43, "wilayah"), ("2025-01", 44, None)]):
+        raw.row("kia.csv", 2 + 3 * n, "kia", period, "PKM1", {"kia_k1": str(k1)}, lingkup=lingkup)
+        raw.row("kia.csv", 3 + 3 * n, "kia", period, "KP1", {"kia_k1": "10"})
+        raw.row("kia.csv", 4 + 3 * n, "kia", period, "BD1", {"kia_k1": "5"})
+    clean.build_clean(raw.con, settings)
+    # own shares 45 − 15 = 30, 47 − 15 = 32, 43 − 15 = 28 → usual level median = 30
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-01", "kia_k1", "44 vs 15 + 30")]
+
+
+def test_the_recap_detection_settings_are_configuration(raw: Raw, settings: Settings) -> None:
+    _monthly_kia(raw, {"2024-12": 30, "2025-01": 32, "2025-02": 28, "2025-03": 45,
+                       "2025-04": 47}, {"KP1": 15})
+    clean.build_clean(raw.con, settings)
+    assert flags(raw.con, "L03") == []          # two months running are not three
+    settings.config.reporting.recap_detection.months_running = 2
+    clean.build_clean(raw.con, settings)
+    # Mar: 45 ≥ (15 + 30) × 0.9 = 40.5 (run 1); Apr: median(30,32,28,45) = 31,
+    # 47 ≥ (15 + 31) × 0.9 = 41.4 (run 2 → warned now)
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-04", "kia_k1", "47 vs 15 + 31")]
+    # a network small next to the usual level is not judged: with min_network_pct 50, April's
+    # network 15 < 50 % × 31 = 15.5, so the run stops at March (15 ≥ 50 % × 30 = 15, run 1)
+    settings.config.reporting.recap_detection.min_network_pct = 50
+    clean.build_clean(raw.con, settings)
+    assert flags(raw.con, "L03") == []
