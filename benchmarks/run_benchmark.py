@@ -123,8 +123,8 @@ def stage_compliance(con, settings, periods):
     written = compliance.run_compliance(con, settings, periods)
     th = settings.config.thresholds
     flagged = sum(len(compliance.missing_after_cutoff(con, p))
-                  + len(compliance.units_at_or_below(con, p, "completeness", th.completeness_pct))
-                  + len(compliance.units_at_or_below(con, p, "timeliness", th.timeliness_pct))
+                  + len(compliance.units_below_threshold(con, p, "completeness", th.completeness_pct))
+                  + len(compliance.units_below_threshold(con, p, "timeliness", th.timeliness_pct))
                   for p in periods)
     return rows_in, sum(written.values()), {**written, "check_rows": flagged}
 

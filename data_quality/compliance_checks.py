@@ -3,9 +3,11 @@
 - `no_missing_reports_after_cutoff`: every expected report of the month arrived by its cut-off;
   lists the facilities still missing.
 - `completeness_above_threshold` / `timeliness_above_threshold`: every kab/kota and puskesmas
-  network is **above** `thresholds.completeness_pct` / `timeliness_pct` (WHO DQ Tool defaults
-  90 % / 75 %); a unit *at* the threshold fails, per the WHO tool's `≤ threshold` flag rule
-  (`docs/data_quality_anchors.md` §0 item 5, §2.2).
+  network meets `thresholds.completeness_pct` / `timeliness_pct` (WHO DQ Tool defaults
+  90 % / 75 %) by the one judgement rule (`kolab_pipeline.judgement`: value ≥ threshold), so a
+  unit exactly *at* the threshold meets it — as in the scorecard, the report and the Excel
+  workbook. (The WHO tool's own flag is `≤ threshold`, `docs/data_quality_anchors.md` §0 item 5;
+  one rule everywhere was chosen over it, README "Definitions pinned".)
 
 WARN: late reporting by facilities is a finding for the dinkes, not a pipeline failure, so the
 downstream assets still run. Logic: `kolab_pipeline.compliance` (SQL on the status table).
@@ -46,20 +48,21 @@ def missing_check_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCh
 
 def threshold_check_result(warehouse: Warehouse, kolab: KolabHome, periods: list[str],
                            metric: str) -> dg.AssetCheckResult:
-    """WARN result listing kab/kota and networks whose `metric` is ≤ its kolab.yaml threshold."""
+    """WARN result listing kab/kota and networks whose `metric` is below its kolab.yaml
+    threshold (does not meet it: `judgement.meets`)."""
     thresholds = kolab.settings().config.thresholds
     threshold = (thresholds.completeness_pct if metric == "completeness"
                  else thresholds.timeliness_pct)
     with warehouse.connection() as con:
         rows = [(p, *r) for p in periods
-                for r in compliance.units_at_or_below(con, p, metric, threshold)]
+                for r in compliance.units_below_threshold(con, p, metric, threshold)]
     label = ", ".join(periods)
     columns = ["period", "unit_level", "unit_code", "expected", metric, "pct"]
     return dg.AssetCheckResult(
         passed=not rows, severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{len(rows)} unit(s) with {metric} ≤ {threshold:g} % in {label}" if rows
-                     else f"every kab/kota and puskesmas network above {threshold:g} % {metric} "
-                          f"in {label}"),
+        description=(f"{len(rows)} unit(s) with {metric} below {threshold:g} % in {label}"
+                     if rows else f"every kab/kota and puskesmas network at or above "
+                                  f"{threshold:g} % {metric} in {label}"),
         metadata={"periods": label, "threshold_pct": float(threshold),
                   "n_units_flagged": len(rows), "units_flagged": _md(rows, columns)},
     )
@@ -75,7 +78,8 @@ no_missing_reports_after_cutoff = monthly_check(
 def _threshold_check(metric: str) -> dg.AssetChecksDefinition:
     return monthly_check(
         REPORT_STATUS, f"{metric}_above_threshold",
-        f"Kab/kota and puskesmas networks with {metric} ≤ thresholds.{metric}_pct.",
+        f"Kab/kota and puskesmas networks with {metric} below thresholds.{metric}_pct "
+        "(a unit exactly on the threshold meets it).",
         lambda res, periods: threshold_check_result(res.warehouse, res.kolab, periods, metric),
         resources=("kolab", "warehouse"))
 

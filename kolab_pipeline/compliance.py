@@ -19,6 +19,7 @@ import duckdb
 from kolab_pipeline import calendar
 from kolab_pipeline.calendar import add_months
 from kolab_pipeline.config import Settings
+from kolab_pipeline.judgement import meets_sql
 from kolab_pipeline.warehouse import Staging, ensure_schema, replace_rows
 
 STATUSES = ("on_time", "late", "missing", "pending", "unexpected")
@@ -424,8 +425,9 @@ MISSING_SQL = """
      ORDER BY s.kode_kabkota, s.kode_jejaring, s.kode_faskes, s.form
 """
 
-# `{received}`: the status condition of the numerator (a code constant).
-AT_OR_BELOW_SQL = """
+# `{received}`: the status condition of the numerator (a code constant); `{meets}`: the one
+# judgement rule (`judgement.meets_sql`) on the unit's percentage.
+BELOW_THRESHOLD_SQL = """
     WITH long AS (
         SELECT 'kabkota' AS unit_level, kode_kabkota AS unit_code, status
           FROM compliance.report_status
@@ -439,7 +441,7 @@ AT_OR_BELOW_SQL = """
           FROM long GROUP BY ALL
     )
     SELECT unit_level, unit_code, expected, n, round(n * 100.0 / expected, 1) AS pct
-      FROM per_unit WHERE n * 100.0 / expected <= $threshold
+      FROM per_unit WHERE NOT {meets}
      ORDER BY unit_level, pct, unit_code
 """
 _NUMERATOR = {"completeness": "status IN ('on_time', 'late')", "timeliness": "status = 'on_time'"}
@@ -451,14 +453,16 @@ def missing_after_cutoff(con: duckdb.DuckDBPyConnection, period: str) -> list[tu
     return con.execute(MISSING_SQL, {"period": period}).fetchall()
 
 
-def units_at_or_below(con: duckdb.DuckDBPyConnection, period: str, metric: str,
-                      threshold: float) -> list[tuple]:
+def units_below_threshold(con: duckdb.DuckDBPyConnection, period: str, metric: str,
+                          threshold: float) -> list[tuple]:
     """Kab/kota and puskesmas networks whose `metric` (`completeness` | `timeliness`) for `period`
-    (all forms, all facility types) is **≤** `threshold` % — the WHO DQ Tool flags a unit sitting
-    exactly on the threshold. Computed from `compliance.report_status` (ratio of sums), so the
-    check does not depend on `reporting_rate` being materialised.
+    (all forms, all facility types) does not meet `threshold` % by the one judgement rule
+    (`judgement.meets`: value ≥ threshold, so a unit exactly on the threshold meets it and is
+    not listed). Computed from `compliance.report_status` (ratio of sums), so the check does not
+    depend on `reporting_rate` being materialised.
     Returns (unit_level, unit_code, expected, numerator, pct) sorted by level, pct."""
     if metric not in _NUMERATOR:
         raise ValueError(f"metric {metric!r}: expected completeness or timeliness")
-    return con.execute(AT_OR_BELOW_SQL.format(received=_NUMERATOR[metric]),
-                       {"period": period, "threshold": threshold}).fetchall()
+    sql = BELOW_THRESHOLD_SQL.format(received=_NUMERATOR[metric],
+                                     meets=meets_sql("n * 100.0 / expected", "$threshold"))
+    return con.execute(sql, {"period": period, "threshold": threshold}).fetchall()

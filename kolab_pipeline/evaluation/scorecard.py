@@ -20,7 +20,9 @@ from dataclasses import dataclass
 import duckdb
 
 from kolab_pipeline.calendar import month_end, month_start, year_start
+from kolab_pipeline import labels
 from kolab_pipeline.config import Settings
+from kolab_pipeline.judgement import meets_sql
 from kolab_pipeline.warehouse import Staging, bind, ident, replace_rows, table
 
 # Program of an indicator when the indicator layer has no row for it yet (code prefix).
@@ -67,10 +69,11 @@ def wide_indicator_columns(key: str, indicators: Sequence[str]) -> list[str]:
 # Every key indicator × unit of the three levels × month/ytd, the measures NULL when missing.
 # Units come from the registry (puskesmas open at some time in the month, and the kecamatan /
 # kab/kota holding one). One query for all months, so indicator_value is scanned once.
-KEY_INDICATOR_SQL = """
+KEY_INDICATOR_SQL = f"""
     WITH key_indicators AS (
         SELECT unnest($codes::VARCHAR[]) AS indicator_code,
                unnest($programs::VARCHAR[]) AS program_guess,
+               unnest($directions::VARCHAR[]) AS direction,
                unnest(range(1, len($codes::VARCHAR[]) + 1))::INTEGER AS display_order
     ),
     months AS (
@@ -106,8 +109,8 @@ KEY_INDICATOR_SQL = """
            coalesce(stored.program, ki.program_guess) AS program,
            stored.numerator, stored.denominator, stored.value, stored.target,
            stored.pws_target, stored.attainment, stored.above_100,
-           CASE WHEN stored.attainment IS NULL THEN NULL
-                ELSE stored.attainment >= 100 END AS meets_target
+           {meets_sql("stored.value", "coalesce(stored.pws_target, stored.target)",
+                      "ki.direction")} AS meets_target
     FROM units u CROSS JOIN period_types pt CROSS JOIN key_indicators ki
     LEFT JOIN stored ON stored.period = u.period
                     AND stored.unit_level = u.unit_level AND stored.unit_code = u.unit_code
@@ -122,7 +125,8 @@ def build_key_indicator(con: duckdb.DuckDBPyConnection, settings: Settings,
     the three levels × month/ytd, with NULL measures when the indicator is not computed."""
     codes = list(settings.config.evaluation.key_indicators)
     months = sorted(set(periods))
-    params = {"codes": codes, "programs": [program_of(c) for c in codes], "periods": months,
+    params = {"codes": codes, "programs": [program_of(c) for c in codes],
+              "directions": [labels.indicator_direction(c) for c in codes], "periods": months,
               "month_firsts": [month_start(p) for p in months],
               "month_lasts": [month_end(p) for p in months]}
     with Staging(con, STAGE) as stage:
@@ -287,11 +291,8 @@ MEASURES_SQL = """
     measures AS (
         SELECT u.unit_code, $period AS period, pt.period_type,
                rates.* EXCLUDE (unit_code, period_type),
-               CASE WHEN rates.completeness_pct IS NULL THEN NULL
-                    ELSE rates.completeness_pct >= $target_completeness END
-                   AS meets_completeness,
-               CASE WHEN rates.timeliness_pct IS NULL THEN NULL
-                    ELSE rates.timeliness_pct >= $target_timeliness END AS meets_timeliness,
+               {meets_completeness} AS meets_completeness,
+               {meets_timeliness} AS meets_timeliness,
                coalesce(followups.n_followup, 0) AS n_followup,
                key_values.* EXCLUDE (unit_code, period_type),
                contribution.* EXCLUDE (unit_code, period_type),
@@ -349,7 +350,11 @@ WILAYAH_SQL = """
 def _measures_sql(level: Level, wide: Sequence[str]) -> str:
     _check_codes(wide)
     return MEASURES_SQL.format(staged="WHERE unit_level = $unit_level AND period = $period",
-                               unit_column=ident(level.facility_column))
+                               unit_column=ident(level.facility_column),
+                               meets_completeness=meets_sql("rates.completeness_pct",
+                                                            "$target_completeness"),
+                               meets_timeliness=meets_sql("rates.timeliness_pct",
+                                                          "$target_timeliness"))
 
 
 def _level_params(settings: Settings, level: Level, period: str) -> dict[str, object]:

@@ -70,23 +70,26 @@ def test_assets_and_checks_for_one_month(con, kolab_home):
     checks = _evaluations(result)
     assert {n: c.passed for n, c in checks.items()} == {
         "no_missing_reports_after_cutoff": False,
-        "completeness_above_threshold": False,   # 3 / 4 = 75 % ≤ 90 %
-        # 3 / 4 = 75 % — exactly at 75 %: flagged (WHO ≤ rule)
-        "timeliness_above_threshold": False,
+        "completeness_above_threshold": False,   # 3 / 4 = 75 % < 90 %
+        # 3 / 4 = 75 % — exactly at 75 %: meets it (the one judgement rule, value ≥ threshold;
+        # issue 16 — this used to be flagged by the WHO tool's ≤ rule)
+        "timeliness_above_threshold": True,
     }
     assert all(c.severity == dg.AssetCheckSeverity.WARN for c in checks.values())
     assert "| T1 " in checks["no_missing_reports_after_cutoff"].metadata["missing_reports"].value
-    flagged = checks["timeliness_above_threshold"].metadata["units_flagged"].value
+    flagged = checks["completeness_above_threshold"].metadata["units_flagged"].value
     assert "kabkota" in flagged and "puskesmas_network" in flagged and "75" in flagged
-    assert checks["timeliness_above_threshold"].metadata["n_units_flagged"].value == 2
+    assert checks["completeness_above_threshold"].metadata["n_units_flagged"].value == 2
 
 
-def test_threshold_just_below_passes(con, kolab_home):
-    settings = _network_home(con, kolab_home, timeliness_pct=74.9)
+def test_threshold_just_above_the_value_is_flagged(con, kolab_home):
+    settings = _network_home(con, kolab_home, timeliness_pct=75.1)
     result = dg.materialize([*JOB_ASSETS, compliance_checks.timeliness_above_threshold],
                             partition_key=period_to_key(PERIOD),
                             resources=build_resources(settings))
-    assert _evaluations(result)["timeliness_above_threshold"].passed   # 75 % > 74.9 %
+    check = _evaluations(result)["timeliness_above_threshold"]
+    assert not check.passed                                             # 75 % < 75.1 %
+    assert check.metadata["n_units_flagged"].value == 2   # the kab/kota and the network
 
 
 def test_compliance_job_selects_compliance_and_the_followup():

@@ -132,3 +132,39 @@ def test_rerun_is_idempotent(built, settings):
     after = built.execute(digest).fetchone()
     # 2 networks × 2 months × 2 period types = 8 rows, unchanged by re-running one month
     assert before[0] == 8 and before == after
+
+
+def test_meets_target_is_the_one_judgement_rule(con, settings):
+    """`meets_target` = judgement.meets on value vs the (PWS) target, with the indicator's
+    direction — not `attainment ≥ 100`, which ignored direction (issue 16)."""
+    seed(con)
+    net = "puskesmas_network"
+    rows = [
+        # drop-out DPT1→DPT3 (decreasing, ≤ 5 %): P0001 exactly 5.0 → meets; P0002 6.0 → not
+        ("IMUN_DO_DPT1_DPT3", "P0001", 5.0, 5.0, 100.0),
+        ("IMUN_DO_DPT1_DPT3", "P0002", 6.0, 5.0, 120.0),
+        # maternal deaths (decreasing, target 0): 0 deaths meets it although attainment is NULL
+        ("KIA_KEMATIAN_IBU", "P0001", 0.0, 0.0, None),
+        ("KIA_KEMATIAN_IBU", "P0002", 1.0, 0.0, None),
+        # K6 (increasing): value exactly on the target meets it
+        ("KIA_K6", "P0001", 80.0, 80.0, 100.0),
+        ("KIA_K6", "P0002", 79.9, 80.0, 99.875),
+    ]
+    for code, unit, value, target, attainment in rows:
+        con.execute(
+            "INSERT INTO indicators.indicator_value (indicator_code, program, unit_level,"
+            " unit_code, period, period_type, numerator, denominator, factor, value, target,"
+            " pws_target, attainment, denominator_method, above_100, n_facilities)"
+            " VALUES (?, 'x', ?, ?, '2025-02', 'month', 1, 1, 100, ?, ?, NULL, ?, 'x', false, 1)",
+            [code, net, unit, value, target, attainment])
+    settings.config.evaluation.key_indicators = ["IMUN_DO_DPT1_DPT3", "KIA_KEMATIAN_IBU", "KIA_K6"]
+    evaluation.build_key_indicator(con, settings, ["2025-02"])
+    got = dict(((c, u), m) for c, u, m in con.execute(
+        "SELECT indicator_code, unit_code, meets_target FROM evaluation.key_indicator "
+        "WHERE unit_level = ? AND period = '2025-02' AND period_type = 'month'", [net]).fetchall())
+    assert got[("IMUN_DO_DPT1_DPT3", "P0001")] is True     # 5.0 ≤ 5
+    assert got[("IMUN_DO_DPT1_DPT3", "P0002")] is False    # 6.0 > 5 (attainment 120 ≥ 100!)
+    assert got[("KIA_KEMATIAN_IBU", "P0001")] is True      # 0 ≤ 0
+    assert got[("KIA_KEMATIAN_IBU", "P0002")] is False     # 1 > 0
+    assert got[("KIA_K6", "P0001")] is True                # 80.0 ≥ 80
+    assert got[("KIA_K6", "P0002")] is False               # 79.9 < 80
