@@ -17,7 +17,7 @@ import yaml
 
 from kolab_pipeline.config import load_config
 from kolab_pipeline.sample.common import Run, SampleDataError, sample_periods
-from kolab_pipeline.sample.kabupaten import build_kabupaten
+from kolab_pipeline.sample.kabupaten import RECAP_SCOPE_BY_KABKOTA, build_kabupaten
 from kolab_pipeline.sample.national import build_national, subset_places
 
 __all__ = ["SampleDataError", "generate", "sample_periods", "subset_places"]
@@ -37,7 +37,7 @@ def _prepare_home(home: Path) -> None:
     home.mkdir(parents=True, exist_ok=True)
 
 
-def _write_kolab_yaml(home: Path, first_period: str, as_of: date) -> None:
+def _write_kolab_yaml(home: Path, first_period: str, as_of: date, scale: str) -> None:
     path = home / "kolab.yaml"
     data: dict[str, Any] = {}
     if path.exists():
@@ -48,7 +48,14 @@ def _write_kolab_yaml(home: Path, first_period: str, as_of: date) -> None:
     data.setdefault("reporting", {})
     data["partitions"]["start"] = f"{first_period}-01"
     data["reporting"]["as_of"] = as_of.isoformat()
-    path.write_text("# written by `kolab sample-data` (partitions.start, reporting.as_of)\n"
+    # the kab/kota whose puskesmas send area recaps declared by kolab.yaml (the national scale
+    # writes none)
+    if scale == "kabupaten":
+        data["reporting"]["puskesmas_scope_by_kabkota"] = RECAP_SCOPE_BY_KABKOTA
+    else:
+        data["reporting"].pop("puskesmas_scope_by_kabkota", None)
+    path.write_text("# written by `kolab sample-data` (partitions.start, reporting.as_of, "
+                    "reporting.puskesmas_scope_by_kabkota)\n"
                     + yaml.safe_dump(data, sort_keys=True, allow_unicode=True), encoding="utf-8")
 
 
@@ -66,7 +73,7 @@ def generate(home: Path, seed: int, as_of: date, scale: str, months: int, messy:
     home = Path(home).resolve()
     periods = sample_periods(as_of, months, load_config(home))
     _prepare_home(home)
-    _write_kolab_yaml(home, periods[0], as_of)
+    _write_kolab_yaml(home, periods[0], as_of, scale)
     cfg = load_config(home)
     run = Run(home=home, seed=seed, as_of=as_of, scale=scale, months=months, messy=messy, cfg=cfg,
               periods=periods, as_of_utc=cfg.reporting.as_of_utc(), fraction=fraction)

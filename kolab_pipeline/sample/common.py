@@ -100,7 +100,11 @@ REGISTRY_COLS = ["kode_faskes", "nama_faskes", "jenis_faskes", "kode_puskesmas_i
 INVALID_ROW_COLS = ["file", "sheet", "row_number", "rule_id", "column_name", "column_index",
                     "value", "kode_faskes", "period", "form"]
 RESUBMISSION_COLS = ["kode_faskes", "period", "form", "version", "file", "sheet", "row_number",
-                     "data_element", "value"]
+                     "data_element", "value", "own_value"]
+# ground_truth/area_recaps.csv: one current declared area recap (lingkup_laporan = wilayah) ×
+# data element
+AREA_RECAP_COLS = ["kode_faskes", "period", "form", "lingkup_source", "data_element",
+                   "reported_value", "network_value", "own_value"]
 
 
 class SampleDataError(ValueError):
@@ -527,9 +531,9 @@ def _counts(frame: pd.DataFrame, column: str) -> dict[str, int]:
 
 
 def write_ground_truth(run: Run, reports: pd.DataFrame, resub: pd.DataFrame,
-                       extra: dict[str, Any]) -> dict:
-    """`ground_truth/{reports,invalid_rows,broken_files,resubmissions}.csv` and `summary.json`
-    (counts, plus `extra` and the run's notes); returns the summary."""
+                       extra: dict[str, Any], area_recaps: pd.DataFrame | None = None) -> dict:
+    """`ground_truth/{reports,invalid_rows,broken_files,resubmissions,area_recaps}.csv` and
+    `summary.json` (counts, plus `extra` and the run's notes); returns the summary."""
     gt = run.home / "ground_truth"
     gt.mkdir(parents=True, exist_ok=True)
     rep = reports.copy()
@@ -543,6 +547,8 @@ def write_ground_truth(run: Run, reports: pd.DataFrame, resub: pd.DataFrame,
     br = br.sort_values("file") if len(br) else br
     br.to_csv(gt / "broken_files.csv", index=False, lineterminator="\n")
     resub.to_csv(gt / "resubmissions.csv", index=False, lineterminator="\n")
+    recaps = area_recaps if area_recaps is not None else pd.DataFrame(columns=AREA_RECAP_COLS)
+    recaps.to_csv(gt / "area_recaps.csv", index=False, lineterminator="\n")
     resubmitted = resub[["kode_faskes", "period", "form"]].drop_duplicates() if len(resub) else []
     summary = {
         "scale": run.scale, "seed": run.seed, "as_of": run.as_of.isoformat(), "messy": run.messy,
@@ -557,6 +563,8 @@ def write_ground_truth(run: Run, reports: pd.DataFrame, resub: pd.DataFrame,
         "invalid_rows_by_rule": _counts(inv, "rule_id"),
         "broken_files_by_rule": _counts(br, "rule_id"),
         "resubmitted_reports": len(resubmitted),
+        "area_recap_reports": (len(recaps[["kode_faskes", "period", "form"]].drop_duplicates())
+                               if len(recaps) else 0),
     }
     summary.update(extra)
     summary.update(run.notes)

@@ -46,6 +46,18 @@ PROFILES = {  # P(report), P(late | report), P(after cut-off | late)
 SLOT_COLS = ["kode_faskes", "nama_faskes", "jenis_faskes", "network", "share", "kode_kabkota",
              "timezone", "formulir", "tanggal_buka", "tanggal_tutup"]
 INVALID_RULES = ["V05"] * 10 + ["V05F"] * 5 + ["V06"] * 12 + ["V06N"] * 6 + ["V15"] * 6
+# Area recaps (lingkup_laporan = wilayah, issue 16): forms recapped; the kab/kota whose puskesmas
+# declare it in the file (every `RECAP_COLUMN_EVERY`-th of them, by code); the kab/kota whose
+# kolab.yaml declares it (written by `sample.generate`); one puskesmas of `RECAP_UNDECLARED_KABKOTA`
+# that sends recaps of `RECAP_UNDECLARED_FORM` as own services for the last
+# `RECAP_UNDECLARED_MONTHS` months (what warning L03 is for).
+RECAP_FORMS = ("kia", "imun")
+RECAP_COLUMN_KABKOTA = "35.13"
+RECAP_COLUMN_EVERY = 6
+RECAP_SCOPE_BY_KABKOTA = {"36.72": {form: "wilayah" for form in RECAP_FORMS}}
+RECAP_UNDECLARED_KABKOTA = "18.72"
+RECAP_UNDECLARED_FORM = "imun"
+RECAP_UNDECLARED_MONTHS = 4
 BROKEN_KINDS = ["truncated_xlsx", "zero_bytes", "junk", "mixed_forms", "header_only",
                 "no_header", "zero_bytes"]
 
@@ -292,13 +304,16 @@ def build_kabupaten(run: Run) -> str:
     values = generate_values(slots, network_sas, run.rng(30))
     writer = LandingWriter(run, fac, places, values, meta["dhis2_pkm"])
     writer.plan(slots)
+    recaps = _area_recaps(run, fac, slots, meta)
+    writer.make_area_recaps(recaps)
     writer.write_all()
     write_manifest(run)
     ver = pd.DataFrame(writer.versions)
     reports = ground_truth_reports(slots, ver, run.cfg, run.as_of_utc)
     resub = writer.resubmissions(reports)
     extra = _summary_extra(run, fac, places, meta, writer, len(ver))
-    summary = write_ground_truth(run, reports, resub, extra)
+    extra["area_recaps"] = _recap_summary(run, recaps)
+    summary = write_ground_truth(run, reports, resub, extra, writer.area_recaps(reports))
     st = summary["reports_by_status"]
     n_pkm = extra["facilities_by_type"].get("puskesmas", 0)
     return (f"Sample data (kabupaten, seed {run.seed}, as of {run.as_of}): 5 kab/kota, "
@@ -307,6 +322,59 @@ def build_kabupaten(run: Run) -> str:
             f"{len(run.files):,} landing files ({len(ver):,} rows) in {run.landing}; "
             f"statuses {st}; registry in {run.home / 'registry'}; "
             f"ground truth in {run.home / 'ground_truth'}")
+
+
+def _area_recaps(run: Run, fac: pd.DataFrame, slots: pd.DataFrame,
+                 meta: dict[str, Any]) -> dict[tuple[str, str, str], str]:
+    """Puskesmas × period × form whose own row is an area recap → how it is declared:
+    `column` (every `RECAP_COLUMN_EVERY`-th puskesmas of `RECAP_COLUMN_KABKOTA`, `RECAP_FORMS`),
+    `kolab.yaml` (whatever `reporting.puskesmas_scope[_by_kabkota]` of this home declares — the
+    generator honours the configuration the pipeline reads) or `undeclared` (one puskesmas of
+    `RECAP_UNDECLARED_KABKOTA` besides the DHIS2 one, its last months). No random draws."""
+    rep = run.cfg.reporting
+    pkm = fac[fac["jenis_faskes"] == "puskesmas"]
+    column = set(sorted(pkm.index[pkm["kode_kabkota"] == RECAP_COLUMN_KABKOTA])
+                 [::RECAP_COLUMN_EVERY])
+    metro = sorted(pkm.index[(pkm["kode_kabkota"] == RECAP_UNDECLARED_KABKOTA)
+                             & (pkm.index != meta["dhis2_pkm"])])
+    undeclared = metro[0] if metro and len(run.periods) > RECAP_UNDECLARED_MONTHS else None
+    late = set(run.periods[-RECAP_UNDECLARED_MONTHS:])
+    out: dict[tuple[str, str, str], str] = {}
+    rows = slots[slots["jenis_faskes"] == "puskesmas"]
+    for kode, period, form, kab in zip(rows["kode_faskes"], rows["period"], rows["form"],
+                                       rows["kode_kabkota"], strict=True):
+        by_config = (rep.puskesmas_scope_by_kabkota.get(kab, {}).get(form)
+                     or rep.puskesmas_scope.get(form))
+        if kode in column and form in RECAP_FORMS:
+            out[(kode, period, form)] = "column"
+        elif by_config == "wilayah":
+            out[(kode, period, form)] = "kolab.yaml"
+        elif kode == undeclared and form == RECAP_UNDECLARED_FORM and period in late:
+            out[(kode, period, form)] = "undeclared"
+    return out
+
+
+def _recap_summary(run: Run, recaps: dict[tuple[str, str, str], str]) -> dict[str, Any]:
+    """The `area_recaps` entry of summary.json: who sends area recaps, declared how."""
+    by_how: dict[str, set[str]] = {}
+    for (kode, _period, _form), how in recaps.items():
+        by_how.setdefault(how, set()).add(kode)
+    undeclared = sorted({(k, f) for (k, _p, f), how in recaps.items() if how == "undeclared"})
+    return {
+        "forms": list(RECAP_FORMS),
+        "declared_by_column": sorted(by_how.get("column", ())),
+        "declared_by_kolab_yaml": sorted(by_how.get("kolab.yaml", ())),
+        "scope_by_kabkota_in_kolab_yaml": run.cfg.reporting.puskesmas_scope_by_kabkota,
+        "undeclared": [{"kode_faskes": k, "form": f,
+                        "periods": sorted(p for (kk, p, ff), how in recaps.items()
+                                          if how == "undeclared" and (kk, ff) == (k, f))}
+                       for k, f in undeclared],
+        "meaning": "a declared recap's own row = own services + its network's current valid "
+                   "reports of that month, so the pipeline's own share (recap − network) is "
+                   "the generated own count (ground_truth/area_recaps.csv); an undeclared "
+                   "recap is counted as written (double) and should raise warning L03 from its "
+                   "third month",
+    }
 
 
 def _summary_extra(run: Run, fac: pd.DataFrame, places: pd.DataFrame, meta: dict[str, Any],

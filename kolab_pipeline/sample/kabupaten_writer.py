@@ -10,7 +10,7 @@ computed from it, so it describes exactly the files on disk.
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -20,7 +20,13 @@ import pandas as pd
 from kolab_pipeline import catalog
 from kolab_pipeline.calendar import add_months
 from kolab_pipeline.catalog import FORMS
-from kolab_pipeline.sample.common import META_COLS, RESUBMISSION_COLS, Run, local_dt
+from kolab_pipeline.sample.common import (
+    AREA_RECAP_COLS,
+    META_COLS,
+    RESUBMISSION_COLS,
+    Run,
+    local_dt,
+)
 from kolab_pipeline.sample.formats import (
     Style,
     csv_bytes,
@@ -33,7 +39,12 @@ FORM_TITLE = {"tb": "TBC", "ptm": "PTM (HIPERTENSI DAN DIABETES MELITUS)", "kia"
               "imun": "IMUNISASI"}
 SHEET_NAME = {"tb": "TB", "ptm": "PTM", "kia": "KIA", "imun": "Imunisasi"}
 META_LABELS = {"periode": "Periode", "kode_faskes": "Kode Faskes", "nama_faskes": "Nama Faskes",
-               "tanggal_lapor": "Tanggal Lapor", "laporan_nihil": "Laporan Nihil"}
+               "tanggal_lapor": "Tanggal Lapor", "laporan_nihil": "Laporan Nihil",
+               "lingkup_laporan": "Lingkup Laporan"}
+# How a puskesmas writes "area recap" in its lingkup_laporan cell (picked by its code, no draw),
+# and what its network's rows of the same file say.
+WILAYAH_SPELLINGS = ("wilayah", "Wilayah Kerja", "WILAYAH", "rekap wilayah")
+FASKES_SPELLINGS = ("faskes", "")
 DHIS2_DEFAULT_COC = "HllvX50cXC0"  # DHIS2's built-in "default" category option combo uid
 DHIS2_CSV_HEADER = ["dataelement", "period", "orgunit", "categoryoptioncombo",
                     "attributeoptioncombo", "value", "storedby", "lastupdated", "comment",
@@ -73,6 +84,11 @@ class LandingWriter:
         self.labels = catalog.element_names()
         self.pkm_tl: dict[tuple[str, str, str], date] = {}
         self._uids: dict[str, str] | None = None
+        # facility × period × form → its puskesmas network that month (dated, from the slots)
+        self.network_of: dict[tuple[str, str, str], str] = {}
+        # puskesmas × period × form that reports its whole area: how it is declared
+        # (`column`, `kolab.yaml`) or `undeclared` (a recap sent as own services: warning L03)
+        self.area_recap: dict[tuple[str, str, str], str] = {}
 
     # ---- planning: which row goes into which file, received when -------------------------
     def _file(self, key: str, rel: str, style: Style, received: datetime | None, kind: str,
@@ -128,6 +144,8 @@ class LandingWriter:
     def plan(self, slots: pd.DataFrame) -> None:
         """Assign every sent slot's row(s) to files and fix each file's received time."""
         s = slots[slots["sends"]]
+        self.network_of = dict(zip(zip(slots["kode_faskes"], slots["period"], slots["form"],
+                                       strict=True), slots["network"], strict=True))
         pkm_slots = slots[slots["jenis_faskes"] == "puskesmas"]
         self.pkm_tl = pkm_slots.set_index(["kode_faskes", "period", "form"])["tl"].to_dict()
         for r in s.itertuples():
@@ -232,16 +250,75 @@ class LandingWriter:
                               "values": proto["values"].copy(), "invalid": "V01",
                               "tl": proto["tl"]})
 
+    # ---- area recaps (lingkup_laporan = wilayah) -----------------------------------------
+    def _arrived(self, f: dict) -> list[dict] | None:
+        """The rows of planned file `f` as written, or None when it has not arrived by as_of."""
+        run = self.run
+        recv: datetime = f["received"]
+        if recv > run.as_of_utc or recv.date() > run.as_of_local(str(recv.tzinfo)):
+            return None
+        return [r for r in f["rows"] if r["tl"] is None or r["tl"] <= recv.date()]
+
+    def _current_values(self) -> dict[tuple[str, str, str], np.ndarray]:
+        """Facility × period × form → the values of its current valid version at as_of: the
+        last valid row written, ordered as the ground truth orders versions (local received
+        date, received instant, order written)."""
+        latest: dict[tuple[str, str, str], tuple[tuple, np.ndarray]] = {}
+        for n, key in enumerate(sorted(self.files)):
+            f = self.files[key]
+            rows = self._arrived(f)
+            if rows is None or f["kind"] == "broken":
+                continue
+            for r in rows:
+                if r["slot"] is None or r["invalid"]:
+                    continue
+                tz = r["slot"].timezone
+                if r["tl"] is not None:
+                    order = (r["tl"], local_dt(r["tl"], 0, 0, tz).astimezone(UTC), n)
+                else:
+                    recv = f["received"]
+                    order = (recv.astimezone(ZoneInfo(tz)).date(), recv.astimezone(UTC), n)
+                k = (r["kode"], r["period"], r["form"])
+                if k not in latest or order >= latest[k][0]:
+                    latest[k] = (order, r["values"])
+        return {k: v for k, (_, v) in latest.items()}
+
+    def make_area_recaps(self, declared: dict[tuple[str, str, str], str]) -> None:
+        """Turn the own rows of the puskesmas × period × form in `declared` (→ `column`,
+        `kolab.yaml` or `undeclared`) into area recaps: each element = its own count + the sum
+        of its network's current valid reports of that month (blank stays blank), so the
+        pipeline's own share (recap − network) is exactly the generated own count. Rows
+        declared by `column` put their file's `lingkup_laporan` column in."""
+        self.area_recap = dict(declared)
+        current = self._current_values()
+        network: dict[tuple[str, str, str], np.ndarray] = {}
+        for (kode, period, form), values in sorted(current.items()):
+            pkm = self.network_of.get((kode, period, form))
+            if pkm is None or pkm == kode or (pkm, period, form) not in declared:
+                continue
+            add = np.where(values > 0, values, 0)
+            key = (pkm, period, form)
+            network[key] = network[key] + add if key in network else add
+        for key in sorted(self.files):
+            f = self.files[key]
+            for r in f["rows"]:
+                k = (r["kode"], r["period"], r["form"])
+                if r["slot"] is None or k not in declared:
+                    continue
+                total = network.get(k, np.zeros_like(r["values"]))
+                r["own"], r["network"] = r["values"], total
+                r["values"] = np.where(r["own"] >= 0, r["own"] + total, r["own"])
+                if declared[k] == "column":
+                    f.setdefault("scope_forms", set()).add(r["form"])
+
     # ---- writing -------------------------------------------------------------------------
     def write_all(self) -> None:
         """Write every planned file that has arrived by as_of (with the rows it then holds)."""
-        run = self.run
         for key in sorted(self.files):
             f = self.files[key]
-            recv: datetime = f["received"]
-            if recv > run.as_of_utc or recv.date() > run.as_of_local(str(recv.tzinfo)):
+            rows = self._arrived(f)
+            if rows is None:
                 continue  # not arrived yet at as_of
-            rows = [r for r in f["rows"] if r["tl"] is None or r["tl"] <= recv.date()]
             if f["kind"] == "broken":
                 self._write_broken(f, rows)
             elif f["kind"].startswith("dhis2"):
@@ -261,15 +338,24 @@ class LandingWriter:
         else:
             at = recv
             local = recv.astimezone(ZoneInfo(tz)).date()
+        declared = self.area_recap.get((row["kode"], row["period"], row["form"]))
         self.versions.append({"kode_faskes": row["kode"], "period": row["period"],
                               "form": row["form"], "file": f["rel"], "sheet": sheet,
                               "row_number": row_number, "received_at": at,
                               "received_local_date": local, "valid": valid,
-                              "is_nil": row["nil"], "seq": seq, "values": row["values"]})
+                              "is_nil": row["nil"], "seq": seq, "values": row["values"],
+                              # what the pipeline must count: a declared recap's own share
+                              "own_values": (row["own"] if declared in ("column", "kolab.yaml")
+                                             else row["values"]),
+                              "network_values": row.get("network"), "lingkup": declared})
 
-    def _header(self, form: str, with_tl: bool) -> tuple[list[str], list[str]]:
-        cols = ([c for c in META_COLS if with_tl or c != "tanggal_lapor"]
-                + catalog.form_elements(form))
+    def _header(self, form: str, with_tl: bool,
+                with_scope: bool = False) -> tuple[list[str], list[str]]:
+        # lingkup_laporan after nama_faskes: laporan_nihil stays right before the elements
+        meta = [c for c in META_COLS if with_tl or c != "tanggal_lapor"]
+        if with_scope:
+            meta.insert(meta.index("nama_faskes") + 1, "lingkup_laporan")
+        cols = meta + catalog.form_elements(form)
         labels = [META_LABELS.get(c, self.labels.get(c, c)) for c in cols]
         return cols, labels
 
@@ -311,7 +397,8 @@ class LandingWriter:
         and invalid rows."""
         st: Style = f["style"]
         with_tl = f["kind"].startswith("recap")
-        cols, labels = self._header(form, with_tl)
+        with_scope = form in f.get("scope_forms", ())
+        cols, labels = self._header(form, with_tl, with_scope)
         lines: list[list[Any]] = []
         titles = [[f"LAPORAN BULANAN {FORM_TITLE[form]}"],
                   [str(self.fac.at[f["sender"], "nama_faskes"]).upper()],
@@ -328,6 +415,8 @@ class LandingWriter:
         for r in rows:
             cells: list[Any] = [format_period(r["period"], st.period_style, xlsx), r["kode"],
                                 r["nama"]]
+            if with_scope:
+                cells.append(self._scope_cell(r, len(out_rows)))
             if with_tl:
                 cells.append(r["tl"] if xlsx else r["tl"].isoformat())
             cells.append(st.nil_yes if r["nil"] else st.nil_no)
@@ -349,6 +438,13 @@ class LandingWriter:
                     "kode_faskes": r["kode"], "period": r["period"], "form": r["form"]})
             self._record(f, sheet, number, r, valid=not rule, seq=len(self.versions))
         return lines
+
+    def _scope_cell(self, r: dict, i: int) -> str:
+        """The `lingkup_laporan` cell: a spelling of `wilayah` on a declared recap (chosen by
+        the puskesmas code), else `faskes` or blank alternately."""
+        if self.area_recap.get((r["kode"], r["period"], r["form"])) == "column":
+            return WILAYAH_SPELLINGS[sum(map(ord, r["kode"])) % len(WILAYAH_SPELLINGS)]
+        return FASKES_SPELLINGS[i % len(FASKES_SPELLINGS)]
 
     def _write_table(self, f: dict, rows: list[dict]) -> None:
         if not rows:
@@ -442,13 +538,36 @@ class LandingWriter:
         ver = pd.DataFrame(self.versions)
         ver = ver[ver["valid"]].rename(columns={"file": "final_file"})
         ver_cols = ["kode_faskes", "period", "form", "final_file", "sheet", "row_number",
-                    "values"]
+                    "values", "own_values"]
         final = multi.merge(ver[ver_cols], on=["kode_faskes", "period", "form", "final_file"])
         out = []
         for r in final.itertuples():
-            for code, val in zip(catalog.form_elements(r.form), r.values, strict=True):
+            for code, val, own in zip(catalog.form_elements(r.form), r.values, r.own_values,
+                                      strict=True):
                 out.append({"kode_faskes": r.kode_faskes, "period": r.period, "form": r.form,
                             "version": int(r.n_versions), "file": r.final_file, "sheet": r.sheet,
                             "row_number": int(r.row_number), "data_element": code,
-                            "value": "" if val < 0 else int(val)})
+                            "value": "" if val < 0 else int(val),
+                            "own_value": "" if own < 0 else int(own)})
         return pd.DataFrame(out, columns=RESUBMISSION_COLS)
+
+    def area_recaps(self, reports: pd.DataFrame) -> pd.DataFrame:
+        """Every current declared area recap, per element: the recap as written, its network's
+        sum and the own share the pipeline must count (`AREA_RECAP_COLS`)."""
+        ver = pd.DataFrame(self.versions)
+        if ver.empty:
+            return pd.DataFrame(columns=AREA_RECAP_COLS)
+        ver = ver[ver["valid"] & ver["lingkup"].isin(["column", "kolab.yaml"])]
+        final = reports[["kode_faskes", "period", "form", "final_file"]].merge(
+            ver.rename(columns={"file": "final_file"}),
+            on=["kode_faskes", "period", "form", "final_file"])
+        out = []
+        for r in final.itertuples():
+            for code, rec, net, own in zip(catalog.form_elements(r.form), r.values,
+                                           r.network_values, r.own_values, strict=True):
+                out.append({"kode_faskes": r.kode_faskes, "period": r.period, "form": r.form,
+                            "lingkup_source": r.lingkup, "data_element": code,
+                            "reported_value": "" if rec < 0 else int(rec),
+                            "network_value": int(net), "own_value": "" if own < 0 else int(own)})
+        frame = pd.DataFrame(out, columns=AREA_RECAP_COLS)
+        return frame.sort_values(["kode_faskes", "period", "form", "data_element"])

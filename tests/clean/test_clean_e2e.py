@@ -72,7 +72,10 @@ def test_every_other_row_is_kept(built: Built) -> None:
 def test_resubmissions_resolve_to_the_final_values(built: Built) -> None:
     con, home = built
     truth = pd.read_csv(home / "ground_truth" / "resubmissions.csv",
-                        dtype={"value": "Int64", "version": "Int64"})
+                        dtype={"value": "Int64", "own_value": "Int64", "version": "Int64"})
+    # the value in force: `own_value` (= `value` as written, except for a declared area recap,
+    # whose own share is counted — issue 16; `value` vs reported_value is checked below)
+    truth["value"] = truth["own_value"]
     current = con.execute("""
         SELECT submission.kode_faskes, submission.period, submission.form, submission.version,
                submission.source_path AS file, current_value.data_element, current_value.value
@@ -86,3 +89,42 @@ def test_resubmissions_resolve_to_the_final_values(built: Built) -> None:
     same = (joined["value_truth"] == joined["value_clean"]).fillna(False) | (
         joined["value_truth"].isna() & joined["value_clean"].isna())
     assert same.all(), joined[~same].head()
+
+
+def test_area_recaps_resolve_to_the_own_share(built: Built) -> None:
+    """Sample puskesmas that send area recaps (lingkup_laporan = wilayah, in the file or by
+    kolab.yaml): the clean layer keeps the recap, subtracts the network's current valid reports
+    and counts exactly the generated own share (ground_truth/area_recaps.csv)."""
+    con, home = built
+    truth = pd.read_csv(home / "ground_truth" / "area_recaps.csv",
+                        dtype={"reported_value": "Int64", "network_value": "Int64",
+                               "own_value": "Int64"})
+    assert set(truth["lingkup_source"]) == {"column", "kolab.yaml"} and len(truth) > 100
+    got = con.execute("""
+        SELECT submission.kode_faskes, submission.period, submission.form,
+               submission.lingkup_source, v.data_element, v.reported_value, v.network_value,
+               v.value AS own_value, v.lingkup_laporan
+          FROM clean.submission_value v JOIN clean.submission submission USING (submission_id)
+         WHERE v.lingkup_laporan = 'wilayah'""").df()
+    keys = ["kode_faskes", "period", "form", "data_element"]
+    joined = truth.merge(got, on=keys, how="outer", suffixes=("_truth", "_clean"),
+                         indicator=True)
+    assert (joined["_merge"] == "both").all(), joined[joined["_merge"] != "both"].head()
+    assert (joined["lingkup_source_truth"] == joined["lingkup_source_clean"]).all()
+    for col in ("reported_value", "network_value", "own_value"):
+        a, b = joined[f"{col}_truth"], joined[f"{col}_clean"]
+        same = (a == b).fillna(False) | (a.isna() & b.isna())
+        assert same.all(), (col, joined[~same].head())
+    # a recap is never smaller than its network here (the sample's recaps include it)
+    assert con.execute("SELECT count(*) FROM clean.validation_flag WHERE rule_id = 'L02'"
+                       ).fetchone()[0] == 0
+    # resubmitted recaps: the value in force is the own share, what was written is kept
+    resub = pd.read_csv(home / "ground_truth" / "resubmissions.csv",
+                        dtype={"value": "Int64", "own_value": "Int64"})
+    current = con.execute("SELECT kode_faskes, period, form, data_element, value, reported_value "
+                          "FROM clean.submission_value").df()
+    both = resub.merge(current, on=keys, suffixes=("_truth", "_clean"))
+    assert len(both) == len(resub)
+    for truth_col, clean_col in (("own_value", "value_clean"), ("value_truth", "reported_value")):
+        a, b = both[truth_col], both[clean_col]
+        assert ((a == b).fillna(False) | (a.isna() & b.isna())).all(), truth_col
