@@ -43,17 +43,18 @@ def _check_scope_forms(value: dict[str, str], key: str) -> dict[str, str]:
 
 class RecapDetection(BaseModel):
     """When a puskesmas report in the default scope (`faskes`) looks like an area recap
-    (README "Definitions pinned", report scope): in `months_running` consecutive months its
-    value is ≥ (its network's sum + its usual own level) × (1 − `tolerance_pct` %), summed over
-    the elements its network reported that month. Usual own level = median of its own-services
-    values of the `baseline_months` months before (at least `min_baseline_months` of them);
-    only judged when the network's sum is at least `min_network_pct` % of that usual level."""
+    (warning L03; README "Definitions pinned"): summed over the monthly elements its network
+    reported that month, its value V ≥ its usual own level U + its network's sum N ×
+    (1 − `tolerance_pct` %) — i.e. equal to or above network + usual level, allowing the own
+    part to vary by up to `tolerance_pct` % of N — in its last `months_running` reports. U =
+    median of its own-services values of the `baseline_months` months before (at least
+    `min_baseline_months` of them); only judged when N ≥ `min_network_pct` % of U."""
 
     months_running: int = Field(3, ge=1, le=24)
     baseline_months: int = Field(12, ge=1, le=60)
-    min_baseline_months: int = Field(3, ge=1, le=60)
-    tolerance_pct: float = Field(10, ge=0, lt=100)
-    min_network_pct: float = Field(20, ge=0)
+    min_baseline_months: int = Field(6, ge=1, le=60)
+    tolerance_pct: float = Field(50, ge=0, lt=100)
+    min_network_pct: float = Field(40, ge=0)
 
 
 class ReportingConfig(BaseModel):

@@ -206,18 +206,21 @@ SELECT recap.submission_id, recap.kode_puskesmas AS kode_faskes, recap.period, r
 """
 
 # L03: a faskes row that looks like an area recap (config.RecapDetection). Per puskesmas × form ×
-# month, over the elements its network reported (> 0) and that have a usual level: V = its
-# values, N = the network's sums, U = its usual own levels (median of its own-services values —
-# `value`, the own share in wilayah months — of the $baseline months before, ≥ $min_base of
-# them). Looks like a recap when N ≥ $min_network_pct % of U and V ≥ (N + U)(1 − $tolerance %);
-# flagged in the $running-th consecutive such month (a month without a comparable faskes
-# report breaks the run).
+# month, over the monthly elements (not the year-to-date `person_ytd` ones) its network reported
+# (> 0) and that have a usual level: V = its values, N = the network's sums, U = its usual own
+# levels (median of its own-services values — `value`, the own share in wilayah months — of the
+# $baseline months before, ≥ $min_base of them). Looks like a recap when N ≥ $min_network_pct %
+# of U and V ≥ U + N × (1 − $tolerance %): above its usual level by (most of) the network's sum.
+# Flagged when its last $running compared reports (months without one skipped) all look so.
 LOOKS_LIKE_RECAP = """
 WITH series AS (
     SELECT recap.submission_id, recap.kode_puskesmas, recap.period, recap.form,
            recap.lingkup_laporan, recap.month_no, own.data_element, own.value
       FROM _clean_recap_sub recap
       JOIN clean.submission_value own ON own.submission_id = recap.submission_id
+      SEMI JOIN _clean_catalogue element
+        ON element.code = own.data_element
+       AND coalesce(element.person_or_event, '') <> 'person_ytd'
 ), usual AS (
     SELECT *, median(value) OVER baseline AS usual_value, count(value) OVER baseline AS n_base
       FROM series
@@ -238,12 +241,12 @@ WITH series AS (
      GROUP BY usual.submission_id, usual.kode_puskesmas, usual.period, usual.form
 ), judged AS (
     SELECT *, network_sum >= $min_network_pct / 100.0 * usual_sum
-              AND own_sum >= (network_sum + usual_sum) * (1 - $tolerance / 100.0) AS looks_recap
+              AND own_sum >= usual_sum + network_sum * (1 - $tolerance / 100.0) AS looks_recap
       FROM compared
 ), runs AS (
     SELECT *, sum(CASE WHEN looks_recap THEN 1 ELSE 0 END) OVER (
                   PARTITION BY kode_puskesmas, form ORDER BY month_no
-                  RANGE BETWEEN $running - 1 PRECEDING AND CURRENT ROW) AS n_running
+                  ROWS BETWEEN $running - 1 PRECEDING AND CURRENT ROW) AS n_running
       FROM judged
 )
 SELECT submission_id, kode_puskesmas AS kode_faskes, period, form, 'L03' AS rule_id,

@@ -26,7 +26,8 @@ SELECT (SELECT concat(count(*), ':', coalesce(sum(hash(alias_norm, kode_faskes))
           FROM reference.facility_alias),
        (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, jenis_faskes, timezone)), 0))
           FROM reference.facility),
-       (SELECT concat(count(*), ':', coalesce(sum(hash(code, form, expected_from)), 0))
+       (SELECT concat(count(*), ':',
+                      coalesce(sum(hash(code, form, expected_from, person_or_event)), 0))
           FROM _clean_catalogue),
        (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, kode_puskesmas_induk,
                                                        kode_kabkota)), 0))

@@ -24,7 +24,8 @@ RULE_TABLE = """SELECT NULL::VARCHAR AS rule_id, NULL::VARCHAR AS severity,
        NULL::VARCHAR AS applies_to
  LIMIT 0"""
 
-CATALOGUE = """SELECT code, any_value(form) AS form, any_value(expected_from) AS expected_from
+CATALOGUE = """SELECT code, any_value(form) AS form, any_value(expected_from) AS expected_from,
+       any_value(person_or_event) AS person_or_event
   FROM {source} GROUP BY code"""
 
 

@@ -335,9 +335,14 @@ def _area_recaps(run: Run, fac: pd.DataFrame, slots: pd.DataFrame,
     pkm = fac[fac["jenis_faskes"] == "puskesmas"]
     column = set(sorted(pkm.index[pkm["kode_kabkota"] == RECAP_COLUMN_KABKOTA])
                  [::RECAP_COLUMN_EVERY])
-    metro = sorted(pkm.index[(pkm["kode_kabkota"] == RECAP_UNDECLARED_KABKOTA)
-                             & (pkm.index != meta["dhis2_pkm"])])
-    undeclared = metro[0] if metro and len(run.periods) > RECAP_UNDECLARED_MONTHS else None
+    # the undeclared one: a reliable puskesmas with the largest Klinik Pratama network (KIA and
+    # imunisasi come from clinics, not TPMD) — a recap must visibly exceed its own variation
+    clinics = fac[fac["jenis_faskes"] == "klinik_pratama"].groupby("network")["share_w"].sum()
+    metro = pkm[(pkm["kode_kabkota"] == RECAP_UNDECLARED_KABKOTA)
+                & (pkm.index != meta["dhis2_pkm"]) & (pkm["profile"] == "good")]
+    ranked = sorted(metro.index, key=lambda k: (-clinics.get(k, 0.0), k))
+    undeclared = (ranked[0] if ranked and len(run.periods) > RECAP_UNDECLARED_MONTHS
+                  else None)
     late = set(run.periods[-RECAP_UNDECLARED_MONTHS:])
     out: dict[tuple[str, str, str], str] = {}
     rows = slots[slots["jenis_faskes"] == "puskesmas"]

@@ -3,6 +3,7 @@ answer key (`ground_truth/`), which the pipeline never reads."""
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from pathlib import Path
 
@@ -128,3 +129,35 @@ def test_area_recaps_resolve_to_the_own_share(built: Built) -> None:
     for truth_col, clean_col in (("own_value", "value_clean"), ("value_truth", "reported_value")):
         a, b = both[truth_col], both[clean_col]
         assert ((a == b).fillna(False) | (a.isna() & b.isna())).all(), truth_col
+
+
+@pytest.fixture(scope="module")
+def built_10_months(tmp_path_factory: pytest.TempPathFactory
+                    ) -> tuple[duckdb.DuckDBPyConnection, Path]:
+    """Ten clean months: enough for a usual own level (6 months) before the undeclared area
+    recaps of the last four."""
+    home = tmp_path_factory.mktemp("e2e10") / "home"
+    sample_data.generate(home, seed=3, as_of=date(2025, 1, 20), scale="kabupaten", months=10,
+                         messy=False)
+    settings = Settings.load(home)
+    con = connect(settings.paths.warehouse)
+    ensure_schema(con)
+    reference.load_catalogues(con)
+    reference.load_registry(con, settings)
+    raw.ingest_landing(con, settings)
+    clean.build_clean(con, settings)
+    yield con, home
+    con.close()
+
+
+def test_an_undeclared_area_recap_is_warned_and_nothing_else(built_10_months: Built) -> None:
+    """The sample's one puskesmas that sends recaps as own services (summary.json
+    area_recaps.undeclared) gets warning L03 from its third recap; no other puskesmas does."""
+    con, home = built_10_months
+    summary = json.loads((home / "ground_truth" / "summary.json").read_text(encoding="utf-8"))
+    (case,) = summary["area_recaps"]["undeclared"]
+    flagged = con.execute("SELECT kode_faskes, form, period FROM clean.validation_flag "
+                          "WHERE rule_id = 'L03' ORDER BY period").fetchall()
+    assert {(k, f) for k, f, _ in flagged} == {(case["kode_faskes"], case["form"])}
+    assert {p for _, _, p in flagged} <= set(case["periods"])
+    assert flagged[-1][2] == case["periods"][-1]

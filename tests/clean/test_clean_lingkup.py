@@ -265,61 +265,120 @@ def _monthly_kia(raw: Raw, pkm: dict[str, int], network: dict[str, int]) -> None
             raw.row(name, n, "kia", period, kode, {"kia_k1": str(value)})
 
 
+# six months of PKM1's own K1: sorted 28, 29, 30, 30, 30, 32 → median 30
+OWN_HALF_YEAR = {"2024-07": 30, "2024-08": 32, "2024-09": 28, "2024-10": 30, "2024-11": 30,
+                 "2024-12": 29}
+
+
 def test_a_puskesmas_that_starts_sending_recaps_is_warned_in_the_third_month(
         raw: Raw, settings: Settings) -> None:
-    """PKM1 reports its own K1 (30, 32, 28) for three months, then recaps without saying so
-    (45, 47, 44 = own + network 15), then its own again (31). Its network: KP1 10 + BD1 5
-    (KP1 is PKM1's until April 2025)."""
-    _monthly_kia(raw, {"2024-10": 30, "2024-11": 32, "2024-12": 28, "2025-01": 45,
-                       "2025-02": 47, "2025-03": 44, "2025-04": 31}, {"KP1": 10, "BD1": 5})
+    """PKM1 reports its own K1 for six months, then recaps without saying so (50, 52, 48 =
+    own + network 20), then its own again (31). Its network: KP1 12 + BD1 8 (KP1 is PKM1's until
+    April 2025). Defaults: 6 baseline months, tolerance 50 %, min network 40 %, 3 running."""
+    _monthly_kia(raw, {**OWN_HALF_YEAR, "2025-01": 50, "2025-02": 52, "2025-03": 48,
+                       "2025-04": 31}, {"KP1": 12, "BD1": 8})
     clean.build_clean(raw.con, settings)
-    # usual own level = median of the months before (≥ 3 of them): Jan median(30,32,28) = 30,
-    # 45 ≥ (15 + 30) × 0.9 = 40.5 and 15 ≥ 20 % × 30 = 6 → looks like a recap (run 1);
-    # Feb median(30,32,28,45) = 31, 47 ≥ (15 + 31) × 0.9 = 41.4 (run 2);
-    # Mar median(30,32,28,45,47) = 32, 44 ≥ (15 + 32) × 0.9 = 42.3 (run 3 → warned);
-    # Apr median(30,32,28,45,47,44) = (32 + 44) / 2 = 38, 31 < (15 + 38) × 0.9 = 47.7 (broken)
+    # usual own level U = median of the months before (≥ 6 of them); looks like a recap when
+    # N = 20 ≥ 40 % × U and V ≥ U + 20 × (1 − 50 %) = U + 10:
+    # Jul–Dec: fewer than 6 months before → not judged;
+    # Jan U = median(28,29,30,30,30,32) = 30: 20 ≥ 12, 50 ≥ 40 (run 1);
+    # Feb U = median(…, 50) = 30: 52 ≥ 40 (run 2);
+    # Mar U = median(28,29,30,30,30,32,50,52) = 30: 48 ≥ 40 (run 3 → warned);
+    # Apr U = median(…, 48) = 30: 31 < 40 (run broken)
     got = flags(raw.con, "L03")
     assert [(k, p, c, v) for k, p, c, v, _, _ in got] == [
-        ("PKM1", "2025-03", "kia_k1", "44 vs 15 + 32")]
+        ("PKM1", "2025-03", "kia_k1", "48 vs 20 + 30")]
     assert "lingkup_laporan = wilayah" in got[0][4] and "lingkup_laporan = wilayah" in got[0][5]
-    # a resubmission of April (46) arrives alone: 46 < 47.7, still no run; March stays warned
+    # a resubmission of April as a recap (51 ≥ 30 + 10) arrives alone: the run goes on
+    # (Feb, Mar, Apr) and April is warned too — recomputed by an incremental build
     raw.file("kia_apr_revisi.csv", received_at="2025-05-20T10:00:00+07:00")
-    raw.row("kia_apr_revisi.csv", 2, "kia", "2025-04", "PKM1", {"kia_k1": "46"})
+    raw.row("kia_apr_revisi.csv", 2, "kia", "2025-04", "PKM1", {"kia_k1": "51"})
     assert clean.build_clean(raw.con, settings)["mode"] == "incremental"
-    assert [f[1] for f in flags(raw.con, "L03")] == ["2025-03"]
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [
+        ("2025-03", "kia_k1", "48 vs 20 + 30"), ("2025-04", "kia_k1", "51 vs 20 + 30")]
     _assert_equals_full_rebuild(raw.con, settings)
+
+
+def test_a_month_without_a_report_does_not_break_the_run(raw: Raw, settings: Settings) -> None:
+    """February missing: the run counts PKM1's reports (Jan, Mar, Apr), not calendar months."""
+    _monthly_kia(raw, {**OWN_HALF_YEAR, "2025-01": 50, "2025-03": 52, "2025-04": 48},
+                 {"KP1": 12, "BD1": 8})
+    clean.build_clean(raw.con, settings)
+    # Jan U = 30, 50 ≥ 40; Mar U = median(…, 50) = 30, 52 ≥ 40;
+    # Apr U = median(28,29,30,30,30,32,50,52) = 30, 48 ≥ 40 → third recap-like report in a row
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-04", "kia_k1", "48 vs 20 + 30")]
+
+
+def test_a_small_network_or_a_short_history_is_not_judged(raw: Raw,
+                                                          settings: Settings) -> None:
+    """Half a network of 10 next to an own level of 30 (33 % < 40 %) is within a puskesmas's
+    own variation: 45, 46, 44 (= own 35 + 10) raise nothing; nor do recaps after fewer than
+    six months of history."""
+    _monthly_kia(raw, {**OWN_HALF_YEAR, "2025-01": 45, "2025-02": 46, "2025-03": 44},
+                 {"KP1": 10})
+    clean.build_clean(raw.con, settings)
+    # Jan U = 30: 10 < 40 % × 30 = 12 → not a recap, whatever the value
+    assert flags(raw.con, "L03") == []
+    settings.config.reporting.recap_detection.min_network_pct = 30
+    clean.build_clean(raw.con, settings)
+    # 10 ≥ 30 % × 30 = 9: Jan 45 ≥ 30 + 5, Feb 46 ≥ 35, Mar 44 ≥ 35 → warned in March
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-03", "kia_k1", "44 vs 10 + 30")]
+    settings.config.reporting.recap_detection.min_baseline_months = 7
+    clean.build_clean(raw.con, settings)
+    # Jan has only 6 months before it: the run starts in February and has 2 reports by March
+    assert flags(raw.con, "L03") == []
+
+
+@pytest.mark.parametrize(("element", "warned"), [("ht_dilayani_standar", ["2025-03"]),
+                                                 ("ht_dilayani_standar_ytd_unik", [])])
+def test_year_to_date_elements_are_not_compared(raw: Raw, settings: Settings, element: str,
+                                                warned: list[str]) -> None:
+    """A `person_ytd` element grows through the year by nature (December ≫ its median): only
+    monthly elements are compared. The series that warns in a monthly element (same numbers
+    as above: U = 30, N = 20, 50, 52, 48 ≥ 40) raises nothing in a year-to-date one."""
+    series = {**OWN_HALF_YEAR, "2025-01": 50, "2025-02": 52, "2025-03": 48}
+    for m, (period, value) in enumerate(series.items(), start=1):
+        name = f"ptm_{m}.csv"
+        raw.file(name, received_at="2025-04-08T10:00:00+07:00")
+        raw.row(name, 2, "ptm", period, "PKM1", {element: str(value)})
+        raw.row(name, 3, "ptm", period, "KP1", {element: "20"})
+    clean.build_clean(raw.con, settings)
+    assert [f[1] for f in flags(raw.con, "L03")] == warned
 
 
 def test_a_declared_recap_month_feeds_the_usual_level_with_its_own_share(
         raw: Raw, settings: Settings) -> None:
-    """After three declared recaps (own share 30, 32, 28), a recap sent without the column is
-    compared with the *own share*: 44 ≥ (15 + 30) × 0.9 = 40.5 — with months_running 1 it is
-    warned at once."""
+    """After six declared recaps (own shares 30, 32, 28, 30, 30, 29), a recap sent without the
+    column is compared with the *own share*: U = 30, 49 ≥ 30 + 20 × 50 % = 40 and
+    20 ≥ 40 % × 30 = 12 — with months_running 1 it is warned at once."""
     settings.config.reporting.recap_detection.months_running = 1
     raw.file("kia.csv", received_at="2025-02-08T10:00:00+07:00")
-    for n, (period, k1, lingkup) in enumerate([("2024-10", 45, "wilayah"),
-                                               ("2024-11", 47, "wilayah"),
-                                               ("2024-12", 43, "wilayah"), ("2025-01", 44, None)]):
+    months = [(period, own + 20, "wilayah") for period, own in OWN_HALF_YEAR.items()]
+    for n, (period, k1, lingkup) in enumerate([*months, ("2025-01", 49, None)]):
         raw.row("kia.csv", 2 + 3 * n, "kia", period, "PKM1", {"kia_k1": str(k1)}, lingkup=lingkup)
-        raw.row("kia.csv", 3 + 3 * n, "kia", period, "KP1", {"kia_k1": "10"})
-        raw.row("kia.csv", 4 + 3 * n, "kia", period, "BD1", {"kia_k1": "5"})
+        raw.row("kia.csv", 3 + 3 * n, "kia", period, "KP1", {"kia_k1": "12"})
+        raw.row("kia.csv", 4 + 3 * n, "kia", period, "BD1", {"kia_k1": "8"})
     clean.build_clean(raw.con, settings)
-    # own shares 45 − 15 = 30, 47 − 15 = 32, 43 − 15 = 28 → usual level median = 30
-    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-01", "kia_k1", "44 vs 15 + 30")]
+    # own shares 50 − 20 = 30, 52 − 20 = 32, … → usual level median = 30
+    assert values(raw.con, period="2024-08")["PKM1"] == (32, 52, 20, "wilayah")
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-01", "kia_k1", "49 vs 20 + 30")]
 
 
 def test_the_recap_detection_settings_are_configuration(raw: Raw, settings: Settings) -> None:
-    _monthly_kia(raw, {"2024-12": 30, "2025-01": 32, "2025-02": 28, "2025-03": 45,
-                       "2025-04": 47}, {"KP1": 15})
+    _monthly_kia(raw, {**OWN_HALF_YEAR, "2025-01": 45, "2025-02": 47}, {"KP1": 15})
     clean.build_clean(raw.con, settings)
     assert flags(raw.con, "L03") == []          # two months running are not three
     settings.config.reporting.recap_detection.months_running = 2
     clean.build_clean(raw.con, settings)
-    # Mar: 45 ≥ (15 + 30) × 0.9 = 40.5 (run 1); Apr: median(30,32,28,45) = 31,
-    # 47 ≥ (15 + 31) × 0.9 = 41.4 (run 2 → warned now)
-    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-04", "kia_k1", "47 vs 15 + 31")]
-    # a network small next to the usual level is not judged: with min_network_pct 50, April's
-    # network 15 < 50 % × 31 = 15.5, so the run stops at March (15 ≥ 50 % × 30 = 15, run 1)
-    settings.config.reporting.recap_detection.min_network_pct = 50
+    # Jan: U = 30, 15 ≥ 12, 45 ≥ 30 + 7.5 (run 1); Feb: U = median(…, 45) = 30, 47 ≥ 37.5
+    # (run 2 → warned now)
+    assert [f[1:4] for f in flags(raw.con, "L03")] == [("2025-02", "kia_k1", "47 vs 15 + 30")]
+    # with min_network_pct 60 a network of 15 < 60 % × 30 = 18 is not judged
+    settings.config.reporting.recap_detection.min_network_pct = 60
     clean.build_clean(raw.con, settings)
     assert flags(raw.con, "L03") == []
+    # a stricter tolerance (10 %: V ≥ U + 13.5) still sees 45 and 47 at min_network_pct 40
+    settings.config.reporting.recap_detection.min_network_pct = 40
+    settings.config.reporting.recap_detection.tolerance_pct = 10
+    clean.build_clean(raw.con, settings)
+    assert [f[1] for f in flags(raw.con, "L03")] == ["2025-02"]
