@@ -47,7 +47,7 @@ class RecapDetection(BaseModel):
     reported that month, its value V ≥ its usual own level U + its network's sum N ×
     (1 − `tolerance_pct` %) — i.e. equal to or above network + usual level, allowing the own
     part to vary by up to `tolerance_pct` % of N — in its last `months_running` reports. U =
-    median of its own-services values of the `baseline_months` months before (at least
+    median of its own-services values in its last `baseline_months` reports before (at least
     `min_baseline_months` of them); only judged when N ≥ `min_network_pct` % of U."""
 
     months_running: int = Field(3, ge=1, le=24)

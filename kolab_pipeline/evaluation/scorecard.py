@@ -19,8 +19,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from kolab_pipeline.calendar import month_end, month_start, year_start
 from kolab_pipeline import labels
+from kolab_pipeline.calendar import month_end, month_start, year_start
 from kolab_pipeline.config import Settings
 from kolab_pipeline.judgement import meets_sql
 from kolab_pipeline.warehouse import Staging, bind, ident, replace_rows, table
