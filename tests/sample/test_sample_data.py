@@ -338,3 +338,35 @@ def test_national_scale_is_fast_and_covers_every_kabkota(tmp_path: Path) -> None
     fas = pd.read_csv(tmp_path / "registry" / "fasilitas.csv", dtype=str, usecols=["kode_faskes"])
     assert fas["kode_faskes"].is_unique and len(fas) == summary["facilities"]
     assert elapsed < 120
+
+
+def test_area_recaps_are_declared_and_add_up(messy: Path) -> None:
+    """Issue 16: area recaps by template column (Kab. Probolinggo) and by kolab.yaml (Kota
+    Cilegon): recap = own + network on every element, the column written on the recap row."""
+    cfg = yaml.safe_load((messy / "kolab.yaml").read_text(encoding="utf-8"))
+    assert cfg["reporting"]["puskesmas_scope_by_kabkota"] == {
+        "36.72": {"kia": "wilayah", "imun": "wilayah"}}
+    summary = json.loads((messy / "ground_truth" / "summary.json").read_text(encoding="utf-8"))
+    recaps = summary["area_recaps"]
+    assert recaps["declared_by_column"] and recaps["declared_by_kolab_yaml"]
+    assert all(k.startswith("P3513") for k in recaps["declared_by_column"])
+    assert all(k.startswith("P3672") for k in recaps["declared_by_kolab_yaml"])
+    truth = pd.read_csv(messy / "ground_truth" / "area_recaps.csv",
+                        dtype={"reported_value": "Int64", "own_value": "Int64"})
+    assert set(truth["form"]) == {"kia", "imun"} and set(truth["lingkup_source"]) == {
+        "column", "kolab.yaml"}
+    with_value = truth[truth["own_value"].notna()]
+    assert (with_value["reported_value"] == with_value["own_value"]
+            + with_value["network_value"]).all()
+    assert (truth["network_value"] > 0).any()
+    # a recap row of a column-declaring puskesmas, in its final file, says so in its cell
+    row = truth[truth["lingkup_source"] == "column"].iloc[0]
+    rep = _gt(messy, "reports.csv").set_index(["kode_faskes", "period", "form"])
+    final = rep.loc[(row["kode_faskes"], row["period"], row["form"])]["final_file"]
+    sheet = {"kia": "KIA", "imun": "Imunisasi"}[row["form"]] if final.endswith(".xlsx") else ""
+    table = _read_table(messy / "landing" / final, sheet)
+    header = next(r for r in table if any(c.lower().startswith("periode") for c in r))
+    col = [c.lower().replace(" ", "_") for c in header].index("lingkup_laporan")
+    cells = [r[col] for r in table if len(r) > col and r[1] == row["kode_faskes"]]
+    assert cells and all(c in ("wilayah", "Wilayah Kerja", "WILAYAH", "rekap wilayah")
+                         for c in cells)
