@@ -183,7 +183,8 @@ KUALITAS_SQL = f"""
     WITH fac AS (SELECT f.* FROM reference.facility f SEMI JOIN {_KABS} k ON k.kab = f.kode_kabkota)
     SELECT fac.kode_kabkota, 'validation_flag' AS sumber, NULL AS lokasi, 'facility' AS lvl,
            v.kode_faskes, fac.nama_faskes, v.form, v.rule_id, v.column_name, v.value_text,
-           v.reason_id, NULL::DOUBLE AS dv, NULL::DOUBLE AS ds, NULL::DOUBLE AS dt, NULL::DOUBLE AS dr
+           v.reason_id, NULL::DOUBLE AS dv, NULL::DOUBLE AS ds, NULL::DOUBLE AS dt,
+           NULL::DOUBLE AS dr
     FROM clean.validation_flag v JOIN fac USING (kode_faskes) WHERE v.period = $p
     UNION ALL
     SELECT fac.kode_kabkota, 'quarantine',
