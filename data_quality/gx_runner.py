@@ -149,7 +149,8 @@ def expectation_rows(result: Any) -> list[dict[str, Any]]:
             "unexpected_percent": res.get("unexpected_percent"),
             "element_count": int(res.get("element_count") or 0),
             "observed_value": res.get("observed_value"),
-            "sample": ", ".join(str(v) for v in (res.get("partial_unexpected_list") or [])[:5]),
+            "sample": ", ".join("(kosong)" if v is None else str(v)
+                                for v in (res.get("partial_unexpected_list") or [])[:5]),
             "error": _error_text(er.exception_info),
             "_index": list(res.get("unexpected_index_list") or [])[:SAMPLE_ROWS],
         })
