@@ -19,6 +19,7 @@ from kolab_pipeline.orchestration.partitions import (
     monthly_partitions,
     range_tags,
 )
+from kolab_pipeline.orchestration.runner import describe_event
 
 # two consecutive months of the partitions: the first fails, the second passes
 FIRST, SECOND = monthly_partitions.get_partition_keys()[:2]
@@ -83,6 +84,22 @@ def test_range_run_records_each_month_on_its_partition():
             FIRST: AssetCheckExecutionRecordStatus.FAILED,
             SECOND: AssetCheckExecutionRecordStatus.SUCCEEDED}
         assert all(info.is_current for info in stored.values())
+
+
+def test_kolab_run_prints_a_failing_monthly_check_once_with_its_first_month():
+    def fails_everywhere(resources: object, period: str) -> dg.AssetCheckResult:
+        return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   description=f"{period}: gagal")
+    check = specs.monthly_check(ASSET, "warn_check", "uji", fails_everywhere, resources=())
+    with dg.instance_for_test() as instance:
+        result = _run(check, instance, [monthly])
+        seen: set[str] = set()
+        lines = [line for e in result.all_events
+                 if e.event_type == dg.DagsterEventType.ASSET_CHECK_EVALUATION
+                 for line in [describe_event(e, seen)] if line]
+    # two failing months, one progress line (both months are in the UI)
+    assert lines == [f"  ✗ check test/monthly:warn_check [{MONTHS[0]}, first failing month; "
+                     f"every month in the UI] failed (WARN): {MONTHS[0]}: gagal"]
 
 
 def test_single_month_run_is_recorded_on_that_month():

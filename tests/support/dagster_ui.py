@@ -94,24 +94,51 @@ def webserver(home: Path, log: Path, timeout: float = 180) -> Iterator[str]:
 
 
 # The asset graph is drawn once the nodes of the groups are on the page.
-GRAPH_READY_JS = """
-(() => document.querySelectorAll('[data-testid^="asset-node"], foreignObject').length)()
+GRAPH_READY_JS = "document.querySelectorAll('foreignObject').length"
+# The first visit shows a "Join the Dagster community" dialog: skip it.
+SKIP_DIALOG_JS = """
+(() => { const b = [...document.querySelectorAll('button')]
+           .find(b => b.innerText.trim() === 'Skip'); if (b) b.click(); return !!b; })()
+"""
+# Hide the navigation and the asset tree beside the graph (the UI remembers both).
+HIDE_PANELS_JS = """
+(() => {
+  const nav = [...document.querySelectorAll('button')]
+    .find(b => b.innerText.trim() === 'Hide navigation');
+  if (nav) nav.click();
+  const tree = [...document.querySelectorAll('[aria-label=panel_show_right]')]
+    .map(i => i.closest('button')).find(b => b && !b.innerText.trim());
+  if (tree) tree.click();
+  return [!!nav, !!tree];
+})()
 """
 
 
-def screenshot_asset_graph(base: str, png: Path, width: int = 1600, height: int = 1000,
-                           settle: float = 6.0) -> Path:
-    """Open the UI's global asset graph (`/asset-groups`) in headless Chromium and save a PNG."""
+def _wait_for_graph(page: Any, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while (page.evaluate(GRAPH_READY_JS) or 0) < 3:
+        assert time.monotonic() < deadline, f"the asset graph did not render in {timeout:.0f} s"
+        time.sleep(1)
+
+
+def screenshot_asset_graph(base: str, png: Path, width: int = 1600, height: int = 800,
+                           settle: float = 4.0) -> Path:
+    """Open the UI's global asset lineage (`/asset-groups`: one node per group, i.e. per layer,
+    with its number of assets) in headless Chromium and save a PNG of the page."""
     from tests.support import chromium
 
     with chromium.browser_page() as page:
         page.viewport(width, height)
         page.open(f"{base}/asset-groups")
-        deadline = time.monotonic() + 120
-        while (page.evaluate(GRAPH_READY_JS) or 0) < 5:
-            assert time.monotonic() < deadline, "the asset graph did not render in 120 s"
-            time.sleep(1)
-        time.sleep(settle)  # layout and fit-to-screen animation
+        _wait_for_graph(page)
+        time.sleep(2)
+        page.evaluate(SKIP_DIALOG_JS)
+        page.evaluate(HIDE_PANELS_JS)
+        page.open(f"{base}/asset-groups")  # laid out again for the wider canvas
+        _wait_for_graph(page)
+        time.sleep(settle)
+        page.evaluate(SKIP_DIALOG_JS)
+        time.sleep(1)
         shot: dict[str, Any] = page.send("Page.captureScreenshot", format="png")
     png.parent.mkdir(parents=True, exist_ok=True)
     png.write_bytes(base64.b64decode(shot["data"]))
