@@ -147,7 +147,9 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
     """One progress line for a run event, or None for events not worth a line.
 
     A range run materialises each monthly asset once per month with the same metadata (the row
-    count of the whole range), so with `seen` only the first month's event prints a line.
+    count of the whole range), so with `seen` only the first month's event prints a line; a
+    monthly check reports each month, so with `seen` only its first failing month prints one
+    (every month's result is in the UI).
     """
     t = event.event_type
     if t == EventType.STEP_START:
@@ -167,6 +169,12 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
         if ev.passed:
             return None
         part = f" [{key_to_period(ev.partition)}]" if ev.partition else ""
+        if ev.partition and seen is not None:
+            key = f"check {ev.asset_key.to_user_string()}:{ev.check_name}"
+            if key in seen:
+                return None
+            seen.add(key)
+            part = f" [{key_to_period(ev.partition)}, first failing month; every month in the UI]"
         return (f"  ✗ check {ev.asset_key.to_user_string()}:{ev.check_name}{part} failed "
                 f"({ev.severity.value}){': ' + ev.description if ev.description else ''}")
     if t == EventType.STEP_FAILURE:
