@@ -64,12 +64,29 @@ class Area:
 
 # --- the area ------------------------------------------------------------------------------------
 
+# A kab/kota name without its kind: `KOTACILEGON` and `CILEGON` both → `CILEGON`.
+_BARE = "regexp_replace({0}, '^(KABUPATEN|KAB|KOTA)', '')"
+
+
 def _suggest(con: duckdb.DuckDBPyConnection, level: str, text: str) -> str:
     rows = con.execute(
-        "SELECT kode, nama FROM reference.wilayah WHERE level = $level "
-        "ORDER BY jaro_winkler_similarity(nama_norm, $norm) DESC, kode LIMIT 3",
-        {"level": level, "norm": norm_text(text)}).fetchall()
+        "SELECT kode, nama FROM reference.wilayah WHERE level = $level ORDER BY "
+        f"jaro_winkler_similarity({_BARE.format('nama_norm')}, {_BARE.format('$norm')}) DESC, "
+        "kode LIMIT 3", {"level": level, "norm": norm_text(text)}).fetchall()
     return ", ".join(f"{k} {n}" for k, n in rows)
+
+
+def _by_name(con: duckdb.DuckDBPyConnection, level: str, text: str) -> tuple[str, str] | None:
+    """The unit named `text` (`Kota Cilegon`, `cilegon`); an error when the bare name is both a
+    kabupaten and a kota (Bogor) and the kind was not written."""
+    rows = con.execute(
+        "SELECT kode, nama, nama_norm = $norm AS exact FROM reference.wilayah "
+        f"WHERE level = $level AND {_BARE.format('nama_norm')} = {_BARE.format('$norm')} "
+        "ORDER BY exact DESC, kode", {"level": level, "norm": norm_text(text)}).fetchall()
+    if len(rows) > 1 and not rows[0][2]:
+        raise InitError(f"--{level} {text!r} is ambiguous: "
+                        + " or ".join(f"{k} {n}" for k, n, _ in rows) + "; write the code")
+    return (rows[0][0], rows[0][1]) if rows else None
 
 
 def find_area(con: duckdb.DuckDBPyConnection, tz_of, kabkota: str | None = None,
@@ -91,9 +108,7 @@ def find_area(con: duckdb.DuckDBPyConnection, tz_of, kabkota: str | None = None,
         raise InitError(f"--kabkota {text}: write the Kemendagri code with its dot, e.g. "
                         f"{text[:2]}.{text[2:]} (BPS and Kemendagri kab/kota codes differ{hint})")
     else:
-        row = con.execute("SELECT kode, nama FROM reference.wilayah WHERE level = $level "
-                          "AND (nama_norm = $norm OR nama_norm = 'KABUPATEN' || $norm) "
-                          "ORDER BY kode", {"level": level, "norm": norm_text(text)}).fetchone()
+        row = _by_name(con, level, text)
     if row is None:
         raise InitError(f"--{level} {text!r}: not a Kemendagri {level} code or name "
                         f"(closest: {_suggest(con, level, text)})")
