@@ -342,6 +342,8 @@ def check_sasaran_file(con: duckdb.DuckDBPyConnection, settings: Settings, repor
                 report.add("sasaran_invalid", rel, f"nilai {nilai!r} is not a number (write "
                            "digits, a decimal comma or point; no thousands separator)", i,
                            "nilai")
+        if pd.isna(nilai) or not str(nilai).strip():
+            continue  # a blank skeleton row is inert (a puskesmas you removed keeps its rows)
         if code not in known:
             close = difflib.get_close_matches(code, sorted(known), n=1)
             report.add("sasaran_code_unknown", rel, f"{code!r} is not a sasaran code"
@@ -535,8 +537,10 @@ def content_findings(con: duckdb.DuckDBPyConnection, settings: Settings,
               FROM clean.submission WHERE list_contains($sources::VARCHAR[], received_source)
              GROUP BY source_path ORDER BY source_path""",
             {"sources": list(feedback.FILE_DATE_SOURCES)}):
+        which = (f"row {_rows(r['rows'])} takes its" if r["n"] == 1
+                 else f"rows {_rows(r['rows'])} take their")
         report.add("receipt_from_file_date", f"landing/{r['source_path']}",
-                   f"{r['n']} row(s) (rows {_rows(r['rows'])}) take their receipt time from "
+                   f"{which} receipt time from "
                    f"{feedback.source_words(r['source'])}: "
                    f"{feedback.local_text(r['received_at'], tz)}; add a line "
                    f"`{r['source_path']},<received_at>` to landing/{RECEIPT_MANIFEST}")
