@@ -208,6 +208,9 @@ def check_registry(con: duckdb.DuckDBPyConnection, settings: Settings, report: R
     except RegistryError as exc:
         report.add("registry_invalid", rel, str(exc).replace(f"{path}: ", ""))
         loaded = False
+    except Exception as exc:  # fasilitas loaded, sasaran.csv stopped the load (e.g. a bad tahun)
+        report.add("sasaran_invalid", "registry/sasaran.csv",
+                   f"`kolab run` would stop loading it: {str(exc).splitlines()[0]}")
     frame = reference._read_registry(path)
     needed = ["kode_faskes", "nama_faskes", "jenis_faskes", "kode_puskesmas_induk",
               "kode_wilayah", "formulir"]

@@ -35,7 +35,8 @@ SOURCE_WORDS = {
 # Sources that are only a file's date: the receipt is lost when the file is copied or restored.
 FILE_DATE_SOURCES = ("mtime", "journal")
 LISTED = 10   # names listed per category before "… and N more"
-SIMILAR = 0.85  # jaro_winkler_similarity from which a registered code/name is suggested
+SIMILAR = 0.85       # jaro_winkler_similarity from which a registered code is suggested
+SIMILAR_NAME = 0.93  # … and a name ("Klinik Pratama Sehat" vs "… Medika" is already 0.91)
 
 
 def source_words(source: str | None) -> str:
@@ -213,7 +214,8 @@ QUARANTINE_SQL = """
 
 # The registered facility an unknown code most likely meant: its name written in the row when
 # that name is a registered alias, else the registered code (or local code) closest to the
-# written code, else the registered name closest to the written name (Jaro-Winkler ≥ $similar).
+# written code (Jaro-Winkler ≥ $similar), else the registered name closest to the written name
+# (≥ $similar_name: names of one kind share long prefixes).
 SUGGEST_SQL = f"""
     WITH written AS (
         SELECT unnest($codes::VARCHAR[]) AS kode, unnest($names::VARCHAR[]) AS nama
@@ -238,7 +240,7 @@ SUGGEST_SQL = f"""
     SELECT c.kode, c.nama, arg_max(c.kode_faskes, (c.strength, c.score)) AS suggestion,
            arg_max(f.nama_faskes, (c.strength, c.score)) AS suggestion_name
       FROM candidates c JOIN reference.facility f ON f.kode_faskes = c.kode_faskes
-     WHERE c.score >= $similar
+     WHERE c.score >= CASE WHEN c.strength = 1 THEN $similar_name ELSE $similar END
      GROUP BY c.kode, c.nama
 """
 
@@ -252,7 +254,8 @@ def suggestions(con: duckdb.DuckDBPyConnection,
         return {}
     rows = con.execute(SUGGEST_SQL, {"codes": [k for k, _ in pairs],
                                      "names": [n for _, n in pairs],
-                                     "similar": SIMILAR}).fetchall()
+                                     "similar": SIMILAR,
+                                     "similar_name": SIMILAR_NAME}).fetchall()
     return {(k, n): f"{s} ({name})" for k, n, s, name in rows}
 
 

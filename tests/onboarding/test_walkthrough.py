@@ -144,8 +144,9 @@ def fill_sasaran(home: Path) -> None:
 def kolab(capsys: pytest.CaptureFixture[str], home: Path, *argv: str) -> tuple[int, list[str]]:
     rc = main(["--home", str(home), *argv])
     out = capsys.readouterr()
-    if os.environ.get("WALK_DUMP"):
-        Path(os.environ["WALK_DUMP"], "_".join(argv[:1])).open("a").write(out.out + out.err)
+    if os.environ.get("WALK_DUMP"):   # a folder: each command's output, to refresh the README
+        with Path(os.environ["WALK_DUMP"], argv[0]).open("a", encoding="utf-8") as fh:
+            fh.write(out.out + out.err)
     return rc, (out.out + out.err).splitlines()
 
 
