@@ -59,27 +59,36 @@ def stage_as_of(con: duckdb.DuckDBPyConnection, settings: Settings) -> str:
 
 
 # Versions received after as_of (per the facility's zone): compliance does not count them yet.
+# `n_total`: how many there are in all (the list may be cut at $limit).
 AFTER_AS_OF_SQL = """
     SELECT s.kode_faskes, f.nama_faskes, s.form, s.period, s.version, s.received_at,
-           s.received_source, s.source_path, s.row_number, coalesce(f.timezone, $tz) AS tz
+           s.received_source, s.source_path, s.row_number, coalesce(f.timezone, $tz) AS tz,
+           count(*) OVER () AS n_total
       FROM clean.submission s
       LEFT JOIN reference.facility f ON f.kode_faskes = s.kode_faskes
       JOIN _feedback_as_of zone ON zone.tz = coalesce(f.timezone, $tz)
      WHERE s.received_at > zone.as_of AND {periods}
      ORDER BY s.period DESC, s.kode_faskes, s.form, s.version
+     LIMIT $limit
 """
+NO_LIMIT = 2**62
 
 
 def _periods_filter(periods: Sequence[str] | None, column: str = "period") -> str:
     return f"list_contains($periods::VARCHAR[], {column})" if periods is not None else "TRUE"
 
 
+def _period_params(periods: Sequence[str] | None) -> dict:
+    return {} if periods is None else {"periods": list(periods)}
+
+
 def received_after_as_of(con: duckdb.DuckDBPyConnection, settings: Settings,
-                         periods: Sequence[str] | None = None) -> list[dict]:
+                         periods: Sequence[str] | None = None,
+                         limit: int | None = None) -> list[dict]:
+    """Versions received after `as_of` (each row carries `n_total`, the count before `limit`)."""
     stage_as_of(con, settings)
-    params: dict = {"tz": settings.config.timezones.default}
-    if periods is not None:
-        params["periods"] = list(periods)
+    params = {"tz": settings.config.timezones.default, "limit": limit or NO_LIMIT,
+              **_period_params(periods)}
     return _dicts(con, AFTER_AS_OF_SQL.format(periods=_periods_filter(periods, "s.period")),
                   params)
 
@@ -94,33 +103,47 @@ def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None)
 
 # The source of each received report's receipt time: the version whose received_at decided it
 # (the first valid version received by as_of = report_status.received_at).
-SOURCES_SQL = """
-    SELECT s.received_source, count(DISTINCT (rs.kode_faskes, rs.period, rs.form)) AS n
+DECIDING = """
       FROM compliance.report_status rs
       JOIN clean.submission s ON s.kode_faskes = rs.kode_faskes AND s.period = rs.period
                              AND s.form = rs.form AND s.received_at = rs.received_at
      WHERE rs.received_at IS NOT NULL AND {periods}
+"""
+SOURCES_SQL = f"""
+    SELECT s.received_source, count(DISTINCT (rs.kode_faskes, rs.period, rs.form)) AS n
+    {DECIDING}
      GROUP BY ALL ORDER BY n DESC, s.received_source
 """
-
-FILE_DATE_SQL = """
-    SELECT DISTINCT s.source_path, s.received_source, min(s.received_at) AS received_at
-      FROM compliance.report_status rs
-      JOIN clean.submission s ON s.kode_faskes = rs.kode_faskes AND s.period = rs.period
-                             AND s.form = rs.form AND s.received_at = rs.received_at
-     WHERE rs.received_at IS NOT NULL AND {periods}
+FILE_DATE_SQL = f"""
+    SELECT s.source_path, min(s.received_at) AS received_at, count(*) OVER () AS n_total
+    {DECIDING}
        AND list_contains($file_date::VARCHAR[], s.received_source)
-     GROUP BY ALL ORDER BY s.source_path
+     GROUP BY ALL ORDER BY s.source_path LIMIT $limit
 """
-
-STATUS_SQL = """
-    SELECT rs.status, rs.kode_faskes, f.nama_faskes, rs.jenis_faskes, rs.form, rs.period,
-           rs.days_late, rs.received_local_date, rs.overdue
-      FROM compliance.report_status rs
-      LEFT JOIN reference.facility f ON f.kode_faskes = rs.kode_faskes
-     WHERE {periods}
-     ORDER BY rs.period DESC, rs.kode_faskes, rs.form
+STATUS_COUNTS_SQL = """
+    SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue) AS n_overdue
+      FROM compliance.report_status rs WHERE {periods} GROUP BY ALL
 """
+# The reports of one kind (`{condition}`) of the first $limit facilities by code, and how many
+# facilities have one (`n_facilities`).
+STATUS_LIST_SQL = """
+    WITH hit AS (
+        SELECT rs.kode_faskes, rs.form, rs.period, rs.days_late
+          FROM compliance.report_status rs WHERE {periods} AND {condition}
+    ), facilities AS (
+        SELECT kode_faskes, row_number() OVER (ORDER BY kode_faskes) AS k
+          FROM (SELECT DISTINCT kode_faskes FROM hit)
+    )
+    SELECT hit.*, f.nama_faskes, (SELECT count(*) FROM facilities) AS n_facilities
+      FROM hit JOIN facilities USING (kode_faskes)
+      LEFT JOIN reference.facility f ON f.kode_faskes = hit.kode_faskes
+     WHERE facilities.k <= $limit
+     ORDER BY hit.kode_faskes, hit.form, hit.period
+"""
+# status list name → which report_status rows (code constants, never user text)
+STATUS_LISTS = {"late": "rs.status = 'late'", "missing": "rs.status = 'missing'",
+                "overdue": "rs.status = 'pending' AND rs.overdue",
+                "unexpected": "rs.status = 'unexpected'"}
 
 
 @dataclass
@@ -140,24 +163,29 @@ class Quarantined:
 
 @dataclass
 class Feedback:
-    """Everything the end-of-run summary says, read once from the warehouse."""
+    """Everything the end-of-run summary says, read once from the warehouse: counts in full,
+    lists cut at `LISTED` (each list knows its full length)."""
 
     periods: list[str] | None
     as_of: str
+    counts: dict[str, int] = field(default_factory=dict)       # status → reports
+    n_overdue: int = 0
     sources: list[tuple[str, int]] = field(default_factory=list)
     file_date_files: list[dict] = field(default_factory=list)
-    statuses: dict[str, list[dict]] = field(default_factory=dict)
+    lists: dict[str, list[dict]] = field(default_factory=dict)  # STATUS_LISTS name → rows
+    quarantine_totals: dict[str, int] = field(default_factory=dict)
     quarantine_by_rule: list[tuple[str, str, int]] = field(default_factory=list)
-    quarantined: list[Quarantined] = field(default_factory=list)
+    quarantined: dict[str, list[Quarantined]] = field(default_factory=dict)  # rule → first rows
     after_as_of: list[dict] = field(default_factory=list)
     duplicate_files: list[str] = field(default_factory=list)
-    rejected_files: list[tuple[str, str]] = field(default_factory=list)
+    n_duplicate_files: int = 0
 
 
-def _names(rows: Sequence[dict], describe, limit: int = LISTED) -> list[str]:
-    out = [f"    {describe(r)}" for r in rows[:limit]]
-    if len(rows) > limit:
-        out.append(f"    … and {len(rows) - limit} more")
+def _names(lines: Sequence[str], total: int | None = None, limit: int = LISTED) -> list[str]:
+    out = [f"    {line}" for line in lines[:limit]]
+    total = len(lines) if total is None else total
+    if total > min(len(lines), limit):
+        out.append(f"    … and {total - min(len(lines), limit)} more")
     return out
 
 
@@ -165,41 +193,63 @@ def _facility(r: dict) -> str:
     return f"{r['kode_faskes']} {r.get('nama_faskes') or ''}".rstrip()
 
 
+def _total(rows: Sequence[dict], key: str = "n_total") -> int:
+    return rows[0][key] if rows else 0
+
+
+QUARANTINE_TOTALS_SQL = """
+    SELECT count(DISTINCT raw_row_id) AS n_rows,
+           count(DISTINCT source_path) FILTER (WHERE raw_row_id IS NOT NULL) AS n_files,
+           count(DISTINCT source_path) FILTER (WHERE raw_row_id IS NULL) AS n_rejected_files
+      FROM clean.quarantine q WHERE {periods}
+"""
+QUARANTINE_RULES_SQL = """
+    SELECT rule_id, count(DISTINCT coalesce(raw_row_id, source_path)) AS n
+      FROM clean.quarantine q WHERE {periods} GROUP BY ALL ORDER BY n DESC, rule_id
+"""
+
+
 def collect(con: duckdb.DuckDBPyConnection, settings: Settings,
-            periods: Sequence[str] | None = None) -> Feedback:
+            periods: Sequence[str] | None = None, limit: int = LISTED) -> Feedback:
     """Read the feedback of `periods` (None = every month) from a warehouse connection."""
     fb = Feedback(periods=list(periods) if periods is not None else None,
                   as_of=settings.config.reporting.as_of_text())
-    params: dict = {} if periods is None else {"periods": list(periods)}
+    params = _period_params(periods)
     where = _periods_filter(periods, "rs.period")
-    fb.sources = [(s, n) for s, n in con.execute(SOURCES_SQL.format(periods=where),
-                                                   params).fetchall()]
-    fb.file_date_files = _dicts(con, FILE_DATE_SQL.format(periods=where),
-                                {**params, "file_date": list(FILE_DATE_SOURCES)})
-    for row in _dicts(con, STATUS_SQL.format(periods=where), params):
-        fb.statuses.setdefault(row["status"], []).append(row)
-    fb.quarantined = quarantined_rows(con, periods)
-    by_rule: dict[str, int] = {}
-    for q in fb.quarantined:
-        for rule in q.rules:
-            by_rule[rule] = by_rule.get(rule, 0) + 1
+    for status, n, n_overdue in con.execute(STATUS_COUNTS_SQL.format(periods=where),
+                                            params).fetchall():
+        fb.counts[status] = n
+        fb.n_overdue += n_overdue
+    fb.sources = [(src, n) for src, n in con.execute(SOURCES_SQL.format(periods=where),
+                                                     params).fetchall()]
+    fb.file_date_files = _dicts(con, FILE_DATE_SQL.format(periods=where), {
+        **params, "file_date": list(FILE_DATE_SOURCES), "limit": limit})
+    for name, condition in STATUS_LISTS.items():
+        fb.lists[name] = _dicts(con, STATUS_LIST_SQL.format(periods=where, condition=condition),
+                                {**params, "limit": limit})
+    q_where = ("(q.period IS NULL OR list_contains($periods::VARCHAR[], q.period))"
+               if periods is not None else "TRUE")
+    fb.quarantine_totals = _dicts(con, QUARANTINE_TOTALS_SQL.format(periods=q_where),
+                                  params)[0]
     messages = rules()
-    fb.quarantine_by_rule = sorted(
-        ((r, messages[r].message_en if r in messages else r, n) for r, n in by_rule.items()),
-        key=lambda t: (-t[2], t[0]))
-    fb.after_as_of = received_after_as_of(con, settings, periods)
-    fb.duplicate_files = [p for (p,) in con.execute(
-        "SELECT source_path FROM raw.landing_path WHERE role = 'duplicate' "
-        "ORDER BY source_path").fetchall()]
-    fb.rejected_files = con.execute(
-        "SELECT source_path, reject_rule FROM raw.landing_file WHERE status = 'rejected' "
-        "ORDER BY source_path").fetchall()
+    for rule, n in con.execute(QUARANTINE_RULES_SQL.format(periods=q_where), params).fetchall():
+        fb.quarantine_by_rule.append(
+            (rule, messages[rule].message_en if rule in messages else rule, n))
+    for rule, _, _ in fb.quarantine_by_rule[:5]:
+        fb.quarantined[rule] = quarantined_rows(con, periods, rule=rule, limit=5)
+    fb.after_as_of = received_after_as_of(con, settings, periods, limit=limit)
+    dup = con.execute("SELECT source_path, count(*) OVER () FROM raw.landing_path "
+                      "WHERE role = 'duplicate' ORDER BY source_path LIMIT $limit",
+                      {"limit": limit}).fetchall()
+    fb.duplicate_files = [p for p, _ in dup]
+    fb.n_duplicate_files = dup[0][1] if dup else 0
     return fb
 
 
 # --- quarantine with "did you mean" ------------------------------------------------------------
 
-# One rejected raw row (or rejected file) with its rules, its first reason and what it wrote.
+# One rejected raw row (or rejected file) with its rules, its first reason and what it wrote;
+# `{having}` keeps the rows one rule rejected.
 QUARANTINE_SQL = """
     SELECT q.source_path, q.row_number, list(DISTINCT q.rule_id ORDER BY q.rule_id) AS rules,
            min(q.reason_en) AS reason, any_value(q.kode_faskes) AS kode_faskes,
@@ -209,7 +259,9 @@ QUARANTINE_SQL = """
       LEFT JOIN raw.submission_row r ON r.raw_row_id = q.raw_row_id
      WHERE {periods}
      GROUP BY q.source_path, q.raw_row_id, q.row_number
+    HAVING {having}
      ORDER BY q.source_path, q.row_number NULLS FIRST
+     LIMIT $limit
 """
 
 # The registered facility an unknown code most likely meant: its name written in the row when
@@ -259,14 +311,17 @@ def suggestions(con: duckdb.DuckDBPyConnection,
     return {(k, n): f"{s} ({name})" for k, n, s, name in rows}
 
 
-def quarantined_rows(con: duckdb.DuckDBPyConnection,
-                     periods: Sequence[str] | None = None) -> list[Quarantined]:
-    """Every quarantined row (rows without a period and rejected files included) with a
-    suggestion for unknown facility codes."""
+def quarantined_rows(con: duckdb.DuckDBPyConnection, periods: Sequence[str] | None = None,
+                     rule: str | None = None, limit: int | None = None) -> list[Quarantined]:
+    """Quarantined rows (rows without a period and rejected files included; those of `rule`
+    only when given; the first `limit`), with a suggestion for unknown facility codes."""
     where = ("(q.period IS NULL OR list_contains($periods::VARCHAR[], q.period))"
              if periods is not None else "TRUE")
-    rows = _dicts(con, QUARANTINE_SQL.format(periods=where),
-                  {} if periods is None else {"periods": list(periods)})
+    having = "list_contains(rules, $rule)" if rule else "TRUE"
+    params: dict = {**_period_params(periods), "limit": limit or NO_LIMIT}
+    if rule:
+        params["rule"] = rule
+    rows = _dicts(con, QUARANTINE_SQL.format(periods=where, having=having), params)
     unknown = [(r["kode_written"], r["nama_written"]) for r in rows if r["unknown_code"]]
     suggested = suggestions(con, unknown)
     out = []
@@ -293,17 +348,16 @@ def local_text(moment: datetime | None, tz: str | None) -> str:
 def _by_facility(rows: Sequence[dict], describe) -> list[str]:
     """One line per facility: `P… Puskesmas X: tb 2025-01, 2025-02; kia 2025-02`."""
     grouped: dict[str, dict[str, list[str]]] = {}
-    for r in sorted(rows, key=lambda r: (r["kode_faskes"], r["form"], r["period"])):
+    for r in rows:
         grouped.setdefault(_facility(r), {}).setdefault(r["form"], []).append(describe(r))
     lines = [f"{who}: " + "; ".join(f"{form} {', '.join(items)}" for form, items in forms.items())
              for who, forms in grouped.items()]
-    return _names(lines, lambda line: line)
+    return _names(lines, _total(rows, "n_facilities"))
 
 
 def summary_lines(fb: Feedback) -> list[str]:
     """The feedback as the lines `kolab run` prints (English, with the codes people search)."""
-    st = fb.statuses
-    n = {k: len(v) for k, v in st.items()}
+    n = fb.counts
     expected = sum(n.get(k, 0) for k in ("on_time", "late", "missing", "pending"))
     received = n.get("on_time", 0) + n.get("late", 0)
     lines = [f"reports (as_of {fb.as_of}): {expected} expected, {received} received "
@@ -314,46 +368,45 @@ def summary_lines(fb: Feedback) -> list[str]:
         lines.append("  taken as received at the time given by:")
         lines += [f"    {count:>6,}  {source_words(source)}" for source, count in fb.sources]
     if fb.file_date_files:
-        lines.append(f"  {len(fb.file_date_files)} file(s) whose receipt time is only the file's "
-                     "date: list them in landing/_diterima.csv (file,received_at):")
-        lines += _names(fb.file_date_files, lambda r: r["source_path"])
-    if st.get("late"):
+        lines.append(f"  {_total(fb.file_date_files)} file(s) whose receipt time is only the "
+                     "file's date: list them in landing/_diterima.csv (file,received_at):")
+        lines += _names([r["source_path"] for r in fb.file_date_files],
+                        _total(fb.file_date_files))
+    if fb.lists.get("late"):
         lines.append(f"  late ({n['late']}; days after the due date):")
-        lines += _by_facility(st["late"], lambda r: f"{r['period']} ({r['days_late']} d)")
-    if st.get("missing"):
+        lines += _by_facility(fb.lists["late"], lambda r: f"{r['period']} ({r['days_late']} d)")
+    if fb.lists.get("missing"):
         lines.append(f"  missing ({n['missing']}; evaluation.followup lists them per "
                      "puskesmas):")
-        lines += _by_facility(st["missing"], lambda r: r["period"])
-    overdue = [r for r in st.get("pending", []) if r["overdue"]]
-    if overdue:
-        lines.append(f"  pending and past the due date ({len(overdue)}):")
-        lines += _by_facility(overdue, lambda r: r["period"])
-    rows = [q for q in fb.quarantined if q.row_number is not None]
-    files = {q.source_path for q in rows}
-    lines.append(f"quarantined: {len(rows)} row(s) in {len(files)} file(s), "
-                 f"{len(fb.rejected_files)} file(s) rejected whole (clean.quarantine)")
+        lines += _by_facility(fb.lists["missing"], lambda r: r["period"])
+    if fb.lists.get("overdue"):
+        lines.append(f"  pending and past the due date ({fb.n_overdue}):")
+        lines += _by_facility(fb.lists["overdue"], lambda r: r["period"])
+    t = fb.quarantine_totals
+    lines.append(f"quarantined: {t.get('n_rows', 0)} row(s) in {t.get('n_files', 0)} file(s), "
+                 f"{t.get('n_rejected_files', 0)} file(s) rejected whole (clean.quarantine)")
     for rule, message, count in fb.quarantine_by_rule[:5]:
         lines.append(f"  {rule} ({count}): {message}")
-        hits = [q for q in fb.quarantined if rule in q.rules]
-        lines += _names(hits, _quarantine_line, limit=5)
+        lines += _names([_quarantine_line(q) for q in fb.quarantined.get(rule, [])], count,
+                        limit=5)
     ignored = []
     if fb.after_as_of:
-        ignored.append(f"  {len(fb.after_as_of)} report version(s) received after as_of "
+        ignored.append(f"  {_total(fb.after_as_of)} report version(s) received after as_of "
                        f"{fb.as_of}: not counted until as_of is later")
-        ignored += _names(fb.after_as_of, lambda r: (
+        ignored += _names([
             f"{_facility(r)} {r['form']} {r['period']} ({r['source_path']}"
             f"{' row ' + str(r['row_number']) if r['row_number'] else ''}): received "
             f"{local_text(r['received_at'], r['tz'])} from "
-            f"{source_words(r['received_source'])}"))
-    if st.get("unexpected"):
+            f"{source_words(r['received_source'])}" for r in fb.after_as_of],
+            _total(fb.after_as_of))
+    if fb.lists.get("unexpected"):
         ignored.append(f"  {n['unexpected']} report(s) nobody expected (form not assigned or "
                        "facility closed that month): kept, not counted in the rates")
-        ignored += _names(st["unexpected"],
-                          lambda r: f"{_facility(r)} {r['form']} {r['period']}")
+        ignored += _by_facility(fb.lists["unexpected"], lambda r: r["period"])
     if fb.duplicate_files:
-        ignored.append(f"  {len(fb.duplicate_files)} file(s) with the same content as another "
+        ignored.append(f"  {fb.n_duplicate_files} file(s) with the same content as another "
                        "file (read once):")
-        ignored += _names(fb.duplicate_files, lambda p: p)
+        ignored += _names(fb.duplicate_files, fb.n_duplicate_files)
     lines.append("ignored:" + ("" if ignored else " nothing"))
     lines += ignored
     return lines
