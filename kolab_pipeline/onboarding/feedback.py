@@ -35,8 +35,9 @@ SOURCE_WORDS = {
 # Sources that are only a file's date: the receipt is lost when the file is copied or restored.
 FILE_DATE_SOURCES = ("mtime", "journal")
 LISTED = 10   # names listed per category before "… and N more"
-SIMILAR = 0.85       # jaro_winkler_similarity from which a registered code is suggested
-SIMILAR_NAME = 0.93  # … and a name ("Klinik Pratama Sehat" vs "… Medika" is already 0.91)
+EDITS = 1            # typos (Damerau-Levenshtein) from which a registered code is suggested
+SIMILAR_NAME = 0.93  # jaro_winkler_similarity for a name ("Klinik Pratama Sehat" vs "… Medika"
+                     # is already 0.91)
 
 
 def source_words(source: str | None) -> str:
@@ -124,22 +125,23 @@ STATUS_COUNTS_SQL = """
     SELECT status, count(*) AS n, count(*) FILTER (WHERE overdue) AS n_overdue
       FROM compliance.report_status rs WHERE {periods} GROUP BY ALL
 """
-# The reports of one kind (`{condition}`) of the first $limit facilities by code, and how many
-# facilities have one (`n_facilities`).
+# The reports of one kind (`{condition}`) of the $limit facilities with most of them (then by
+# code), and how many facilities have one (`n_facilities`).
 STATUS_LIST_SQL = """
     WITH hit AS (
         SELECT rs.kode_faskes, rs.form, rs.period, rs.days_late
           FROM compliance.report_status rs WHERE {periods} AND {condition}
     ), facilities AS (
-        SELECT kode_faskes, row_number() OVER (ORDER BY kode_faskes) AS k
-          FROM (SELECT DISTINCT kode_faskes FROM hit)
+        SELECT kode_faskes, row_number() OVER (ORDER BY n DESC, kode_faskes) AS k
+          FROM (SELECT kode_faskes, count(*) AS n FROM hit GROUP BY ALL)
     )
-    SELECT hit.*, f.nama_faskes, (SELECT count(*) FROM facilities) AS n_facilities
+    SELECT hit.*, f.nama_faskes, facilities.k, (SELECT count(*) FROM facilities) AS n_facilities
       FROM hit JOIN facilities USING (kode_faskes)
       LEFT JOIN reference.facility f ON f.kode_faskes = hit.kode_faskes
      WHERE facilities.k <= $limit
-     ORDER BY hit.kode_faskes, hit.form, hit.period
+     ORDER BY facilities.k, hit.form, hit.period
 """
+ITEMS_PER_FACILITY = 8   # months listed per facility and form before "(+N)"
 # status list name → which report_status rows (code constants, never user text)
 STATUS_LISTS = {"late": "rs.status = 'late'", "missing": "rs.status = 'missing'",
                 "overdue": "rs.status = 'pending' AND rs.overdue",
@@ -265,9 +267,11 @@ QUARANTINE_SQL = """
 """
 
 # The registered facility an unknown code most likely meant: its name written in the row when
-# that name is a registered alias, else the registered code (or local code) closest to the
-# written code (Jaro-Winkler ≥ $similar), else the registered name closest to the written name
-# (≥ $similar_name: names of one kind share long prefixes).
+# that name is a registered alias, else a registered code (or local code) one typo away from the
+# written code (Damerau-Levenshtein ≤ $edits: one character left out, added, changed or two
+# swapped; codes share long prefixes, so Jaro-Winkler alone rates KP3328X01 0.94 against
+# KP33280013), the closest by Jaro-Winkler first, else the registered name closest to the written
+# name (Jaro-Winkler ≥ $similar_name: names of one kind share long prefixes too).
 SUGGEST_SQL = f"""
     WITH written AS (
         SELECT unnest($codes::VARCHAR[]) AS kode, unnest($names::VARCHAR[]) AS nama
@@ -283,6 +287,7 @@ SUGGEST_SQL = f"""
                jaro_winkler_similarity(a.alias_norm, n.kode_norm)
           FROM normed n JOIN reference.facility_alias a
             ON a.alias_type IN ('kode', 'kode_lokal') AND n.kode_norm <> ''
+           AND damerau_levenshtein(a.alias_norm, n.kode_norm) <= $edits
         UNION ALL
         SELECT n.kode, n.nama, a.kode_faskes, 1,
                jaro_winkler_similarity(a.alias_norm, n.nama_norm)
@@ -292,7 +297,7 @@ SUGGEST_SQL = f"""
     SELECT c.kode, c.nama, arg_max(c.kode_faskes, (c.strength, c.score)) AS suggestion,
            arg_max(f.nama_faskes, (c.strength, c.score)) AS suggestion_name
       FROM candidates c JOIN reference.facility f ON f.kode_faskes = c.kode_faskes
-     WHERE c.score >= CASE WHEN c.strength = 1 THEN $similar_name ELSE $similar END
+     WHERE c.strength > 1 OR c.score >= $similar_name
      GROUP BY c.kode, c.nama
 """
 
@@ -306,7 +311,7 @@ def suggestions(con: duckdb.DuckDBPyConnection,
         return {}
     rows = con.execute(SUGGEST_SQL, {"codes": [k for k, _ in pairs],
                                      "names": [n for _, n in pairs],
-                                     "similar": SIMILAR,
+                                     "edits": EDITS,
                                      "similar_name": SIMILAR_NAME}).fetchall()
     return {(k, n): f"{s} ({name})" for k, n, s, name in rows}
 
@@ -350,7 +355,13 @@ def _by_facility(rows: Sequence[dict], describe) -> list[str]:
     grouped: dict[str, dict[str, list[str]]] = {}
     for r in rows:
         grouped.setdefault(_facility(r), {}).setdefault(r["form"], []).append(describe(r))
-    lines = [f"{who}: " + "; ".join(f"{form} {', '.join(items)}" for form, items in forms.items())
+
+    def listed(items: list[str]) -> str:
+        more = len(items) - ITEMS_PER_FACILITY
+        return ", ".join(items[-ITEMS_PER_FACILITY:]) if more <= 0 else (
+            f"(+{more} earlier) " + ", ".join(items[-ITEMS_PER_FACILITY:]))
+
+    lines = [f"{who}: " + "; ".join(f"{form} {listed(items)}" for form, items in forms.items())
              for who, forms in grouped.items()]
     return _names(lines, _total(rows, "n_facilities"))
 

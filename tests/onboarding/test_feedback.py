@@ -44,8 +44,10 @@ def test_source_words_take_any_received_source():
 @pytest.mark.parametrize("written, suggested", [
     # the name written is a registered name: that facility, whatever the code looks like
     (("KP3672901", "Klinik Pratama Sehat"), "KP01 (Klinik Pratama Sehat)"),
-    # a code one character off a registered code (jaro-winkler 0.87 ≥ 0.85)
+    # a code one typo off a registered code (KPO2 vs KP02: one letter changed)
     (("KP-O2", ""), "KP02 (Klinik Pratama Medika)"),
+    # two characters swapped: PK02 → KP02
+    (("PK02", ""), "KP02 (Klinik Pratama Medika)"),
     # a local code (kode_lokal alias) almost right
     (("KL7", "Klinik Baru"), "KP01 (Klinik Pratama Sehat)"),
     # a name close to a registered one (0.99 ≥ 0.93)
@@ -59,6 +61,8 @@ def test_did_you_mean(loaded: tuple, written: tuple, suggested: str):
 def test_nothing_close_is_not_suggested(loaded: tuple):
     con, _ = loaded
     assert feedback.suggestions(con, [("ABC123", "Rumah Bersalin Entah")]) == {}
+    # two typos away is another facility, not a typo (Jaro-Winkler would rate it 0.9)
+    assert feedback.suggestions(con, [("KP0X9", "")]) == {}
     # another clinic of the same kind is not "close": KLINIKPRATAMABUNDA scores 0.92 against
     # KLINIKPRATAMAMEDIKA and 0.91 against KLINIKPRATAMASEHAT, both < 0.93
     assert feedback.suggestions(con, [("ZZZ", "Klinik Pratama Bunda")]) == {}
