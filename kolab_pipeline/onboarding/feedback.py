@@ -141,7 +141,7 @@ STATUS_LIST_SQL = """
      WHERE facilities.k <= $limit
      ORDER BY facilities.k, hit.form, hit.period
 """
-ITEMS_PER_FACILITY = 8   # months listed per facility and form before "(+N)"
+ITEMS_PER_FACILITY = 4   # months listed per facility and form (the latest) before "(+N earlier)"
 # status list name → which report_status rows (code constants, never user text)
 STATUS_LISTS = {"late": "rs.status = 'late'", "missing": "rs.status = 'missing'",
                 "overdue": "rs.status = 'pending' AND rs.overdue",
