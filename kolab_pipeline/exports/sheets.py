@@ -62,7 +62,7 @@ RINGKASAN_SQL = f"""
                s.klinik_completeness_pct / 100 AS klinik, s.tpmd_completeness_pct / 100 AS tpmd,
                y.completeness_pct / 100 AS yc, y.timeliness_pct / 100 AS yt,
                s.network_share_pct / 100 AS share, s.n_followup, s.n_validation_flags AS n_vf,
-               s.n_quarantined_rows AS n_q, s.n_dq_flags AS n_dq
+               s.n_quarantined_file_rows AS n_q, s.n_dq_flags AS n_dq
         FROM evaluation.scorecard s
         LEFT JOIN evaluation.scorecard y
                ON y.kode_jejaring = s.kode_jejaring AND y.period = $p AND y.period_type = 'ytd'

@@ -316,7 +316,7 @@ def dq_section(data: ReportData, nets: Sequence[dict[str, Any]]) -> dict[str, An
             "total": total, "findings": findings, "hidden": total - len(findings),
             "per_network": [{"nama": n["nama_puskesmas"] or n["kode_jejaring"],
                              "vf": labels.number(n["n_validation_flags"]),
-                             "q": labels.number(n["n_quarantined_rows"]),
+                             "q": labels.number(n["n_quarantined_file_rows"]),
                              "dq": labels.number(n["n_dq_flags"])} for n in nets]}
 
 
