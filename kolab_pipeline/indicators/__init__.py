@@ -2,8 +2,8 @@
 (`engine`), network contribution (`contribution`), checks (`checks`) and WHO DQR flags (`dq`).
 
 Tables (grain in `catalog/tables.yaml`): `indicators.sasaran_resolved`,
-`indicators.indicator_value`, `indicators.network_contribution`, `indicators.dq_flag`, `indicators.dq_metric`,
-`indicators.dq_summary`.
+`indicators.indicator_value`, `indicators.network_contribution`, `indicators.dq_flag`,
+`indicators.dq_metric`, `indicators.dq_summary`.
 Conventions and definitions: docs/design/indicators.md.
 """
 

@@ -22,13 +22,18 @@ from tests.support.indicators import add_facility, add_value
 P = "2025-06"
 
 
-@pytest.fixture
-def dq_con(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+def dq_world(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    """Puskesmas PA with clinic KA1 (kecamatan 99.01.01), puskesmas PB (99.01.02)."""
     for kode, jenis, induk, wil in [("PA", "puskesmas", None, "99.01.01"),
                                     ("KA1", "klinik_pratama", "PA", "99.01.01"),
                                     ("PB", "puskesmas", None, "99.01.02")]:
         add_facility(con, kode, jenis, induk, wil)
     return con
+
+
+@pytest.fixture
+def dq_con(con: duckdb.DuckDBPyConnection) -> duckdb.DuckDBPyConnection:
+    return dq_world(con)
 
 
 def series(con, kode: str, element: str, values: list[int], end: str = P) -> None:
