@@ -134,13 +134,23 @@ OUTLIER_SQL = """
 # Step 4: one row per series (facility × element) × year of a requested period, the months as
 # bits (bit m − 1 = month m): reported, not judged (too few months), flagged extreme (by
 # outlier_extreme_sd), flagged moderate (by another outlier method only). A value flagged by
-# several methods is one bit: counted once.
+# several methods is one bit: counted once. The flags of months judged in an earlier run
+# (`$stored_periods`) are read from indicators.dq_flag, as the engine reads stored months.
 VALUE_YEAR_SQL = """
     WITH reported AS ({series_years}
     ), tiers AS (
         SELECT unit_code AS kode_faskes, subject AS data_element, month_no,
                bool_or(method = 'outlier_extreme_sd') AS is_extreme
-          FROM {outlier} GROUP BY ALL
+          FROM (SELECT unit_code, subject, method, month_no FROM {outlier}
+                UNION ALL
+                SELECT unit_code, subject, method,
+                       CAST(substr(period, 1, 4) AS INTEGER) * 12
+                       + CAST(substr(period, 6, 2) AS INTEGER)
+                  FROM indicators.dq_flag
+                 WHERE list_contains($stored_periods, period) AND unit_level = 'facility'
+                   AND list_contains(['outlier_extreme_sd', 'outlier_moderate_sd',
+                                      'outlier_modified_z'], method))
+         GROUP BY ALL
     ), tier_bits AS (
         SELECT kode_faskes, data_element, (month_no - 1) // 12 AS tahun,
                bit_or(CASE WHEN is_extreme THEN 1 << ((month_no - 1) % 12) ELSE 0 END)
@@ -426,21 +436,34 @@ EXPECTED_RATIO_SQL = """
      WHERE coalesce(own.expected, kab.expected) IS NOT NULL
 """
 
-# Relations: per unit × year the monthly sums of each side — `a`, `fa` (flows added to A), `b`,
-# `fb` — then one branch per period P of that year (`{ytd_pairs}`) with the year-to-date sums
-# Jan..P. score = (A ÷ B) ÷ expected ratio.
+# Relations: one row per relation × unit × year with the monthly sums of A and B (`a1..a12`,
+# `b1..b12`) and of the flows added to them (`fa`, `fb`: summed per side, NULL when none),
+# then one branch per period P of that year (`{ytd_pairs}`) with the year-to-date sums Jan..P.
+# score = (A ÷ B) ÷ expected ratio.
 RELATION_SQL = """
-    WITH sides AS (
-        SELECT side.relation_id, unit_year.unit_level, unit_year.unit_code, unit_year.tahun,
-               {side_months}
+    WITH flows AS MATERIALIZED (
+        SELECT side.relation_id, side.side, unit_year.unit_level, unit_year.unit_code,
+               unit_year.tahun, {side_sums}
           FROM {relation_side} side
           JOIN {unit_year} unit_year ON unit_year.data_element = side.data_element
-         WHERE unit_year.tahun BETWEEN $first_year AND $last_year
+         WHERE side.side IN ('fa', 'fb') AND unit_year.tahun BETWEEN $first_year AND $last_year
          GROUP BY ALL
     ), pairs AS (
-        SELECT relation.kind, relation.subject, relation.has_sasaran, relation.tolerance,
-               relation.a_text, relation.b_text, sides.*
-          FROM sides JOIN {relations} relation USING (relation_id)
+        SELECT relation.relation_id, relation.kind, relation.subject, relation.has_sasaran,
+               relation.tolerance, relation.a_text, relation.b_text, a.unit_level, a.unit_code,
+               a.tahun, {side_columns}
+          FROM {relations} relation
+          JOIN {unit_year} a ON a.data_element = relation.a
+          JOIN {unit_year} b
+            ON b.data_element = relation.b AND b.unit_level = a.unit_level
+           AND b.unit_code = a.unit_code AND b.tahun = a.tahun
+          LEFT JOIN flows fa
+            ON fa.relation_id = relation.relation_id AND fa.side = 'fa'
+           AND fa.unit_level = a.unit_level AND fa.unit_code = a.unit_code AND fa.tahun = a.tahun
+          LEFT JOIN flows fb
+            ON fb.relation_id = relation.relation_id AND fb.side = 'fb'
+           AND fb.unit_level = a.unit_level AND fb.unit_code = a.unit_code AND fb.tahun = a.tahun
+         WHERE a.tahun BETWEEN $first_year AND $last_year
     ), ytd AS ({ytd_pairs}
     ), judged AS (
         SELECT ytd.*, ytd.main_a + ytd.flow_a AS ytd_a, ytd.main_b + ytd.flow_b AS ytd_b,
@@ -541,77 +564,73 @@ TIME_SQL = """
 # value) of the elements the facility's type must fill (`catalog/data_elements.csv`
 # expected_from) and values expected; per unit × subject × year with the months as columns
 # (x = expected, p = present). Subjects: facility and unit × form and `semua` (grain `form`);
-# unit above facility × element (grain `element`).
+# unit above facility × element (grain `element`). The values are read once, into one row per
+# facility × element × year with the months present as bits; everything after works on those.
 CONTENT_YEAR_SQL = """
     WITH received AS MATERIALIZED (
-        SELECT s.kode_faskes, facility.jenis_faskes, s.form, s.period,
+        SELECT s.kode_faskes, facility.jenis_faskes, s.form,
                CAST(substr(s.period, 1, 4) AS INTEGER) AS tahun,
-               CAST(substr(s.period, 6, 2) AS INTEGER) AS bulan
+               bit_or(1 << (CAST(substr(s.period, 6, 2) AS INTEGER) - 1)) AS months
           FROM clean.submission s JOIN reference.facility facility USING (kode_faskes)
          WHERE s.is_current AND s.period BETWEEN $year_start AND $last_period
-    ), present AS (
-        SELECT v.kode_faskes, v.period, expected.form, expected.data_element
-          FROM clean.submission_value v
+         GROUP BY ALL
+    ), present AS MATERIALIZED (
+        SELECT filled.kode_faskes, expected.form, expected.data_element, filled.tahun,
+               filled.months
+          FROM (SELECT kode_faskes, data_element,
+                       CAST(substr(period, 1, 4) AS INTEGER) AS tahun,
+                       bit_or(1 << (CAST(substr(period, 6, 2) AS INTEGER) - 1)) AS months
+                  FROM clean.submission_value
+                 WHERE value IS NOT NULL AND period BETWEEN $year_start AND $last_period
+                 GROUP BY ALL) filled
           JOIN reference.facility facility USING (kode_faskes)
           JOIN {expected_element} expected
-            ON expected.data_element = v.data_element
+            ON expected.data_element = filled.data_element
            AND expected.jenis_faskes = facility.jenis_faskes
-         WHERE v.value IS NOT NULL AND v.period BETWEEN $year_start AND $last_period
-    ), facility_form AS MATERIALIZED (
-        SELECT received.kode_faskes, received.form, received.tahun, received.bulan,
-               n.n_elements AS expected, coalesce(filled.present, 0) AS present
+    ), facility_year AS MATERIALIZED (
+        SELECT received.kode_faskes, received.form, received.tahun, {facility_columns}
           FROM received
           JOIN (SELECT form, jenis_faskes, count(*) AS n_elements
                   FROM {expected_element} GROUP BY ALL) n
             ON n.form = received.form AND n.jenis_faskes = received.jenis_faskes
-          LEFT JOIN (SELECT kode_faskes, period, form, count(*) AS present
+          LEFT JOIN (SELECT kode_faskes, form, tahun, {present_counts}
                        FROM present GROUP BY ALL) filled
-            ON filled.kode_faskes = received.kode_faskes AND filled.period = received.period
-           AND filled.form = received.form
-    ), set_received AS (
-        SELECT fac_set.set_id, received.jenis_faskes, received.form, received.tahun,
-               received.bulan, count(*) AS n_reports
-          FROM received JOIN {fac_set} fac_set USING (kode_faskes) GROUP BY ALL
-    ), set_expected AS (
-        SELECT set_received.set_id, expected.form, expected.data_element, set_received.tahun,
-               set_received.bulan, sum(set_received.n_reports) AS expected
-          FROM set_received
-          JOIN {expected_element} expected
-            ON expected.form = set_received.form
-           AND expected.jenis_faskes = set_received.jenis_faskes
+            ON filled.kode_faskes = received.kode_faskes AND filled.form = received.form
+           AND filled.tahun = received.tahun
+    ), set_year AS (
+        SELECT set_id, form, data_element, tahun, {sum_columns}
+          FROM (SELECT fac_set.set_id, expected.form, expected.data_element, received.tahun,
+                       {expected_bits}
+                  FROM received JOIN {fac_set} fac_set USING (kode_faskes)
+                  JOIN {expected_element} expected
+                    ON expected.form = received.form
+                   AND expected.jenis_faskes = received.jenis_faskes
+                UNION ALL
+                SELECT fac_set.set_id, present.form, present.data_element, present.tahun,
+                       {present_bits}
+                  FROM present JOIN {fac_set} fac_set USING (kode_faskes))
          GROUP BY ALL
-    ), set_present AS (
-        SELECT fac_set.set_id, present.data_element,
-               CAST(substr(present.period, 1, 4) AS INTEGER) AS tahun,
-               CAST(substr(present.period, 6, 2) AS INTEGER) AS bulan,
-               count(*) AS present
-          FROM present JOIN {fac_set} fac_set USING (kode_faskes) GROUP BY ALL
     ), unit_element AS MATERIALIZED (
-        SELECT set_unit.unit_level, set_unit.unit_code, e.form, e.data_element, e.tahun, e.bulan,
-               sum(e.expected) AS expected, sum(coalesce(p.present, 0)) AS present
-          FROM set_expected e
-          LEFT JOIN set_present p USING (set_id, data_element, tahun, bulan)
-          JOIN {set_unit} set_unit USING (set_id)
-         GROUP BY ALL
-    ), monthly AS (
-        SELECT 'facility' AS unit_level, kode_faskes AS unit_code, 'form' AS grain,
-               form AS subject, tahun, bulan, expected, present
-          FROM facility_form
-        UNION ALL
-        SELECT 'facility', kode_faskes, 'form', 'semua', tahun, bulan, sum(expected), sum(present)
-          FROM facility_form GROUP BY ALL
-        UNION ALL
-        SELECT unit_level, unit_code, 'element', data_element, tahun, bulan, expected, present
-          FROM unit_element
-        UNION ALL
-        SELECT unit_level, unit_code, 'form', form, tahun, bulan, sum(expected), sum(present)
-          FROM unit_element GROUP BY ALL
-        UNION ALL
-        SELECT unit_level, unit_code, 'form', 'semua', tahun, bulan, sum(expected), sum(present)
-          FROM unit_element GROUP BY ALL
+        SELECT set_unit.unit_level, set_unit.unit_code, set_year.form, set_year.data_element,
+               set_year.tahun, {sum_columns}
+          FROM set_year JOIN {set_unit} set_unit USING (set_id) GROUP BY ALL
     )
-    SELECT unit_level, unit_code, grain, subject, tahun, {month_columns}
-      FROM monthly GROUP BY ALL
+    SELECT 'facility' AS unit_level, kode_faskes AS unit_code, 'form' AS grain,
+           form AS subject, tahun, * EXCLUDE (kode_faskes, form, tahun)
+      FROM facility_year
+    UNION ALL
+    SELECT 'facility', kode_faskes, 'form', 'semua', tahun, {sum_columns}
+      FROM facility_year GROUP BY ALL
+    UNION ALL
+    SELECT unit_level, unit_code, 'element', data_element, tahun,
+           * EXCLUDE (unit_level, unit_code, form, data_element, tahun)
+      FROM unit_element
+    UNION ALL
+    SELECT unit_level, unit_code, 'form', form, tahun, {sum_columns}
+      FROM unit_element GROUP BY ALL
+    UNION ALL
+    SELECT unit_level, unit_code, 'form', 'semua', tahun, {sum_columns}
+      FROM unit_element GROUP BY ALL
 """
 
 # 1c step 2: one branch per period P (`{branches}`): the month (grain `form`) and Jan..P.
@@ -849,11 +868,11 @@ def outlier_candidates(frames: np.ndarray, extreme: float, moderate: float,
 
 
 def _judge_frames(stage: Staging, series: str, settings: Settings, months: Sequence[int],
-                  first_month_no: int) -> None:
+                  judge: Sequence[int], first_month_no: int) -> None:
     """Temp tables `<prefix>_candidate` (series_row = rowid of `series`, month_no, slot): the
-    frames of the judged `months` that `outlier_candidates` keeps among those with at least
+    frames of the months `judge` that `outlier_candidates` keeps among those with at least
     `outlier_min_months` values; and `<prefix>_not_judged` (series_row, tahun, mask): the
-    months (bit m − 1) whose value has fewer values in its window — not judged.
+    `months` (bit m − 1) whose value has fewer values in its window — not judged.
 
     `series` is read in chunks, so memory stays bounded whatever the warehouse size; each
     month's frame is a view on 12 consecutive month columns of the chunk.
@@ -861,6 +880,7 @@ def _judge_frames(stage: Staging, series: str, settings: Settings, months: Seque
     t = settings.config.thresholds
     min_n = max(t.outlier_min_months, 2)
     slots = [m - first_month_no for m in months]
+    judge = set(judge)
     window = OUTLIER_WINDOW_MONTHS
     cand_rows, cand_months = [], []
     short_rows, short_years, short_masks = [], [], []
@@ -879,6 +899,8 @@ def _judge_frames(stage: Staging, series: str, settings: Settings, months: Seque
                 year, bit = (month_no - 1) // 12, (month_no - 1) % 12
                 masks.setdefault(year, np.zeros(len(values), dtype=np.int64))
                 masks[year] |= short.astype(np.int64) << bit
+            if month_no not in judge:
+                continue
             judged = np.flatnonzero(reported[:, k] & (n >= min_n))
             keep = outlier_candidates(values[judged, k - window + 1:k + 1], t.outlier_extreme_sd,
                                       t.outlier_moderate_sd, t.outlier_modified_z)
@@ -952,8 +974,8 @@ def _unit_steps(periods: Sequence[str], t: dict[str, str]) -> list[tuple[str, st
         month_sums=", ".join(f"sum(month_total) FILTER (WHERE bulan = {m}) AS m{m}"
                              for m in months),
         sum_months=", ".join(f"sum(m{m}) AS m{m}" for m in months), **t)
-    side_months = ", ".join(f"sum(unit_year.m{m}) FILTER (WHERE side.side = '{s}') AS {s}{m}"
-                            for s in ("a", "fa", "b", "fb") for m in months)
+    side_sums = ", ".join(f"sum(unit_year.m{m}) AS m{m}" for m in months)
+    side_columns = ", ".join(_months_as(side, side) for side in ("a", "b", "fa", "fb"))
     rel, time, content, births = [], [], [], []
     for period in periods:
         year, month = _year_month(period)
@@ -971,23 +993,30 @@ def _unit_steps(periods: Sequence[str], t: dict[str, str]) -> list[tuple[str, st
         content.append(
             f"SELECT unit_level, unit_code, '{period}' AS period, 'month' AS period_type, "
             f"subject, x{month} AS expected, p{month} AS present FROM {t['content_year']} "
-            f"WHERE tahun = {year} AND grain = 'form' AND x{month} IS NOT NULL "
+            f"WHERE tahun = {year} AND grain = 'form' AND x{month} > 0 "
             f"UNION ALL SELECT unit_level, unit_code, '{period}', 'ytd', subject, "
             f"{_ytd_sum('x', month)}, {_ytd_sum('p', month)} FROM {t['content_year']} "
-            f"WHERE tahun = {year} AND {_ytd_exists('x', month)}")
+            f"WHERE tahun = {year}")
         births.append(
             f"SELECT unit_level, unit_code, tahun, '{period}' AS period, {month} AS months, "
             f"{_ytd_sum('m', month)} AS births FROM {t['unit_year']} "
             f"WHERE tahun = {year} AND data_element = $live_births_element "
             f"AND unit_level <> 'facility' AND {_ytd_exists('m', month)}")
     union = "\n        UNION ALL "
-    relation = RELATION_SQL.format(side_months=side_months, ytd_pairs=union.join(rel), **t)
+    relation = RELATION_SQL.format(side_sums=side_sums, side_columns=side_columns,
+                                   ytd_pairs=union.join(rel), **t)
     time_ratio = TIME_RATIO_SQL.format(c_months=_months_as("cur", "c"),
                                        p_months=_months_as("prior", "p"),
                                        ytd_years=union.join(time), **t)
-    content_year = CONTENT_YEAR_SQL.format(month_columns=", ".join(
-        f"sum(expected) FILTER (WHERE bulan = {m}) AS x{m}, "
-        f"sum(present) FILTER (WHERE bulan = {m}) AS p{m}" for m in months), **t)
+    bit = {m: f"((months >> {m - 1}) & 1)" for m in months}
+    content_year = CONTENT_YEAR_SQL.format(
+        facility_columns=", ".join(
+            f"{bit[m]} * n.n_elements AS x{m}, {bit[m]} * coalesce(filled.p{m}, 0) AS p{m}"
+            for m in months),
+        present_counts=", ".join(f"sum({bit[m]}) AS p{m}" for m in months),
+        expected_bits=", ".join(f"{bit[m]} AS x{m}, 0 AS p{m}" for m in months),
+        present_bits=", ".join(f"0 AS x{m}, {bit[m]} AS p{m}" for m in months),
+        sum_columns=", ".join(f"sum(x{m}) AS x{m}, sum(p{m}) AS p{m}" for m in months), **t)
     meets = meets_sql("100.0 * present / expected", "$content_pct")
     first_month = " ".join(f"WHEN m{m} IS NOT NULL THEN {m}" for m in months)
     return [("fac_set", FAC_SET_SQL.format(**t)), ("set_unit", SET_UNIT_SQL.format(**t)),
@@ -1009,10 +1038,12 @@ STAGED = ("fac_unit", "relations", "relation_side", "expected_element", "formula
           "live_births")
 
 
-def dq_sql(settings: Settings, periods: Sequence[str],
-           stage: Staging) -> list[tuple[str, str, dict[str, object]]]:
+def dq_sql(settings: Settings, periods: Sequence[str], stage: Staging,
+           judge: Sequence[int] | None = None) -> list[tuple[str, str, dict[str, object]]]:
     """The steps computing every DQ row of `periods`, in order: (short name of the temp table in
-    `stage`, its SELECT, its named parameters).
+    `stage`, its SELECT, its named parameters). `judge`: the months (counters) whose outliers
+    this pass judges (default: every month of `judged_months`); the flags of the others are
+    read from `indicators.dq_flag`.
 
     The steps read the stage's catalogue tables (`fac_unit`, `relations`, `relation_side`,
     `expected_element`, `formulas`, as `compute_dq_flags` stages them); `_judge_frames` must run
@@ -1047,6 +1078,8 @@ def dq_sql(settings: Settings, periods: Sequence[str],
         "c_denominator": th.denominator_consistency_pct / 100,
         "live_births_element": LIVE_BIRTHS[0], "live_births_sasaran": LIVE_BIRTHS[1],
         "live_births_subject": "/".join(LIVE_BIRTHS),
+        "stored_periods": [_period(m) for m in months
+                           if judge is not None and m not in set(judge)],
     }
     tables = {short: stage.name(short) for short in STAGED}
     steps = [*_outlier_steps(settings, periods, months, first, tables),
@@ -1060,7 +1093,8 @@ def _stage_catalogues(stage: Staging, settings: Settings) -> None:
     th = settings.config.thresholds
     relations = load_relations()
     stage_frame(stage, "relations", pd.DataFrame({
-        "relation_id": range(len(relations)),
+        "relation_id": range(len(relations)), "a": [r.a for r in relations],
+        "b": [r.b for r in relations],
         "kind": [r.kind for r in relations], "subject": [r.subject for r in relations],
         "a_text": [" + ".join((r.a, *r.add_to_a)) for r in relations],
         "b_text": [" + ".join((r.b, *r.add_to_b)) for r in relations],
@@ -1085,30 +1119,47 @@ def _stage_catalogues(stage: Staging, settings: Settings) -> None:
                 pd.DataFrame(formulas, columns=["sasaran", "base", "metode", "coefficient"]))
 
 
+def months_to_judge(con: duckdb.DuckDBPyConnection, periods: Sequence[str]) -> list[int]:
+    """The months whose outliers a run for `periods` judges: the periods themselves, and the
+    earlier months of their years (the year-to-date summary counts their flags) that have no
+    stored month rows in `indicators.dq_summary` — never computed. The flags of the other
+    earlier months are read back from `indicators.dq_flag` (a new month costs one month of
+    outlier work, not a year's)."""
+    months = judged_months(periods)
+    stored = {p for (p,) in con.execute(
+        "SELECT DISTINCT period FROM indicators.dq_summary "
+        "WHERE period_type = 'month' AND list_contains($months, period)",
+        {"months": [_period(m) for m in months]}).fetchall()}
+    requested = {_month_no(p) for p in periods}
+    return [m for m in months if m in requested or _period(m) not in stored]
+
+
 def compute_dq_flags(con: duckdb.DuckDBPyConnection, settings: Settings,
                      periods: Sequence[str]) -> dict[str, int]:
     """Write `indicators.dq_flag`, `indicators.dq_metric` and `indicators.dq_summary` for each
     period (each table's periods replaced whole in one transaction). Returns flags per period.
 
     Reads clean values and submissions, the registry, `indicators.sasaran_resolved` and
-    `compliance.reporting_rate` (as the benchmark and the assets order them). All periods are
-    computed in one pass (`dq_sql`); the rows of a period do not depend on which other periods
-    are computed with it.
+    `compliance.reporting_rate` (as the benchmark and the assets order them), and the stored
+    outlier flags of earlier months of the year (`months_to_judge`). All periods are computed
+    in one pass (`dq_sql`); the rows of a period do not depend on which other periods are
+    computed with it.
     """
     periods = sorted(set(periods))
     ensure_schema(con)
     if not periods:
         return {}
+    months = judged_months(periods)
+    judge = months_to_judge(con, periods)
     with Staging(con, "_dq") as stage:
-        steps = dq_sql(settings, periods, stage)
+        steps = dq_sql(settings, periods, stage, judge)
         facility_units(stage)
         _stage_catalogues(stage, settings)
-        months = judged_months(periods)
         for short, sql, params in steps:
             name = stage.create(short, sql, params)
             if short == "series":
                 _check_one_value_per_month(con, name)
-                _judge_frames(stage, name, settings, months,
+                _judge_frames(stage, name, settings, months, judge,
                               months[0] - (OUTLIER_WINDOW_MONTHS - 1))
         where, params = "list_contains($periods, period)", {"periods": periods}
         names = {s: stage.name(s) for s in STAGED}

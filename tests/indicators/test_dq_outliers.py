@@ -189,9 +189,17 @@ def test_subunit_summary_counts_values_once_and_units_by_the_who_rules(dq_con, s
     # the provinsi holds the same facilities
     assert summary(dq_con, "ytd", "semua", "provinsi") == {
         **everything, "unit_level": "provinsi", "unit_code": "99"}
-    # a run of December alone judges Jan..Nov in the same pass: the same summary
+    # a run of December alone: Jan..Nov are stored (month rows in dq_summary), so only December
+    # is judged and the earlier flags are read back — the same summary
     before = dq_con.execute("SELECT * FROM indicators.dq_summary WHERE period = '2025-12' "
                             "ORDER BY ALL").fetchall()
-    dq_con.execute("DELETE FROM indicators.dq_summary")
+    assert dq.months_to_judge(dq_con, ["2025-12"]) == [2025 * 12 + 12]
     dq.compute_dq_flags(dq_con, settings, ["2025-12"])
-    assert dq_con.execute("SELECT * FROM indicators.dq_summary ORDER BY ALL").fetchall() == before
+    december = "SELECT * FROM indicators.dq_summary WHERE period = '2025-12' ORDER BY ALL"
+    assert dq_con.execute(december).fetchall() == before
+    # nothing stored: December's run judges Jan..Nov in the same pass — the same summary again
+    dq_con.execute("DELETE FROM indicators.dq_summary")
+    dq_con.execute("DELETE FROM indicators.dq_flag")
+    assert len(dq.months_to_judge(dq_con, ["2025-12"])) == 12
+    dq.compute_dq_flags(dq_con, settings, ["2025-12"])
+    assert dq_con.execute(december).fetchall() == before
