@@ -1098,8 +1098,8 @@ def _stage_catalogues(stage: Staging, settings: Settings) -> None:
         "kind": [r.kind for r in relations], "subject": [r.subject for r in relations],
         "a_text": [" + ".join((r.a, *r.add_to_a)) for r in relations],
         "b_text": [" + ".join((r.b, *r.add_to_b)) for r in relations],
-        "sasaran_a": pd.Series([r.sasaran_a for r in relations], dtype="object"),
-        "sasaran_b": pd.Series([r.sasaran_b for r in relations], dtype="object"),
+        "sasaran_a": pd.Series([r.sasaran_a for r in relations], dtype="string"),
+        "sasaran_b": pd.Series([r.sasaran_b for r in relations], dtype="string"),
         "has_sasaran": [r.sasaran_a is not None for r in relations],
         "tolerance": [(r.tolerance_pct if r.tolerance_pct is not None
                        else th.related_indicator_pct) / 100 for r in relations]}))

@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from kolab_pipeline.indicators import CatalogueError, dq, load_relations
+from kolab_pipeline.indicators import CatalogueError, Relation, dq, load_relations
 from tests.indicators.test_dq import dq_world, flag_row, flags, unit
 from tests.support.indicators import add_facility, add_value
 
@@ -172,3 +172,14 @@ def test_completeness_consistency_over_time(dq_con, settings):
     assert {k: v[-1] for k, v in completeness_rows(dq_con).items()} == {
         ("puskesmas_network", "PA"): False, ("puskesmas_network", "PB"): True,
         ("kabkota", "99.01"): False, ("provinsi", "99"): False}
+
+
+def test_a_catalogue_without_sasaran_or_flows_runs(dq_con, settings, monkeypatch):
+    # only a drop-out relation: no expected ratio, no flow columns to stage
+    monkeypatch.setattr(dq, "load_relations", lambda: (Relation("imun_dpt1", "imun_dpt3", "do"),))
+    add_value(dq_con, "PB", "2025-02", "imun_dpt1", 5)
+    add_value(dq_con, "PB", "2025-03", "imun_dpt3", 6)
+    # (5 − 6) / 5 = −20 % at PB and its network, kecamatan, kab/kota, provinsi
+    assert {f for f in flags(dq_con, settings) if f[3] == "negative_dropout"} == {
+        (*unit(u), "imun_dpt1/imun_dpt3", "negative_dropout")
+        for u in ("PB", "NPB", "99.01.02", "99.01", "99")}
