@@ -118,6 +118,14 @@ class Thresholds(BaseModel):
     outlier_modified_z: float = 3.5
     related_indicator_pct: float = 10
     consistency_over_time_pct: float = 33
+    # WHO DQR choices of indicators/dq.py (README "Definitions pinned"; docs/design/indicators.md)
+    consistency_compare_with: Literal["kabkota", "one"] = "kabkota"
+    outlier_min_months: int = Field(6, ge=2, le=12)
+    outlier_min_abs_deviation: float = Field(2, ge=0)
+    outlier_count_bounds: Literal["poisson", "none"] = "poisson"
+    content_completeness_pct: float = 90
+    completeness_consistency_pct: float = 33
+    denominator_consistency_pct: float = 10
 
 
 class IdlAntigens(BaseModel):
