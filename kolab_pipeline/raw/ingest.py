@@ -269,6 +269,8 @@ class _LandingRun:
         summary.values_imported += imports.imported
         summary.values_updated += imports.updated
         summary.values_ignored += imports.ignored
+        summary.dhis2_files.append((entry.rel, imports.imported, imports.updated, imports.ignored,
+                                    imports.conflicts))
         if imports.ignored:
             summary.warnings.append(f"{entry.rel}: {imports.line()}")
         self.dhis2_known().update(imports.keys)

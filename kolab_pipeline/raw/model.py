@@ -75,6 +75,8 @@ class IngestSummary:
     seconds: float = 0.0
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (path, rule, reason)
     warnings: list[str] = field(default_factory=list)
+    # DHIS2 files: (path, imported, updated, ignored, conflicts)
+    dhis2_files: list[tuple[str, int, int, int, str]] = field(default_factory=list)
 
     @property
     def files_per_s(self) -> float:
@@ -90,6 +92,7 @@ class IngestSummary:
         self.seconds += other.seconds
         self.rejected += other.rejected
         self.warnings += other.warnings
+        self.dhis2_files += other.dhis2_files
         return self
 
 
