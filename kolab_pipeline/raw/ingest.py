@@ -238,8 +238,8 @@ class _LandingRun:
             rows["received_at"] = received_at
             rows["received_source"] = source
         else:  # rows with their own timestamp keep it; the others take the file's
-            rows["received_source"] = (rows.get("received_source", pd.Series(None, index=rows.index))
-                                       .where(own.notna(), source))
+            own_source = rows.get("received_source", pd.Series(None, index=rows.index))
+            rows["received_source"] = own_source.where(own.notna(), source)
             rows["received_at"] = own.fillna(pd.Timestamp(received_at))
             received_at, source = parsed.received_at, parsed.received_source or source
         _stamp_lineage(rows, file_id, kind, entry.rel, self.run_id)

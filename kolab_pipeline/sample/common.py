@@ -136,13 +136,17 @@ class Run:
     def landing(self) -> Path:
         return self.home / "landing"
 
-    def write(self, rel: str, data: bytes, received: datetime, kind: str) -> None:
+    def write(self, rel: str, data: bytes, received: datetime, kind: str,
+              in_manifest: bool = True) -> None:
+        """Write a landing file, its mtime its received time; `in_manifest` False = no line in
+        `_diterima.csv` (its receipt is its mtime, or the source's own timestamp)."""
         path = self.landing / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         ts = received.timestamp()
         os.utime(path, (ts, ts))
-        self.files.append({"file": rel, "received_at": received, "kind": kind})
+        self.files.append({"file": rel, "received_at": received, "kind": kind,
+                           "in_manifest": in_manifest})
 
     def as_of_local(self, tz: str) -> date:
         return self.as_of_utc.astimezone(ZoneInfo(tz)).date()
@@ -460,8 +464,9 @@ def write_registry(run: Run, fac: pd.DataFrame, sasaran: pd.DataFrame,
 
 
 def write_manifest(run: Run) -> None:
-    """`landing/_diterima.csv`: every landing file with its received time."""
-    files = sorted(run.files, key=lambda f: f["file"])
+    """`landing/_diterima.csv`: every landing file with its received time (but the ones written
+    with `in_manifest=False`)."""
+    files = sorted((f for f in run.files if f.get("in_manifest", True)), key=lambda f: f["file"])
     lines = ["file,received_at"] + [f"{f['file']},{f['received_at'].isoformat()}" for f in files]
     (run.landing / "_diterima.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
