@@ -554,6 +554,10 @@ def write_ground_truth(run: Run, reports: pd.DataFrame, resub: pd.DataFrame,
         "periods": {"first": run.periods[0], "last": run.periods[-1], "n": len(run.periods)},
         "landing_files": len(run.files),
         "landing_files_by_kind": _counts(pd.DataFrame(run.files), "kind"),
+        # no _diterima.csv line: received at their mtime (kept by the pipeline's receipt
+        # journal) or, for DHIS2, their completeDate
+        "landing_files_unlogged": sorted(f["file"] for f in run.files
+                                         if not f.get("in_manifest", True)),
         "reports_by_status": _counts(reports, "status"),
         "reports_expected": int(reports["expected"].sum()),
         "reports_nil": int(reports["is_nil_report"].sum()),
