@@ -224,7 +224,8 @@ def parse_dhis2(reader: duckdb.DuckDBPyConnection, data: bytes, file_id: str, fi
     # an unmapped combo of a pair-mapped element stays in the row of its element's form
     pair_forms = pd.Series({k.split(".", 1)[0]: cat.element_form.get(v)
                             for k, v in sorted(mapping.pairs.items())}, dtype="object")
-    form = code.map(cat.element_form).fillna(de.map(pair_forms).where(mapped.isna()))
+    form = code.map(cat.element_form).astype("object")
+    form = form.where(form.notna(), de.map(pair_forms).where(mapped.isna()).astype("object"))
     org = frame["orgunit"].astype("string")
     kode = org.map(mapping.units).fillna(org)
     period = frame["period"].astype("string")
