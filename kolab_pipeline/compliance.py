@@ -278,14 +278,19 @@ def build_report_status(con: duckdb.DuckDBPyConnection, settings: Settings, peri
     """Write `compliance.report_status` for `periods`, then append the status changes to
     `compliance.report_status_history`; returns the status rows written.
 
-    Reads `compliance.expected_report` (build it first) and `clean.submission`. The **first**
-    valid version received by `as_of` (default `reporting.as_of_utc()`) decides, its
-    `received_at` taken as a local date of the facility's kab/kota:
+    Reads `compliance.expected_report` (build it first) and `clean.submission`. Versions count
+    once they had reached the Dinkes by `as_of` (default `reporting.as_of_utc()`); the **first**
+    received at the facility's reporting stage decides (`received_at` of the clean layer: a
+    network facility's `tanggal_lapor`, else — always for a puskesmas — the receipt at the
+    Dinkes; `received_source` says which), taken as a local date of the facility's kab/kota:
     - `on_time`: received ≤ due date + `grace_days` (nil reports are reports);
     - `late`: received after that (`received_after_cutoff` when after the cut-off date);
     - `missing`: nothing received and the cut-off passed at `as_of` (end of the local day);
     - `pending`: nothing received, cut-off not passed (`overdue` once due date + grace passed);
     - `unexpected`: a submission nobody expected, kept and labelled, not counted in rates.
+    Besides: `forwarded_on_time` (a network report its puskesmas had by the puskesmas → Dinkes
+    due date: at the Dinkes by then?) and `received_by_cutoff` (at the Dinkes by the end of the
+    local cut-off day), with `declared_at`, `received_dinkes_at`, `cutoff_passed`.
     """
     month_first = "CAST(r.period || '-01' AS DATE)"
     sql = STATUS_SQL.format(
@@ -412,7 +417,10 @@ def build_reporting_rates(con: duckdb.DuckDBPyConnection, settings: Settings,
     DHIS2 `REPORTING_RATE` / `REPORTING_RATE_ON_TIME`: completeness % = received (on_time +
     late) ÷ expected × 100, timeliness % = on_time ÷ expected × 100, NULL when expected = 0;
     every count is a sum over the unit's facility rows and every percentage a ratio of those sums,
-    never a mean of percentages. Unexpected arrivals are not in the numerator (no cap at 100 %).
+    never a mean of percentages. Beside them, completeness and timeliness as known at the
+    cut-off (`received_by_cutoff`, `on_time_by_cutoff` ÷ expected; `expected_cutoff_open` > 0 =
+    still provisional) and forwarding timeliness (`network_forwarded_on_time` ÷
+    `network_to_forward`). Unexpected arrivals are not in the numerator (no cap at 100 %).
     `jenis_faskes` / `form` = 'semua' aggregate over all types / forms; units whose code is NULL
     are left out of that level (they count in the levels above).
     """
