@@ -67,7 +67,7 @@ def build_clean(con: duckdb.DuckDBPyConnection, settings: Settings,
         n_rows = con.execute("SELECT count(*) FROM _clean_rows").fetchone()[0]
         n_keys = con.execute(
             "SELECT count(*) FROM _clean_kept WHERE version = n_versions").fetchone()[0]
-        write(stage, relations, incremental, signature)
+        write(stage, relations, incremental, signature, settings.config.timezones.default)
     summary = summarise(con)
     summary.update(mode="incremental" if incremental else "full", full_reason=why_full,
                    files_cleaned=n_files, rows_cleaned=n_rows, keys_recomputed=n_keys)

@@ -32,7 +32,8 @@ DELETE_DIRTY_STATE = f"DELETE FROM {STATE} WHERE file_id IN (SELECT file_id FROM
 SUBMISSIONS = """
 SELECT submission_id, kode_faskes, period, form, version, version = n_versions AS is_current,
        received_at, received_source, is_nil AS is_nil_report, source_kind, raw_row_id, file_id,
-       source_path, sheet, row_number
+       source_path, sheet, row_number, declared_at, received_dinkes_at,
+       dinkes_source AS received_dinkes_source, reporting_level
   FROM _clean_kept"""
 
 # every version's values; a blank cell stays NULL unless the row is a nil report
@@ -126,7 +127,8 @@ def insert(stage: Staging, key: str, select_sql: str, params: Params = ()) -> No
     stage.con.execute(sql, bind(sql, params))
 
 
-def write(stage: Staging, relations: Relations, incremental: bool, signature: str) -> None:
+def write(stage: Staging, relations: Relations, incremental: bool, signature: str,
+          default_tz: str = "Asia/Jakarta") -> None:
     """Replace the clean rows in one transaction: everything (full) or the touched keys, the
     dirty files' quarantine rows and the touched facility × form × year warning groups
     (incremental)."""
@@ -148,7 +150,8 @@ def write(stage: Staging, relations: Relations, incremental: bool, signature: st
         insert(stage, "clean.quarantine", QUARANTINE)
         # warnings, read back from the current versions just written (see `stage_ytd`)
         stage_ytd(stage, relations, groups=incremental)
-        insert(stage, "clean.validation_flag", *validation_flags(relations, groups=incremental))
+        insert(stage, "clean.validation_flag",
+               *validation_flags(relations, groups=incremental, default_tz=default_tz))
         sql = BUILD_STATE.format(
             only_dirty="SEMI JOIN _clean_dirty USING (file_id)" if incremental else "")
         con.execute(sql, {"signature": signature})

@@ -142,6 +142,11 @@ def _rate_aggregates() -> list[str]:
              f"/ nullif(max(expected) FILTER (WHERE {every}), 0) AS completeness_pct",
              f"100.0 * max(on_time) FILTER (WHERE {every}) "
              f"/ nullif(max(expected) FILTER (WHERE {every}), 0) AS timeliness_pct"]
+    # forwarding timeliness: did the network's reports reach the Dinkes by its due day
+    cols += [f"max({m}) FILTER (WHERE {every}) AS {m}"
+             for m in ("network_to_forward", "network_forwarded_on_time")]
+    cols.append(f"100.0 * max(network_forwarded_on_time) FILTER (WHERE {every}) "
+                f"/ nullif(max(network_to_forward) FILTER (WHERE {every}), 0) AS forwarding_pct")
     for jenis, prefix in JENIS_PREFIX.items():
         of_type = f"jenis_faskes = '{jenis}'"  # literal from the constant above, not data
         if prefix != "pkm":
