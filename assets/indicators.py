@@ -86,14 +86,28 @@ def indicator_value(context: dg.AssetExecutionContext, kolab: KolabHome, warehou
             metadata=period_metadata(con, "indicators.network_contribution", periods))
 
 
-@monthly_asset(
-    "indicators.dq_flag",
-    "WHO DQR data-quality flags: outliers (±2/3 sample SD, modified z > 3.5) per facility "
-    "series, consistency between related indicators, negative drop-out, consistency over time.",
-    deps=[CLEAN_VALUES, ["reference", "facility"]],
-)
-def dq_flag(context: dg.AssetExecutionContext, kolab: KolabHome,
-            warehouse: Warehouse) -> dg.MaterializeResult:
+DQ_DEPS = [CLEAN_VALUES, ["clean", "submission"], ["reference", "facility"],
+           ["reference", "sasaran"], ["reference", "wilayah"], ["indicators", "sasaran_resolved"],
+           ["compliance", "reporting_rate"]]
+
+
+@monthly_multi_asset([
+    table_spec("indicators.dq_flag",
+               "WHO DQR data-quality flags: outliers (±2/3 sample SD, modified z > 3.5, with the "
+               "count-data rule) per facility series, consistency between related indicators "
+               "(expected ratio from the sasaran), negative drop-out, consistency over time "
+               "(against the kab/kota's own change).", deps=DQ_DEPS),
+    table_spec("indicators.dq_metric",
+               "WHO DQR metrics per unit, flagged or not: content completeness (1c), consistency "
+               "of reporting completeness over time (1d), denominators (4a, 4b), facility values "
+               "not judged for outliers.", deps=DQ_DEPS),
+    table_spec("indicators.dq_summary",
+               "WHO DQR subunit summary of outliers per kab/kota and provinsi: % of values "
+               "flagged (once), facilities with ≥ 1 extreme or ≥ 2 moderate outliers, values "
+               "not judged.", deps=DQ_DEPS),
+])
+def dq_flag(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse: Warehouse):
+    """The three DQ tables are written per month by one pass."""
     periods = periods_of(context)
     with warehouse.connection() as con:
         written = dq.compute_dq_flags(con, kolab.settings(), periods)
@@ -104,4 +118,15 @@ def dq_flag(context: dg.AssetExecutionContext, kolab: KolabHome,
              WHERE list_contains($periods, period) GROUP BY ALL ORDER BY ALL""",
                                 {"periods": periods}).df()
         meta["flags_by_method"] = md_table(by_method, empty="_(no flags)_")
-        return dg.MaterializeResult(metadata=meta)
+        yield dg.MaterializeResult(asset_key=["indicators", "dq_flag"], metadata=meta)
+        metric = period_metadata(con, "indicators.dq_metric", periods)
+        by_metric = con.execute("""
+            SELECT metric, period_type, count(*) AS n, count(*) FILTER (WHERE flagged) AS flagged
+              FROM indicators.dq_metric
+             WHERE list_contains($periods, period) GROUP BY ALL ORDER BY ALL""",
+                                {"periods": periods}).df()
+        metric["rows_by_metric"] = md_table(by_metric, empty="_(no rows)_")
+        yield dg.MaterializeResult(asset_key=["indicators", "dq_metric"], metadata=metric)
+        yield dg.MaterializeResult(
+            asset_key=["indicators", "dq_summary"],
+            metadata=period_metadata(con, "indicators.dq_summary", periods))

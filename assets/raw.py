@@ -16,10 +16,12 @@ from kolab_pipeline.orchestration.specs import table_spec, writer_multi_asset
 
 MAX_LISTED = 100
 DATA_ELEMENT = dg.AssetKey(["reference", "data_element"])
+# the registry's time zones read DHIS2 completeDate in the org unit's local time
+FACILITY = dg.AssetKey(["reference", "facility"])
 
 
 def _spec(name: str, text: str) -> dg.AssetSpec:
-    return table_spec(f"raw.{name}", text, deps=[DATA_ELEMENT],
+    return table_spec(f"raw.{name}", text, deps=[DATA_ELEMENT, FACILITY],
                       tags={"domain": "health-reporting"})
 
 
@@ -28,6 +30,15 @@ def rejected_markdown(rejected: list[tuple[str, str, str]]) -> dg.MetadataValue:
     return md_table(pd.DataFrame(rejected, columns=["file", "rule", "reason"]),
                     empty="_(no file rejected)_", max_rows=MAX_LISTED,
                     more=" (raw.landing_file, status = 'rejected')")
+
+
+def dhis2_markdown(files: list[tuple[str, int, int, int, str]]) -> dg.MetadataValue:
+    """Per DHIS2 file of this run: imported, updated, ignored and why (DHIS2's ImportSummary)."""
+    return md_table(pd.DataFrame(files, columns=["file", "imported", "updated", "ignored",
+                                                 "conflicts"]),
+                    empty="_(no DHIS2 file this run)_", max_rows=MAX_LISTED,
+                    more=" (raw.landing_file: values_imported, values_updated, values_ignored, "
+                         "import_conflicts)")
 
 
 def summary_metadata(summary: raw.IngestSummary) -> dict:
@@ -42,6 +53,11 @@ def summary_metadata(summary: raw.IngestSummary) -> dict:
         "cells": summary.cells,
         "files_per_s": round(summary.files_per_s, 1),
         "rows_per_s": round(summary.rows_per_s, 1),
+        # DHIS2's ImportSummary, summed over this run's DHIS2 files (per file: raw.landing_file)
+        "dhis2_values_imported": summary.values_imported,
+        "dhis2_values_updated": summary.values_updated,
+        "dhis2_values_ignored": summary.values_ignored,
+        "dhis2_import_summary": dhis2_markdown(summary.dhis2_files),
         "rejected_files": rejected_markdown(summary.rejected),
         "warnings": dg.MetadataValue.md(
             "\n".join(f"- {w}" for w in summary.warnings) or "_(none)_"),

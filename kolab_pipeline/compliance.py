@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -30,7 +30,9 @@ UNIT_LEVELS = {  # unit_level → column of compliance.report_status holding the
     "kabkota": "kode_kabkota",
     "provinsi": "kode_prov",
 }
-RATE_COUNTS = ("expected", "received", "on_time", "late", "missing", "pending", "unexpected")
+RATE_COUNTS = ("expected", "received", "on_time", "late", "missing", "pending", "unexpected",
+               "received_by_cutoff", "on_time_by_cutoff", "expected_cutoff_open",
+               "network_to_forward", "network_forwarded_on_time")
 
 # Temp tables of one build (warehouse.Staging prefix `_compliance`): `_compliance_periods` (the
 # run's months with their first and last day), `_compliance_params` (one row of settings) and, for
@@ -47,6 +49,11 @@ PARAMS_SQL = """
     SELECT $as_of::TIMESTAMPTZ AS as_of, $grace_days::INTEGER AS grace_days,
            $due_network::INTEGER AS due_network, $due_pkm::INTEGER AS due_pkm,
            $cutoff_months::INTEGER AS cutoff_months, $default_tz::VARCHAR AS default_tz
+"""
+# `as_of` per time zone (`_compliance_as_of`): a date in kolab.yaml ends at midnight local time,
+# so WITA's 2025-04-30 ends an hour before WIB's (config `ReportingConfig.as_of_utc`).
+AS_OF_SQL = """
+    SELECT unnest($zones::VARCHAR[]) AS tz, unnest($as_ofs::TIMESTAMPTZ[]) AS as_of
 """
 
 # Facility open / form assigned for a month, per `reporting.expected_rule` (code constants, never
@@ -70,10 +77,17 @@ def _staged(con: duckdb.DuckDBPyConnection, settings: Settings, periods: list[st
     dropped when the step ends."""
     ensure_schema(con)
     rep = settings.config.reporting
+    cfg = settings.config
+    if as_of is None and rep.as_of is None:
+        as_of = datetime.now(UTC)  # one "now" for every zone
+    zones = sorted({*cfg.as_of_by_zone(), *(z for (z,) in con.execute(
+        "SELECT DISTINCT timezone FROM reference.facility WHERE timezone IS NOT NULL").fetchall())})
     with Staging(con, STAGE) as stage:
         stage.create("periods", PERIODS_SQL, {"periods": calendar.validate_periods(periods)})
+        stage.create("as_of", AS_OF_SQL, {
+            "zones": zones, "as_ofs": [as_of or cfg.as_of_utc(z) for z in zones]})
         stage.create("params", PARAMS_SQL, {
-            "as_of": as_of or rep.as_of_utc(), "grace_days": rep.grace_days,
+            "as_of": as_of or cfg.as_of_utc(), "grace_days": rep.grace_days,
             "due_network": rep.due_day.network_to_pkm, "due_pkm": rep.due_day.pkm_to_dinkes,
             "cutoff_months": rep.cutoff_months_after_period,
             "default_tz": settings.config.timezones.default})
@@ -173,15 +187,22 @@ def build_expected_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
 
 STATUS_SQL = """
     WITH received AS (
-        -- first valid version received by as_of decides timeliness; the latest is current
+        -- versions that had reached the Dinkes by as_of; the first received at its reporting
+        -- stage decides timeliness, the latest is current, the earliest at the Dinkes is what
+        -- the Dinkes knew (forwarding, cut-off view)
         SELECT s.kode_faskes, s.period, s.form,
                min(s.received_at) AS received_at,
+               arg_min(s.received_source, (s.received_at, s.version)) AS received_source,
+               arg_min(s.declared_at, (s.received_at, s.version)) AS declared_at,
+               min(coalesce(s.received_dinkes_at, s.received_at)) AS received_dinkes_at,
                count(*) AS n_versions,
                arg_max(s.submission_id, (s.version, s.received_at)) AS submission_id,
                arg_max(s.is_nil_report, (s.version, s.received_at)) AS is_nil_report
           FROM clean.submission s CROSS JOIN _compliance_params setting
+          LEFT JOIN reference.facility f ON f.kode_faskes = s.kode_faskes
+          LEFT JOIN _compliance_as_of zone ON zone.tz = coalesce(f.timezone, setting.default_tz)
          WHERE s.period IN (SELECT period FROM _compliance_periods)
-           AND s.received_at <= setting.as_of
+           AND coalesce(s.received_dinkes_at, s.received_at) <= coalesce(zone.as_of, setting.as_of)
          GROUP BY ALL
     ), expected AS (
         SELECT * FROM compliance.expected_report
@@ -202,7 +223,11 @@ STATUS_SQL = """
                coalesce(e.due_date, {due_date}) AS due_date,
                coalesce(e.cutoff_date, {cutoff_date}) AS cutoff_date,
                coalesce(e.timezone, f.timezone, setting.default_tz) AS tz,
-               r.received_at, r.n_versions, r.submission_id, r.is_nil_report,
+               coalesce(e.reporting_level, f.reporting_level, 'network_to_pkm')
+                 = 'network_to_pkm' AS in_network,
+               {forward_due} AS forward_due_on_level,
+               r.received_at, r.received_source, r.declared_at, r.received_dinkes_at,
+               r.n_versions, r.submission_id, r.is_nil_report,
                setting.as_of, setting.grace_days
           FROM expected e
           FULL OUTER JOIN received r
@@ -210,9 +235,12 @@ STATUS_SQL = """
           LEFT JOIN reference.facility f ON f.kode_faskes = coalesce(e.kode_faskes, r.kode_faskes)
           CROSS JOIN _compliance_params setting
     ), dated AS (
-        SELECT *, CAST(timezone(tz, received_at) AS DATE) AS received_local_date,
-               CAST(timezone(tz, as_of) AS DATE) AS as_of_local_date
-          FROM joined
+        SELECT joined.*, CAST(timezone(joined.tz, received_at) AS DATE) AS received_local_date,
+               CAST(timezone(joined.tz, received_dinkes_at) AS DATE) AS dinkes_local_date,
+               CAST(timezone(joined.tz, coalesce(zone.as_of, joined.as_of)) AS DATE)
+                 AS as_of_local_date,
+               CASE WHEN in_network THEN forward_due_on_level END AS forward_due_date
+          FROM joined LEFT JOIN _compliance_as_of zone ON zone.tz = joined.tz
     ), judged AS (
         SELECT *, CASE
                    WHEN NOT expected THEN 'unexpected'
@@ -232,7 +260,14 @@ STATUS_SQL = """
                 WHEN received_at IS NOT NULL
                 THEN greatest(date_diff('day', due_date, received_local_date), 0) END AS days_late,
            submission_id, coalesce(n_versions, 0) AS n_versions, jenis_faskes,
-           kode_puskesmas_induk, kode_jejaring, kode_kec, kode_kabkota, kode_prov, as_of
+           kode_puskesmas_induk, kode_jejaring, kode_kec, kode_kabkota, kode_prov, as_of,
+           received_source, declared_at, received_dinkes_at, forward_due_date,
+           -- a network report its puskesmas had by the Dinkes due date: at the Dinkes by then?
+           CASE WHEN expected AND forward_due_date IS NOT NULL
+                     AND received_local_date <= forward_due_date + grace_days
+                THEN dinkes_local_date <= forward_due_date + grace_days END AS forwarded_on_time,
+           coalesce(expected AND dinkes_local_date <= cutoff_date, false) AS received_by_cutoff,
+           as_of_local_date > cutoff_date AS cutoff_passed
       FROM judged
 """
 
@@ -259,19 +294,26 @@ def build_report_status(con: duckdb.DuckDBPyConnection, settings: Settings, peri
     """Write `compliance.report_status` for `periods`, then append the status changes to
     `compliance.report_status_history`; returns the status rows written.
 
-    Reads `compliance.expected_report` (build it first) and `clean.submission`. The **first**
-    valid version received by `as_of` (default `reporting.as_of_utc()`) decides, its
-    `received_at` taken as a local date of the facility's kab/kota:
+    Reads `compliance.expected_report` (build it first) and `clean.submission`. Versions count
+    once they had reached the Dinkes by `as_of` (default `reporting.as_of_utc()`); the **first**
+    received at the facility's reporting stage decides (`received_at` of the clean layer: a
+    network facility's `tanggal_lapor`, else — always for a puskesmas — the receipt at the
+    Dinkes; `received_source` says which), taken as a local date of the facility's kab/kota:
     - `on_time`: received ≤ due date + `grace_days` (nil reports are reports);
     - `late`: received after that (`received_after_cutoff` when after the cut-off date);
     - `missing`: nothing received and the cut-off passed at `as_of` (end of the local day);
     - `pending`: nothing received, cut-off not passed (`overdue` once due date + grace passed);
     - `unexpected`: a submission nobody expected, kept and labelled, not counted in rates.
+    Besides: `forwarded_on_time` (a network report its puskesmas had by the puskesmas → Dinkes
+    due date: at the Dinkes by then?) and `received_by_cutoff` (at the Dinkes by the end of the
+    local cut-off day), with `declared_at`, `received_dinkes_at`, `cutoff_passed`.
     """
     month_first = "CAST(r.period || '-01' AS DATE)"
     sql = STATUS_SQL.format(
         due_date=_due_sql(month_first, "coalesce(f.reporting_level, 'network_to_pkm')"),
-        cutoff_date=_cutoff_sql(month_first))
+        cutoff_date=_cutoff_sql(month_first),
+        forward_due=_due_sql("CAST(coalesce(e.period, r.period) || '-01' AS DATE)",
+                             "'pkm_to_dinkes'"))
     with _staged(con, settings, periods, as_of):
         n = replace_rows(con, "compliance.report_status", sql, where=PERIODS_WHERE)
         # rows already recorded at this same as_of are replaced: a re-run adds nothing
@@ -317,7 +359,12 @@ STATUS_COUNTS = """count(*) FILTER (WHERE expected) AS expected,
            count(*) FILTER (WHERE expected AND status = 'late') AS late,
            count(*) FILTER (WHERE expected AND status = 'missing') AS missing,
            count(*) FILTER (WHERE expected AND status = 'pending') AS pending,
-           count(*) FILTER (WHERE status = 'unexpected') AS unexpected"""
+           count(*) FILTER (WHERE status = 'unexpected') AS unexpected,
+           count(*) FILTER (WHERE received_by_cutoff) AS received_by_cutoff,
+           count(*) FILTER (WHERE received_by_cutoff AND status = 'on_time') AS on_time_by_cutoff,
+           count(*) FILTER (WHERE expected AND NOT cutoff_passed) AS expected_cutoff_open,
+           count(*) FILTER (WHERE forwarded_on_time IS NOT NULL) AS network_to_forward,
+           count(*) FILTER (WHERE forwarded_on_time) AS network_forwarded_on_time"""
 
 # Status counts per unit × month (`{per_level}`: one SELECT per unit level), rolled up to
 # jenis_faskes / form 'semua' by CUBE.
@@ -367,7 +414,13 @@ RATES_SQL = """
     )
     SELECT *,
            CASE WHEN expected > 0 THEN received * 100.0 / expected END AS completeness_pct,
-           CASE WHEN expected > 0 THEN on_time * 100.0 / expected END AS timeliness_pct
+           CASE WHEN expected > 0 THEN on_time * 100.0 / expected END AS timeliness_pct,
+           CASE WHEN expected > 0 THEN received_by_cutoff * 100.0 / expected END
+             AS completeness_at_cutoff_pct,
+           CASE WHEN expected > 0 THEN on_time_by_cutoff * 100.0 / expected END
+             AS timeliness_at_cutoff_pct,
+           CASE WHEN network_to_forward > 0
+                THEN network_forwarded_on_time * 100.0 / network_to_forward END AS forwarding_pct
       FROM counted
 """
 
@@ -380,7 +433,10 @@ def build_reporting_rates(con: duckdb.DuckDBPyConnection, settings: Settings,
     DHIS2 `REPORTING_RATE` / `REPORTING_RATE_ON_TIME`: completeness % = received (on_time +
     late) ÷ expected × 100, timeliness % = on_time ÷ expected × 100, NULL when expected = 0;
     every count is a sum over the unit's facility rows and every percentage a ratio of those sums,
-    never a mean of percentages. Unexpected arrivals are not in the numerator (no cap at 100 %).
+    never a mean of percentages. Beside them, completeness and timeliness as known at the
+    cut-off (`received_by_cutoff`, `on_time_by_cutoff` ÷ expected; `expected_cutoff_open` > 0 =
+    still provisional) and forwarding timeliness (`network_forwarded_on_time` ÷
+    `network_to_forward`). Unexpected arrivals are not in the numerator (no cap at 100 %).
     `jenis_faskes` / `form` = 'semua' aggregate over all types / forms; units whose code is NULL
     are left out of that level (they count in the levels above).
     """

@@ -85,13 +85,17 @@ def indicator_unit(code: str) -> str:
 
 
 def element_name(code: str) -> str:
+    """An element or indicator by name; `a+b` (a DQ relation side with its flows) → "A + B"."""
+    if "+" in code:
+        return " + ".join(element_name(part) for part in code.split("+"))
     return catalog.element_names().get(code, indicator_name(code))
 
 
 def element_names_of(columns: str | None) -> str:
     """The data elements among comma-separated template columns, by name ("" for none)."""
     names = catalog.element_names()
-    return ", ".join(names[c] for c in (p.strip() for p in (columns or "").split(",")) if c in names)
+    return ", ".join(names[c] for c in (p.strip() for p in (columns or "").split(","))
+                     if c in names)
 
 
 def subject_name(subject: str | None) -> str:
@@ -173,7 +177,7 @@ def dq_explanation(method: str, subject: str | None, value: float | None, score:
         return label("dq_method", method)
     parts = (subject or "").split("/")
     a, b = element_name(parts[0]), element_name(parts[-1])
-    kind = _relation_kinds().get((parts[0], parts[-1]), "eq")
+    kind = _relation_kinds().get((parts[0], parts[-1].split("+")[0]), "eq")
     c = threshold if _finite(threshold) else 0.0
     bound = (f"antara {number(1 - c, 2)} dan {number(1 + c, 2)}" if kind == "eq"
              else f"paling sedikit {number(1 - c, 2)}")

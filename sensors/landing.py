@@ -14,17 +14,20 @@ import dagster as dg
 
 from kolab_pipeline.orchestration.jobs import default_sensor_status, ingest_job
 from kolab_pipeline.orchestration.resources import KolabHome
+from kolab_pipeline.raw.journal import JOURNAL
 
 
 def landing_listing(landing: Path) -> dict[str, list[int]]:
     """{path relative to landing: [size, mtime_ns]} of every file (symlinks listed, not
-    followed)."""
+    followed), but the receipt journal: the ingest writes it, a change to it is nothing new."""
     out: dict[str, list[int]] = {}
     if not landing.exists():
         return out
     for dirpath, _dirs, files in os.walk(landing, followlinks=False):
         for name in files:
             path = Path(dirpath) / name
+            if path.parent == landing and name == JOURNAL:
+                continue
             st = path.lstat()
             out[path.relative_to(landing).as_posix()] = [st.st_size, st.st_mtime_ns]
     return dict(sorted(out.items()))

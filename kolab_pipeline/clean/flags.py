@@ -1,8 +1,9 @@
 """Warnings on current submissions: the SELECT behind `clean.validation_flag` (one kept current
 submission × warning rule × relation/element) — V13 (element not expected from the facility
-type), L04 (a non-puskesmas row declaring an area recap) and the catalogue's year-to-date
-relations (V07, V08, V09, V11) over `_clean_ytd` (one current submission of a year complete so
-far). All judge what was reported (`reported_value`); the scope warnings that depend on other
+type), V05D (a declared `tanggal_lapor` after the receipt at the Dinkes), L04 (a non-puskesmas
+row declaring an area recap) and the catalogue's year-to-date relations (V07, V08, V09, V11)
+over `_clean_ytd` (one current submission of a year complete so far). V13 and the relations
+judge what was reported (`reported_value`); the scope warnings that depend on other
 facilities' reports (L02, L03) are `lingkup.derive`'s.
 """
 
@@ -91,7 +92,7 @@ RELATION_FLAGS = """
 SELECT submission_id, kode_faskes, period, form, $rule_{i} AS rule_id,
        $columns_{i} AS column_name,
        printf('%s = %d > %s = %d', $lhs_{i}, {lhs}, $rhs_{i}, {rhs_sum}) AS value_text,
-       NULL AS jenis
+       NULL AS jenis, NULL::DATE AS received
   FROM _clean_ytd
  WHERE {lhs} IS NOT NULL AND ({rhs_any}) AND {lhs} > {rhs_sum}
 """
@@ -116,7 +117,7 @@ UNEXPECTED_ELEMENTS = """
 SELECT current_value.submission_id, current_value.kode_faskes, current_value.period,
        current_value.form, 'V13' AS rule_id, current_value.data_element AS column_name,
        CAST(current_value.reported_value AS VARCHAR) AS value_text,
-       facility.jenis_faskes AS jenis
+       facility.jenis_faskes AS jenis, NULL::DATE AS received
   FROM clean.submission_value current_value
   JOIN reference.facility facility ON facility.kode_faskes = current_value.kode_faskes
   SEMI JOIN (
@@ -138,7 +139,7 @@ SELECT current_value.submission_id, current_value.kode_faskes, current_value.per
 SCOPE_NOT_PUSKESMAS = """
 SELECT submission.submission_id, submission.kode_faskes, submission.period, submission.form,
        'L04' AS rule_id, 'lingkup_laporan' AS column_name, raw_row.lingkup_laporan AS value_text,
-       facility.jenis_faskes AS jenis
+       facility.jenis_faskes AS jenis, NULL::DATE AS received
   FROM clean.submission submission
   JOIN reference.facility facility ON facility.kode_faskes = submission.kode_faskes
   JOIN raw.submission_row raw_row ON raw_row.raw_row_id = submission.raw_row_id
@@ -152,21 +153,43 @@ FLAGS = """
 SELECT flag.submission_id, flag.kode_faskes, flag.period, flag.form, flag.rule_id,
        'warning' AS severity, flag.column_name, flag.value_text,
        kolab_fill(rule.template_id, flag.value_text, flag.column_name, flag.kode_faskes,
-                  flag.period, flag.jenis, NULL) AS reason_id,
+                  flag.period, flag.jenis, flag.received) AS reason_id,
        kolab_fill(rule.template_en, flag.value_text, flag.column_name, flag.kode_faskes,
-                  flag.period, flag.jenis, NULL) AS reason_en
+                  flag.period, flag.jenis, flag.received) AS reason_en
   FROM ({flags}) flag
   LEFT JOIN _clean_rule rule ON rule.rule_id = flag.rule_id
 """
 
 
-def validation_flags(relations: Relations, groups: bool) -> tuple[str, Params]:
-    """The SELECT (and params) of `clean.validation_flag` rows: V13 on the current values, the
-    relations on `_clean_ytd`; `groups` limits V13 to `_clean_groups`."""
+# V05D: the date a report declares (tanggal_lapor) is after it reached the Dinkes — impossible
+# for a file that carried it; the declared date never decides the status (README "Inputs").
+DECLARED_AFTER_RECEIPT = """
+SELECT submission.submission_id, submission.kode_faskes, submission.period, submission.form,
+       'V05D' AS rule_id, 'tanggal_lapor' AS column_name,
+       strftime(timezone(local_zone.tz, submission.declared_at), '%Y-%m-%d') AS value_text,
+       NULL AS jenis, CAST(timezone(local_zone.tz, submission.received_dinkes_at) AS DATE)
+         AS received
+  FROM clean.submission submission
+  JOIN (SELECT kode_faskes, coalesce(timezone, $default_tz) AS tz FROM reference.facility)
+       local_zone ON local_zone.kode_faskes = submission.kode_faskes
+  {only}
+ WHERE submission.is_current
+   AND CAST(timezone(local_zone.tz, submission.declared_at) AS DATE)
+       > CAST(timezone(local_zone.tz, submission.received_dinkes_at) AS DATE)
+"""
+
+
+def validation_flags(relations: Relations, groups: bool,
+                     default_tz: str = "Asia/Jakarta") -> tuple[str, Params]:
+    """The SELECT (and params) of `clean.validation_flag` rows: V13 on the current values, V05D
+    on the current submissions, the relations on `_clean_ytd`; `groups` limits V13 and V05D to
+    `_clean_groups`. `default_tz`: the zone of a facility without one in the registry."""
     parts = [UNEXPECTED_ELEMENTS.format(
         only=in_touched_groups("current_value") if groups else ""),
+        DECLARED_AFTER_RECEIPT.format(only=in_touched_groups("submission") if groups else ""),
         SCOPE_NOT_PUSKESMAS.format(only=in_touched_groups("submission") if groups else "")]
     relation_sql, params = relation_flags(relations)
+    params = {**params, "default_tz": default_tz}
     if relation_sql:
         parts.append(f"SELECT * FROM ({relation_sql}) AS rel")
     return FLAGS.format(flags=" UNION ALL ".join(parts)), params

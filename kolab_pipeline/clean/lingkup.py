@@ -198,7 +198,7 @@ RECAP_BELOW_NETWORK = """
 SELECT recap.submission_id, recap.kode_puskesmas AS kode_faskes, recap.period, recap.form,
        'L02' AS rule_id, recap_value.data_element AS column_name,
        printf('rekap %d < jejaring %d', recap_value.reported_value, recap_value.network_value)
-         AS value_text, 'puskesmas' AS jenis
+         AS value_text, 'puskesmas' AS jenis, NULL::DATE AS received
   FROM _clean_recap_sub recap
   JOIN clean.submission_value recap_value ON recap_value.submission_id = recap.submission_id
  WHERE recap.lingkup_laporan = 'wilayah'
@@ -253,7 +253,8 @@ WITH series AS (
 SELECT submission_id, kode_puskesmas AS kode_faskes, period, form, 'L03' AS rule_id,
        elements AS column_name,
        printf('%d vs %d + %d', CAST(own_sum AS BIGINT), CAST(network_sum AS BIGINT),
-              CAST(round(usual_sum) AS BIGINT)) AS value_text, 'puskesmas' AS jenis
+              CAST(round(usual_sum) AS BIGINT)) AS value_text, 'puskesmas' AS jenis,
+       NULL::DATE AS received
   FROM runs
  WHERE looks_recap AND n_running >= $running
 """

@@ -16,7 +16,9 @@ from kolab_pipeline.rules import Relation, rules_rows
 # clean layer computes from the same inputs (parsers, rules in SQL, versioning, warnings): the
 # next build is then a full rebuild. Changes that compute the same rows (comments, refactoring)
 # leave it alone, so they never force one.
-CLEAN_LOGIC_VERSION = 2   # 2: report scope (lingkup_laporan), own share of area recaps
+CLEAN_LOGIC_VERSION = 4  # 2: reason_id of rejected files Indonesian only (issue 18);
+                         # 3: received_at per reporting stage, DHIS2 combos summed, V05D (issue 16);
+                         # 4: report scope (lingkup_laporan), own share of area recaps (issue 16)
 
 # Reference rows the build reads (aliases, facility types and time zones, element catalogue,
 # the dated network membership and kab/kota a puskesmas's own share depends on), as
@@ -24,7 +26,8 @@ CLEAN_LOGIC_VERSION = 2   # 2: report scope (lingkup_laporan), own share of area
 REFERENCE_DIGEST = """
 SELECT (SELECT concat(count(*), ':', coalesce(sum(hash(alias_norm, kode_faskes)), 0))
           FROM reference.facility_alias),
-       (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, jenis_faskes, timezone)), 0))
+       (SELECT concat(count(*), ':', coalesce(sum(hash(kode_faskes, jenis_faskes, timezone,
+                                                    reporting_level)), 0))
           FROM reference.facility),
        (SELECT concat(count(*), ':',
                       coalesce(sum(hash(code, form, expected_from, person_or_event)), 0))

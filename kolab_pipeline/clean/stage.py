@@ -71,14 +71,30 @@ WITH alias AS (
            nullif({norm_sql('nama_faskes')}, '') AS nama_norm
       FROM (SELECT DISTINCT kode_faskes, nama_faskes FROM {{src}})
 )
-SELECT written.*, alias.kode_faskes, facility.jenis_faskes,
+SELECT written.*, alias.kode_faskes, facility.jenis_faskes, facility.reporting_level,
        coalesce(facility.timezone, $default_tz) AS tz
   FROM written
   LEFT JOIN alias ON alias.alias_norm = coalesce(written.kode_norm, written.nama_norm)
   LEFT JOIN reference.facility facility ON facility.kode_faskes = alias.kode_faskes
 """
 
+# Received time per reporting stage (README "Inputs"): a network facility's report is judged on
+# the date it reported to its puskesmas (`tanggal_lapor`; never after the receipt at the Dinkes,
+# which bounds it), else on the receipt at the Dinkes; a puskesmas's report on the receipt at the
+# Dinkes only — the date it wrote itself is `declared_at`, never its receipt.
 ROWS = f"""
+SELECT *,
+       CASE WHEN declared_decides THEN declared_at ELSE file_received_at END AS received_at,
+       CASE WHEN declared_decides THEN 'tanggal_lapor' ELSE dinkes_source END
+         AS received_source,
+       CASE WHEN declared_decides THEN tanggal_lapor_date ELSE dinkes_local_date END
+         AS received_local_date
+  FROM (
+SELECT *, tanggal_lapor_date IS NOT NULL
+            AND coalesce(reporting_level, 'network_to_pkm') <> 'pkm_to_dinkes'
+            AND (dinkes_local_date IS NULL OR tanggal_lapor_date <= dinkes_local_date)
+          AS declared_decides
+  FROM (
 SELECT row_number() OVER () AS rk, hash(raw_row.file_id, coalesce(raw_row.sheet, '')) AS fk,
        raw_row.raw_row_id, raw_row.file_id, raw_row.source_kind, raw_row.source_path,
        coalesce(raw_row.sheet, '') AS sheet, raw_row.row_number,
@@ -91,13 +107,10 @@ SELECT row_number() OVER () AS rk, hash(raw_row.file_id, coalesce(raw_row.sheet,
        coalesce(nil_map.is_nil, false) AS is_nil,
        facility_map.kode_norm, facility_map.kode_faskes, facility_map.jenis_faskes,
        lower(trim(raw_row.form)) IN ({sql_list(FORMS)}) AS form_ok,
-       CASE WHEN date_map.d IS NOT NULL
-            THEN timezone(facility_map.tz, CAST(date_map.d AS TIMESTAMP))
-            ELSE raw_row.received_at END AS received_at,
-       CASE WHEN date_map.d IS NOT NULL THEN 'tanggal_lapor'
-            ELSE coalesce(landing.received_source, 'raw') END AS received_source,
-       coalesce(date_map.d, CAST(timezone(facility_map.tz, raw_row.received_at) AS DATE))
-         AS received_local_date
+       facility_map.reporting_level,
+       timezone(facility_map.tz, CAST(date_map.d AS TIMESTAMP)) AS declared_at,
+       coalesce(raw_row.received_source, landing.received_source, 'raw') AS dinkes_source,
+       CAST(timezone(facility_map.tz, raw_row.received_at) AS DATE) AS dinkes_local_date
   FROM {{src}} raw_row
   LEFT JOIN raw.landing_file landing ON landing.file_id = raw_row.file_id
   LEFT JOIN _clean_map_period period_map ON period_map.periode = raw_row.periode
@@ -106,6 +119,8 @@ SELECT row_number() OVER () AS rk, hash(raw_row.file_id, coalesce(raw_row.sheet,
   LEFT JOIN _clean_map_fac facility_map
          ON facility_map.kode_written IS NOT DISTINCT FROM raw_row.kode_faskes
         AND facility_map.nama_faskes IS NOT DISTINCT FROM raw_row.nama_faskes
+  ) AS staged_row
+  ) AS judged_row
 """
 
 
@@ -125,6 +140,7 @@ def stage_rows(stage: Staging, settings: Settings, scoped: bool) -> None:
 
 # --- step 2: errors (one row per raw row × rule) --------------------------------------------------
 
+# one staged row × catalogue element cell: the parsed count (`{where}`: which cells)
 CELLS = """
 SELECT rk, fk, column_index, data_element, is_nil, value,
        coalesce(norm = '#' OR (value IS NULL AND norm IS NOT NULL), false) AS bad,
@@ -140,9 +156,24 @@ SELECT rk, fk, column_index, data_element, is_nil, value,
           JOIN _clean_rows staged ON staged.raw_row_id = cell.raw_row_id
           JOIN _clean_form_element element
             ON element.code = cell.data_element AND element.form = staged.form
+         {where}
       )
   )
 """
+
+# DHIS2: a data element's value is the sum over its category option combos × attribute option
+# combos (DHIS2's own total; several mapped pairs of one code are summed too); a value the import
+# ignored as a duplicate key is left out. One cell per row × element replaces the combos.
+DHIS2_ROWS = "SELECT rk FROM _clean_rows WHERE source_kind = 'dhis2'"
+DHIS2_TOTALS = f"""
+SELECT rk, any_value(fk) AS fk, min(column_index) AS column_index, data_element,
+       bool_or(is_nil) AS is_nil, CAST(sum(value) AS BIGINT) AS value, bool_or(bad) AS bad,
+       string_agg(value_text, ' | ' ORDER BY column_index) AS value_text
+  FROM ({CELLS.format(where="WHERE staged.source_kind = 'dhis2' "
+                            "AND cell.ignore_reason IS DISTINCT FROM 'duplicate'")})
+ GROUP BY rk, data_element
+"""
+DROP_DHIS2_CELLS = "DELETE FROM _clean_cell WHERE rk IN (SELECT rk FROM _clean_dhis2_rows)"
 
 # Two columns of one row mapped to the same element: the leftmost is the value (raw keeps both).
 # A row-by-row window over every cell is the slow way to find them; in a template file an element
@@ -208,24 +239,32 @@ SELECT staged.raw_row_id, bad_cell.rule_id,
  GROUP BY staged.raw_row_id, bad_cell.rule_id
 UNION ALL
 -- a DHIS2 value whose data element is not mapped would vanish: the row waits for the mapping.
--- (Unknown columns of a template file — notes, totals — are ignored; they stay in raw.)
+-- (Unknown columns of a template file — notes, totals — are ignored; they stay in raw. So is a
+-- combo the mapping leaves out of a pair-mapped element: reported by the import summary.)
 SELECT cell.raw_row_id, 'V17', string_agg(cell.header, ', ' ORDER BY cell.column_index),
        string_agg(cell.value_text, ' | ' ORDER BY cell.column_index)
   FROM raw.submission_cell cell
   JOIN _clean_rows staged ON staged.raw_row_id = cell.raw_row_id
  WHERE cell.data_element IS NULL AND cell.value_text IS NOT NULL
    AND staged.source_kind = 'dhis2'
+   AND cell.ignore_reason IS DISTINCT FROM 'combo_not_mapped'
  GROUP BY cell.raw_row_id
 """
 
 
 def stage_errors(stage: Staging) -> None:
-    """`_clean_cell` (one staged row × catalogue element: the parsed count) and `_clean_err`
+    """`_clean_cell` (one staged row × catalogue element: the parsed count; a DHIS2 row's
+    combos summed per element) and `_clean_err`
     (one raw row × error rule that fired, with the offending column and value verbatim; cell
     errors V06/V06N are aggregated per row and rule, columns listed). Every rule looks at one
     row or one file only — never at another file — which is what lets an incremental build
     leave the verdicts of unchanged files alone."""
-    stage.create("cell", CELLS)
+    stage.create("cell", CELLS.format(where=""))
+    dhis2 = stage.create("dhis2_rows", DHIS2_ROWS)
+    if stage.con.execute(f"SELECT count(*) FROM {dhis2}").fetchone()[0]:
+        totals = stage.create("dhis2_totals", DHIS2_TOTALS)
+        stage.con.execute(DROP_DHIS2_CELLS)
+        stage.con.execute(f"INSERT INTO _clean_cell SELECT * FROM {totals}")
     stage.con.execute(DROP_SHADOWED_CELLS)
     stage.create("err", ERRORS)
     stage.con.execute(SCOPE_ERRORS)  # L01: an unreadable lingkup_laporan (clean/lingkup.py)

@@ -12,7 +12,8 @@ WITH ok AS (SELECT * FROM _clean_rows staged
              ANTI JOIN _clean_err err ON err.raw_row_id = staged.raw_row_id)
 SELECT ok.rk, ok.raw_row_id, ok.file_id, ok.source_kind, ok.source_path, ok.sheet,
        ok.row_number, ok.kode_faskes, ok.period, ok.form, ok.is_nil, ok.received_at,
-       ok.received_source, ok.file_received_at, ok.lingkup_written, per_key.n_versions
+       ok.received_source, ok.file_received_at, ok.dinkes_source, ok.declared_at,
+       ok.reporting_level, ok.lingkup_written, per_key.n_versions
   FROM ok
   JOIN (SELECT kode_faskes, period, form, count(*) AS n_versions FROM ok GROUP BY ALL) per_key
     ON per_key.kode_faskes = ok.kode_faskes AND per_key.period = ok.period
@@ -20,9 +21,11 @@ SELECT ok.rk, ok.raw_row_id, ok.file_id, ok.source_kind, ok.source_path, ok.shee
 """
 
 # Most keys have one version: only keys with several are sorted (the window). Order: the row's
-# received time, then the file's, then where the row sits (see docs/design/clean.md).
+# received time at its reporting stage (a network facility's `tanggal_lapor`, a puskesmas's
+# receipt at the Dinkes), then the receipt at the Dinkes, then where the row sits (see
+# docs/design/clean.md).
 KEPT = """
-SELECT numbered.* EXCLUDE (file_received_at),
+SELECT numbered.* EXCLUDE (file_received_at), numbered.file_received_at AS received_dinkes_at,
        md5(concat_ws('|', numbered.kode_faskes, numbered.period, numbered.form,
                      CAST(numbered.version AS VARCHAR))) AS submission_id
   FROM (

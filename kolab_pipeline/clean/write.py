@@ -35,8 +35,9 @@ SUBMISSIONS = """
 SELECT kept.submission_id, kept.kode_faskes, kept.period, kept.form, kept.version,
        kept.version = kept.n_versions AS is_current, kept.received_at, kept.received_source,
        kept.is_nil AS is_nil_report, kept.source_kind, kept.raw_row_id, kept.file_id,
-       kept.source_path, kept.sheet, kept.row_number, lingkup.lingkup_laporan,
-       lingkup.lingkup_source
+       kept.source_path, kept.sheet, kept.row_number, kept.declared_at, kept.received_dinkes_at,
+       kept.dinkes_source AS received_dinkes_source, kept.reporting_level,
+       lingkup.lingkup_laporan, lingkup.lingkup_source
   FROM _clean_kept kept JOIN _clean_lingkup lingkup ON lingkup.rk = kept.rk"""
 
 # every version's values; a blank cell stays NULL unless the row is a nil report
@@ -75,11 +76,18 @@ SELECT current_value.submission_id, current_value.kode_faskes, current_value.per
 # the facility the row names, as written when it did not resolve
 _KODE = "coalesce(staged.kode_faskes, staged.kode_written, staged.nama_faskes)"
 
+
+def _file_reason_id(path: str) -> str:
+    """The Indonesian reason of a row of a file the raw layer rejected (rules F01…F10): the
+    catalogue's `message_id` and the file — Indonesian only (the raw layer's detail of what was
+    wrong is English: it stays in `reason_en`). `path` is a SQL expression."""
+    return f"concat_ws(' — ', rule.message_id, 'berkas ' || {path})"
+
 QUARANTINE = f"""
 SELECT err.raw_row_id, staged.file_id, staged.source_path, staged.sheet, staged.row_number,
        err.rule_id, 'error' AS severity, err.column_name, err.value_text,
        CASE WHEN staged.file_status = 'rejected'
-            THEN concat_ws(' — ', rule.message_id, staged.file_reject_reason)
+            THEN {_file_reason_id("staged.source_path")}
             ELSE kolab_fill(rule.template_id, err.value_text, err.column_name, {_KODE},
                             staged.period, staged.jenis_faskes, staged.received_local_date)
        END AS reason_id,
@@ -102,7 +110,7 @@ UNION ALL
 -- build, so a new path of an old rejected content is never missed.
 SELECT NULL, landing.file_id, coalesce(paths.source_path, landing.source_path), NULL, NULL,
        coalesce(landing.reject_rule, 'F01'), 'error', NULL, NULL,
-       concat_ws(' — ', rule.message_id, landing.reject_reason),
+       {_file_reason_id("coalesce(paths.source_path, landing.source_path)")},
        -- the raw layer's reason already quotes the English catalogue message
        CASE WHEN contains(coalesce(landing.reject_reason, ''), rule.message_en)
             THEN landing.reject_reason
@@ -155,7 +163,9 @@ def write(stage: Staging, settings: Settings, relations: Relations, incremental:
         lingkup.derive(stage, settings, incremental)
         # warnings, read back from the current versions just written (see `stage_ytd`)
         stage_ytd(stage, relations, groups=incremental)
-        insert(stage, "clean.validation_flag", *validation_flags(relations, groups=incremental))
+        insert(stage, "clean.validation_flag",
+               *validation_flags(relations, groups=incremental,
+                                 default_tz=settings.config.timezones.default))
         sql = BUILD_STATE.format(
             only_dirty="SEMI JOIN _clean_dirty USING (file_id)" if incremental else "")
         con.execute(sql, {"signature": signature})

@@ -2,7 +2,8 @@
 (`engine`), network contribution (`contribution`), checks (`checks`) and WHO DQR flags (`dq`).
 
 Tables (grain in `catalog/tables.yaml`): `indicators.sasaran_resolved`,
-`indicators.indicator_value`, `indicators.network_contribution`, `indicators.dq_flag`.
+`indicators.indicator_value`, `indicators.network_contribution`, `indicators.dq_flag`,
+`indicators.dq_metric`, `indicators.dq_summary`.
 Conventions and definitions: docs/design/indicators.md.
 """
 
@@ -14,6 +15,7 @@ from kolab_pipeline.indicators.catalogue import (
     CatalogueError,
     Expression,
     Indicator,
+    Relation,
     SasaranFormula,
     catalogue_frame,
     contribution_elements,
@@ -29,7 +31,7 @@ from kolab_pipeline.indicators.sasaran import facility_units, resolve_sasaran
 
 __all__ = [
     "AGGREGATIONS", "DIRECTIONS", "LEVELS", "OFFICIAL_SASARAN", "CatalogueError", "Expression",
-    "Indicator", "SasaranFormula", "catalogue_frame", "compute_indicator_values",
+    "Indicator", "Relation", "SasaranFormula", "catalogue_frame", "compute_indicator_values",
     "compute_network_contribution", "contribution_elements", "coverage_above_100",
     "facility_units", "load_catalogue", "load_relations", "load_sasaran_formulas",
     "parse_expression", "reconcile_totals", "resolve_sasaran",

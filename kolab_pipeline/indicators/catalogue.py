@@ -286,16 +286,71 @@ def contribution_elements(
     return tuple(rows)
 
 
+@dataclass(frozen=True)
+class Relation:
+    """One row of `catalog/dq_relations.csv` (WHO DQR 2c, consistency between related indicators).
+
+    A = `a` + `add_to_a`, B = `b` + `add_to_b` (year-to-date sums; the added elements are the
+    flows between the two, e.g. TB cases referred elsewhere for treatment count with the treated).
+    With `sasaran_a` and `sasaran_b` the expected ratio A ÷ B is sasaran_a ÷ sasaran_b of the
+    unit and year (two coverages compared), else 1. `tolerance_pct` None = kolab.yaml
+    `thresholds.related_indicator_pct`.
+    """
+
+    a: str
+    b: str
+    kind: str
+    add_to_a: tuple[str, ...] = ()
+    add_to_b: tuple[str, ...] = ()
+    sasaran_a: str | None = None
+    sasaran_b: str | None = None
+    tolerance_pct: float | None = None
+
+    @property
+    def subject(self) -> str:
+        """`a/b`, the added elements joined with `+` (the `subject` of its dq_flag rows)."""
+        return "/".join("+".join((main, *added)) for main, added in
+                        ((self.a, self.add_to_a), (self.b, self.add_to_b)))
+
+    @property
+    def elements(self) -> tuple[str, ...]:
+        return (self.a, *self.add_to_a, self.b, *self.add_to_b)
+
+
+def _codes(cell: str | None) -> tuple[str, ...]:
+    return tuple(c.strip() for c in (cell or "").split("+") if c.strip())
+
+
 @cache
-def load_relations(path: Path = catalog.DQ_RELATIONS) -> tuple[tuple[str, str, str], ...]:
-    """(element A, element B, type) rows of `catalog/dq_relations.csv`, validated."""
+def load_relations(path: Path = catalog.DQ_RELATIONS) -> tuple[Relation, ...]:
+    """The rows of `catalog/dq_relations.csv`, validated (codes, type, sasaran pair, tolerance)."""
     out = []
     for rowno, row in enumerate(catalog.read_rows(path), start=2):
         at = _Where(path, rowno)
-        a, b, kind = row["element_a"], row["element_b"], row["type"]
-        for col, code in (("element_a", a), ("element_b", b)):
-            _known_element(code, at, col, "unknown data element")
+        a, b, kind = row["element_a"].strip(), row["element_b"].strip(), row["type"].strip()
+        add_a, add_b = _codes(row.get("add_to_a")), _codes(row.get("add_to_b"))
+        for col, codes in (("element_a", (a,)), ("element_b", (b,)), ("add_to_a", add_a),
+                           ("add_to_b", add_b)):
+            for code in codes:
+                _known_element(code, at, col, "unknown data element")
         if kind not in RELATION_TYPES:
             raise CatalogueError(f"{at('type')}: {kind!r} not in {RELATION_TYPES}")
-        out.append((a, b, kind))
+        sas_a = (row.get("sasaran_a") or "").strip() or None
+        sas_b = (row.get("sasaran_b") or "").strip() or None
+        if (sas_a is None) != (sas_b is None):
+            raise CatalogueError(f"{at('sasaran_a')}: sasaran_a and sasaran_b go together "
+                                 "(the expected ratio is sasaran_a ÷ sasaran_b)")
+        if sas_a and kind != "eq":
+            raise CatalogueError(f"{at('sasaran_a')}: an expected ratio from the sasaran needs "
+                                 f"type eq, not {kind!r}")
+        if kind == "do" and (add_a or add_b):
+            raise CatalogueError(f"{at('add_to_a')}: a drop-out (do) compares two elements only")
+        tolerance = (row.get("tolerance_pct") or "").strip()
+        try:
+            tol = float(tolerance) if tolerance else None
+        except ValueError:
+            raise CatalogueError(f"{at('tolerance_pct')}: {tolerance!r} is not a number") from None
+        if tol is not None and not 0 < tol < 100:
+            raise CatalogueError(f"{at('tolerance_pct')}: {tol} must be between 0 and 100")
+        out.append(Relation(a, b, kind, add_a, add_b, sas_a, sas_b, tol))
     return tuple(out)

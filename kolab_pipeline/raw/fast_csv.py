@@ -71,12 +71,15 @@ _INSERT_CELLS = """
     SELECT data_line.raw_row_id, cell_column.j, cell_column.header, cell_column.data_element,
            nullif(data_line.fields[cell_column.j + 1], '')
       FROM {lines} AS data_line CROSS JOIN _fast_cols AS cell_column"""
+# The `raw.submission_cell` columns a template cell has (the DHIS2 ones stay NULL).
+TEMPLATE_CELL_COLUMNS = CELL_COLUMNS[:5]
 # The non-template columns of `raw.submission_row`, per batch.
 _ROW_EXPRESSIONS = {
     "raw_row_id": "data_line.raw_row_id", "file_id": "batch_file.file_id",
     "source_kind": "'file'", "source_path": "batch_file.source_path", "sheet": "''",
     "row_number": "data_line.row_number", "form": "$form::VARCHAR",
     "received_at": "batch_file.received_at", "run_id": "$run_id::VARCHAR",
+    "received_source": "batch_file.received_source",
 }
 
 
@@ -186,9 +189,11 @@ class CsvBatcher:
 
     def __init__(self, con: duckdb.DuckDBPyConnection, settings: Settings, run_id: str,
                  now: datetime, summary: IngestSummary,
-                 known_ids: dict[str, tuple[str, str] | None], fallback: Fallback) -> None:
+                 known_ids: dict[str, tuple[str, str] | None], fallback: Fallback,
+                 before_flush: Callable[[], None] | None = None) -> None:
         self.con, self.settings, self.run_id, self.now = con, settings, run_id, now
         self.summary, self.known_ids, self.fallback = summary, known_ids, fallback
+        self.before_flush = before_flush   # e.g. the receipt journal: written before the rows
         self.groups: dict[CsvLayout, list[FastFile]] = {}
         self.group_bytes: dict[CsvLayout, int] = {}
         self.pending_bytes = 0
@@ -235,6 +240,8 @@ class CsvBatcher:
         self.pending_bytes -= self.group_bytes.pop(layout, 0)
         if not files:
             return
+        if self.before_flush is not None:
+            self.before_flush()
         try:
             counts = write_csv_batch(self.con, layout, files, self.run_id, self.now)
         except Exception as exc:  # nothing of the chunk was committed: read its files one by one
@@ -298,6 +305,7 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
         "file_id": [f.file_id for f in files],
         "source_path": [f.entry.rel for f in files],
         "received_at": pd.to_datetime([f.received_at for f in files], utc=True),
+        "received_source": [f.received_source for f in files],
         "text": [f.text for f in files],
     })
     cell_cols = [j for j, c in enumerate(layout.canonical) if c not in META_COLUMNS]
@@ -327,5 +335,6 @@ def write_csv_batch(con: duckdb.DuckDBPyConnection, layout: CsvLayout, files: li
                                   lines=lines)
         con.execute(sql, bind(sql, {"form": layout.form, "run_id": run_id}))
         if cell_cols:
-            con.execute(_INSERT_CELLS.format(columns=", ".join(CELL_COLUMNS), lines=lines))
+            con.execute(_INSERT_CELLS.format(columns=", ".join(TEMPLATE_CELL_COLUMNS),
+                                             lines=lines))
     return counts

@@ -2,7 +2,9 @@
 `raw.landing_file`, `raw.landing_path`, `raw.submission_row` and `raw.submission_cell`.
 
 A content (sha256 = `file_id`) is ingested once; a bad file becomes a `rejected` landing_file row
-with a file rule (F01…F10) and the run goes on.
+with a file rule (F01…F10) and the run goes on. Receipt at the Dinkes, per file: its line in
+`landing/_diterima.csv`, else the source's own timestamp (DHIS2 `completeDate`), else its
+first-seen time from the receipt journal (`journal`), which a copy of the folder keeps.
 """
 
 from __future__ import annotations
@@ -14,11 +16,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import duckdb
+import numpy as np
 import pandas as pd
 
 from kolab_pipeline.config import Settings
-from kolab_pipeline.raw.dhis2 import DHIS2_DIR, load_dhis2_mapping, parse_dhis2
+from kolab_pipeline.raw.dhis2 import DHIS2_DIR, Dhis2Mapping, load_dhis2_mapping, parse_dhis2
 from kolab_pipeline.raw.fast_csv import CsvBatcher
+from kolab_pipeline.raw.journal import JOURNAL, ReceiptJournal
 from kolab_pipeline.raw.landing import (
     LandingEntry,
     detect_format,
@@ -44,6 +48,20 @@ _KNOWN_PATHS = "SELECT source_path, size_bytes, file_mtime FROM raw.landing_path
 _KNOWN_IDS = "SELECT file_id, reject_rule, reject_reason FROM raw.landing_file"
 _KNOWN_PAIRS = "SELECT source_path, file_id FROM raw.landing_path"
 _PULL_SEEN = "SELECT count(*) FROM raw.landing_file WHERE file_id = $file_id"
+# contents the warehouse holds (a file's mtime as it arrived): put on the journal when it lacks them
+_JOURNAL_BACKFILL = """
+    SELECT file_id, source_path, file_mtime, ingested_at FROM raw.landing_file
+     WHERE source_kind IN ('file', 'dhis2') AND file_mtime IS NOT NULL
+       AND reject_rule IS DISTINCT FROM 'F10'
+     ORDER BY ingested_at, source_path"""
+# values of earlier DHIS2 files (the import summary's `updated`)
+_DHIS2_KNOWN = """
+    SELECT submission_row.kode_faskes, submission_row.periode, cell.header,
+           coalesce(cell.attribute_option_combo, '')
+      FROM raw.submission_cell AS cell
+      JOIN raw.submission_row AS submission_row USING (raw_row_id)
+     WHERE submission_row.source_kind = 'dhis2' AND cell.import_status IN ('imported', 'updated')"""
+_TIMEZONES = "SELECT kode_faskes, timezone FROM reference.facility WHERE timezone IS NOT NULL"
 
 
 def _stamp_lineage(rows: pd.DataFrame, file_id: str, kind: str, rel: str, run_id: str) -> None:
@@ -56,33 +74,59 @@ def _stamp_lineage(rows: pd.DataFrame, file_id: str, kind: str, rel: str, run_id
 @dataclass
 class _LandingRun:
     """What every file of one `ingest_landing` run shares: the run's identity, the receipt
-    manifest, the CSV reader, the writer and batcher, and what the warehouse already holds."""
+    manifest and journal, the DHIS2 mapping, the CSV reader, the writer and batcher, and what the
+    warehouse already holds."""
 
     settings: Settings
     run_id: str
     now: datetime
     manifest: dict[str, datetime]
+    journal: ReceiptJournal
     reader: duckdb.DuckDBPyConnection
     writer: Writer
     # file_id → (rule, reason) when that content was rejected, else None
     known_ids: dict[str, tuple[str, str] | None]
     known_pairs: set[tuple[str, str]]    # (source_path, file_id) already on record
+    con: duckdb.DuckDBPyConnection
     batcher: CsvBatcher | None = None
+    dhis2_mapping: Dhis2Mapping | None = None
+    _dhis2_known: set[tuple[str, str, str, str]] | None = None
+    _timezones: dict[str, str] | None = None
 
     @property
     def max_bytes(self) -> int:
         return int(self.settings.config.ingest.max_file_mb * 1024 * 1024)
 
-    def received(self, entry: LandingEntry) -> tuple[datetime, str]:
-        """When the file arrived and how we know: the receipt manifest, else its mtime."""
+    def received(self, entry: LandingEntry, file_id: str | None) -> tuple[datetime, str]:
+        """When the file reached the Dinkes and how we know: its `_diterima.csv` line, else its
+        first-seen time from the receipt journal (recorded now if this content is new; `file_id`
+        None = no content read, e.g. a symlink: its mtime)."""
+        if file_id is not None:   # first sight of a content goes on the journal, whatever decides
+            journal_time = self.journal.record(file_id, entry.rel, entry.mtime, self.now)
         received = self.manifest.get(entry.rel)
-        return (received, "manifest") if received else (entry.mtime, "mtime")
+        if received:
+            return received, "manifest"
+        if file_id is None:
+            return entry.mtime, "mtime"
+        return journal_time, self.journal.source
 
-    def file_base(self, entry: LandingEntry) -> dict[str, Any]:
-        received_at, received_source = self.received(entry)
+    def file_base(self, entry: LandingEntry, file_id: str | None) -> dict[str, Any]:
+        received_at, received_source = self.received(entry, file_id)
         return dict(kind="file", rel=entry.rel, size=entry.size, mtime=entry.mtime,
                     received_at=received_at, received_source=received_source,
                     run_id=self.run_id, now=self.now)
+
+    def dhis2_known(self) -> set[tuple[str, str, str, str]]:
+        """Keys of the DHIS2 values already ingested (read once per run, then kept up to date)."""
+        if self._dhis2_known is None:
+            self._dhis2_known = set(self.con.execute(_DHIS2_KNOWN).fetchall())
+        return self._dhis2_known
+
+    def timezones(self) -> dict[str, str]:
+        """kode_faskes → IANA zone of its kab/kota (registry), for DHIS2 completeDate."""
+        if self._timezones is None:
+            self._timezones = dict(self.con.execute(_TIMEZONES).fetchall())
+        return self._timezones
 
     def one_by_one(self, entry: LandingEntry, into: IngestSummary,
                    prehashed: tuple[str, bytes, int]) -> None:
@@ -100,7 +144,7 @@ class _LandingRun:
             if file_id not in self.known_ids:
                 self.reject(entry, summary, file_id, None, "F10",
                             f"a symbolic link to {entry.symlink_target}; copy the file into the "
-                            "landing folder instead")
+                            "landing folder instead", content=False)
             return
         try:
             file_id, data, size = (prehashed if prehashed is not None
@@ -110,7 +154,7 @@ class _LandingRun:
             file_id = hashlib.sha256(key.encode()).hexdigest()
             if file_id not in self.known_ids:
                 self.reject(entry, summary, file_id, None, "F01",
-                            f"cannot be opened ({exc.strerror or exc})")
+                            f"cannot be opened ({exc.strerror or exc})", content=False)
             return
         if file_id in self.known_ids:
             self.seen_again(entry, summary, file_id, batcher)
@@ -127,7 +171,7 @@ class _LandingRun:
             assert data is not None
             fmt = detect_format(rel, data)
             if (fmt == "csv" and batcher is not None
-                    and batcher.offer(entry, file_id, data, *self.received(entry))):
+                    and batcher.offer(entry, file_id, data, *self.received(entry, file_id))):
                 return  # written with its batch (or, should the batch fail, one by one)
             parsed = self.parse(rel, file_id, fmt, data)
         except FileRejected as exc:
@@ -146,13 +190,15 @@ class _LandingRun:
         if fmt == "xlsx":
             return parse_template_xlsx(data, file_id, rel, self.settings)
         return parse_dhis2(self.reader, data, file_id, fmt, self.settings.paths.landing,
-                           self.settings)
+                           self.settings, mapping=self.dhis2_mapping,
+                           timezones=self.timezones(), known=self.dhis2_known())
 
     def seen_again(self, entry: LandingEntry, summary: IngestSummary, file_id: str,
                    batcher: CsvBatcher | None) -> None:
         """Same content as a file already ingested (or rejected): record the name, ingest
         nothing."""
         rel = entry.rel
+        self.journal.record(file_id, rel, entry.mtime, self.now)
         self.writer.add_path(path_row(entry, file_id, "duplicate", self.run_id, self.now))
         if batcher is not None:
             batcher.note_duplicate(file_id, rel)
@@ -165,12 +211,15 @@ class _LandingRun:
             summary.rejected.append((rel, rule, f"{rel}: same content as a rejected file — {why}"))
 
     def reject(self, entry: LandingEntry, summary: IngestSummary, file_id: str, fmt: str | None,
-               rule: str, detail: str) -> None:
+               rule: str, detail: str, content: bool = True) -> None:
+        """A rejected file (`content` False: nothing was read, so nothing goes on the
+        journal)."""
         reason = reject_reason(entry.rel, rule, detail)
         kind = "dhis2" if fmt and fmt.startswith("dhis2") else "file"
+        base = self.file_base(entry, file_id if content else None)
         self.writer.add(file_row(file_id, fmt=fmt, status="rejected", reject_rule=rule,
                                  reject_reason=reason, n_rows_read=0, n_rows_rejected=0,
-                                 **{**self.file_base(entry), "kind": kind}))
+                                 **{**base, "kind": kind}))
         self.writer.add_path(path_row(entry, file_id, "primary", self.run_id, self.now))
         self.known_ids[file_id] = (rule, reason)
         summary.files_rejected += 1
@@ -178,25 +227,30 @@ class _LandingRun:
 
     def accept(self, entry: LandingEntry, summary: IngestSummary, file_id: str,
                parsed: Parsed) -> None:
-        base = self.file_base(entry)
+        base = self.file_base(entry, file_id)
         kind = "dhis2" if parsed.file_format.startswith("dhis2") else "file"
         rows = parsed.rows
-        received_at = base["received_at"]
-        file_received = parsed.received_at if parsed.received_at is not None else received_at
-        source = parsed.received_source or base["received_source"]
-        if "received_at" in rows and rows["received_at"].notna().any():
-            rows["received_at"] = (pd.to_datetime(rows["received_at"], utc=True)
-                                   .fillna(pd.Timestamp(received_at)))
-        else:
+        received_at, source = base["received_at"], base["received_source"]
+        own = (pd.to_datetime(rows["received_at"], utc=True) if "received_at" in rows
+               else pd.Series(pd.NaT, index=rows.index, dtype="datetime64[ns, UTC]"))
+        if source == "manifest" or not own.notna().any():
+            # the receipt manifest outranks the source's own timestamp (README "Inputs")
             rows["received_at"] = received_at
+            rows["received_source"] = source
+        else:  # rows with their own timestamp keep it; the others take the file's
+            own_source = rows.get("received_source", pd.Series(None, index=rows.index))
+            rows["received_source"] = own_source.where(own.notna(), source)
+            rows["received_at"] = own.fillna(pd.Timestamp(received_at))
+            received_at, source = parsed.received_at, parsed.received_source or source
         _stamp_lineage(rows, file_id, kind, entry.rel, self.run_id)
-        self.writer.add(file_row(file_id, **{**base, "kind": kind, "received_at": file_received,
+        imports = self.import_counts(entry, summary, parsed)
+        self.writer.add(file_row(file_id, **{**base, "kind": kind, "received_at": received_at,
                                              "received_source": source},
                                  fmt=parsed.file_format, status="ingested",
                                  n_rows_read=parsed.n_rows_read, n_rows_kept=len(rows),
                                  n_rows_rejected=parsed.n_rows_read - len(rows),
                                  encoding=parsed.encoding, delimiter=parsed.delimiter,
-                                 sheets=parsed.sheets),
+                                 sheets=parsed.sheets, **imports),
                         rows[ROW_COLUMNS], parsed.cells)
         self.writer.add_path(path_row(entry, file_id, "primary", self.run_id, self.now))
         self.known_ids[file_id] = None
@@ -204,6 +258,24 @@ class _LandingRun:
         summary.rows_read += parsed.n_rows_read
         summary.rows_kept += len(rows)
         summary.cells += len(parsed.cells)
+
+    def import_counts(self, entry: LandingEntry, summary: IngestSummary,
+                      parsed: Parsed) -> dict[str, Any]:
+        """A DHIS2 file's import summary: into the run's counters and warnings, its keys into
+        the values known, and the `raw.landing_file` columns (empty for other files)."""
+        imports = parsed.import_summary
+        if imports is None:
+            return {}
+        summary.values_imported += imports.imported
+        summary.values_updated += imports.updated
+        summary.values_ignored += imports.ignored
+        summary.dhis2_files.append((entry.rel, imports.imported, imports.updated, imports.ignored,
+                                    imports.conflicts))
+        if imports.ignored:
+            summary.warnings.append(f"{entry.rel}: {imports.line()}")
+        self.dhis2_known().update(imports.keys)
+        return dict(values_imported=imports.imported, values_updated=imports.updated,
+                    values_ignored=imports.ignored, import_conflicts=imports.conflicts or None)
 
 
 def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
@@ -224,19 +296,30 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
     summary = IngestSummary(run_id=run_id)
     manifest, warnings = read_manifest(landing, settings.config.timezones.default)
     summary.warnings += warnings
+    mapping = None
     if (landing / DHIS2_DIR).exists():
-        summary.warnings += load_dhis2_mapping(landing)[2]
+        mapping = load_dhis2_mapping(landing)
+        summary.warnings += mapping.warnings
+    journal = ReceiptJournal.open(landing)
     known_paths = {(p, int(s), m) for p, s, m in con.execute(_KNOWN_PATHS).fetchall()}
     known_ids = {f: (rule, why) if rule else None
                  for f, rule, why in con.execute(_KNOWN_IDS).fetchall()}
     known_pairs = {(p, f) for p, f in con.execute(_KNOWN_PAIRS).fetchall()}
-    run = _LandingRun(settings, run_id, datetime.now(UTC), manifest, duckdb.connect(),
-                      Writer(con), known_ids, known_pairs)
+    now = datetime.now(UTC)
+    if landing.exists():  # contents ingested before the journal existed (or lost from it)
+        for file_id, rel, mtime, seen in con.execute(_JOURNAL_BACKFILL).fetchall():
+            if journal.lookup(file_id) is None:
+                journal.record(file_id, rel, mtime, seen or now)
+    writer = Writer(con, before_flush=journal.flush)
+    run = _LandingRun(settings, run_id, now, manifest, journal, duckdb.connect(), writer,
+                      known_ids, known_pairs, con, dhis2_mapping=mapping)
     if batch_csv:
         run.batcher = CsvBatcher(con, settings, run_id, run.now, summary, run.known_ids,
-                                 run.one_by_one)
+                                 run.one_by_one, before_flush=journal.flush)
     try:
         for entry in list_landing(landing):
+            if entry.rel == JOURNAL:   # the pipeline's own record, not something that landed
+                continue
             if is_ignored(entry.rel):
                 summary.files_ignored += 1
                 continue
@@ -249,7 +332,9 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
             run.batcher.flush()
         run.writer.flush()
     finally:
+        journal.flush()   # also after a failure: what was seen stays seen
         close_reader(run.reader)
+        summary.warnings += journal.warnings
     summary.seconds = time.perf_counter() - t0
     return summary
 
@@ -301,6 +386,7 @@ def ingest_sql(con: duckdb.DuckDBPyConnection, settings: Settings, url: str,
     pulled = parsed.rows
     _stamp_lineage(pulled, file_id, "sql", label, run_id)
     has_received = pulled["received_at"].notna().any()
+    pulled["received_source"] = np.where(pulled["received_at"].notna(), "source_column", None)
     writer.add(file_row(file_id, **base,
                         received_at=pulled["received_at"].max() if has_received else None,
                         received_source="source_column" if has_received else None,

@@ -2,7 +2,8 @@
 
 `FileRejected` carries a file rule (F01…F10, `catalog/validation_rules.csv`) and the detail; the
 ingest turns it into a `rejected` row of `raw.landing_file`. `Parsed` holds the
-`raw.submission_row` and `raw.submission_cell` frames of one file (grain in `catalog/tables.yaml`).
+`raw.submission_row` and `raw.submission_cell` frames of one file (grain in `catalog/tables.yaml`);
+`ImportSummary` what a DHIS2 file's data values came to (DHIS2's ImportSummary).
 """
 
 from __future__ import annotations
@@ -50,7 +51,7 @@ def new_run_id() -> str:
 
 _COUNTERS = ("files_seen", "files_ingested", "files_rejected", "files_skipped", "files_duplicate",
              "files_ignored", "files_batched", "rows_read", "rows_kept", "rows_rejected", "cells",
-             "bytes_read")
+             "bytes_read", "values_imported", "values_updated", "values_ignored")
 
 
 @dataclass
@@ -70,9 +71,14 @@ class IngestSummary:
     rows_rejected: int = 0
     cells: int = 0
     bytes_read: int = 0
+    values_imported: int = 0        # DHIS2 data values: new keys
+    values_updated: int = 0         # … keys already in an earlier DHIS2 file
+    values_ignored: int = 0         # … not counted (reasons in the warnings and the manifest)
     seconds: float = 0.0
     rejected: list[tuple[str, str, str]] = field(default_factory=list)  # (path, rule, reason)
     warnings: list[str] = field(default_factory=list)
+    # DHIS2 files: (path, imported, updated, ignored, conflicts)
+    dhis2_files: list[tuple[str, int, int, int, str]] = field(default_factory=list)
 
     @property
     def files_per_s(self) -> float:
@@ -88,7 +94,25 @@ class IngestSummary:
         self.seconds += other.seconds
         self.rejected += other.rejected
         self.warnings += other.warnings
+        self.dhis2_files += other.dhis2_files
         return self
+
+
+@dataclass
+class ImportSummary:
+    """A DHIS2 file's data values, as DHIS2's ImportSummary counts them: `imported` (a key not
+    seen in an earlier DHIS2 file), `updated` (seen before), `ignored`; `conflicts` = the ignored
+    values per reason and object (`raw.landing_file.import_conflicts`)."""
+
+    imported: int = 0
+    updated: int = 0
+    ignored: int = 0
+    conflicts: str = ""
+    keys: set[tuple[str, str, str, str]] = field(default_factory=set)  # counted value keys
+
+    def line(self) -> str:
+        return (f"import summary: {self.imported} imported, {self.updated} updated, "
+                f"{self.ignored} ignored" + (f" ({self.conflicts})" if self.conflicts else ""))
 
 
 @dataclass
@@ -116,6 +140,7 @@ class Parsed:
     sheets: str = ""
     received_at: datetime | None = None   # from the content (DHIS2 completeDate)
     received_source: str | None = None
+    import_summary: ImportSummary | None = None   # DHIS2 files only
 
     def __post_init__(self) -> None:
         # Optional template columns a reader does not produce (DHIS2 payloads, the SQL source's

@@ -135,4 +135,5 @@ def _parse_long(frame: pd.DataFrame, norm: list[str], received: pd.Series,
     long["raw_row_id"] = file_id + "::" + long["row_number"].astype(str)
     out["sheet"] = ""
     # rows read = the raw rows formed (facility × period × form), as for DHIS2
-    return Parsed("sql", out, long[CELL_COLUMNS].reset_index(drop=True), len(out))
+    cells = long.reindex(columns=CELL_COLUMNS).reset_index(drop=True)
+    return Parsed("sql", out, cells, len(out))

@@ -8,7 +8,7 @@ a whole file or nothing of it; a retry first removes what an earlier attempt lef
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -48,12 +48,22 @@ _INSERT_PATHS = """
                           AND known.file_id = seen.file_id)"""
 
 
+RAW_TABLES = ("raw.landing_file", "raw.landing_path", "raw.submission_row", "raw.submission_cell")
+_COLUMNS_NOW = """SELECT schema_name || '.' || table_name, column_name FROM duckdb_columns()
+                   WHERE schema_name = 'raw'"""
+
+
 def migrate(con: duckdb.DuckDBPyConnection) -> None:
-    """Tables from an older contract gain the raw layer's newer columns (additive only)."""
+    """Raw tables from an older contract gain the raw layer's newer columns (additive only: the
+    raw tables are kept across runs, unlike the rebuilt layers)."""
     ensure_schema(con)
-    t = table("raw.landing_file")
-    for c in t.columns:
-        con.execute(f"ALTER TABLE {t.qualified} ADD COLUMN IF NOT EXISTS {c.name} {c.type}")
+    present = set(con.execute(_COLUMNS_NOW).fetchall())
+    for key in RAW_TABLES:
+        t = table(key)
+        for c in t.columns:
+            if (key, c.name) not in present:
+                con.execute(f"ALTER TABLE {t.qualified} ADD COLUMN IF NOT EXISTS {c.name} "
+                            f"{c.type}")
 
 
 def file_row(file_id: str, kind: str, rel: str, fmt: str | None, size: int | None,
@@ -124,8 +134,10 @@ def write_manifest(con: duckdb.DuckDBPyConnection, ids: str, files: str, paths: 
 class Writer:
     """Accumulates files' rows and cells and writes them in bulk, one transaction per batch."""
 
-    def __init__(self, con: duckdb.DuckDBPyConnection) -> None:
+    def __init__(self, con: duckdb.DuckDBPyConnection,
+                 before_flush: Callable[[], None] | None = None) -> None:
         self.con = con
+        self.before_flush = before_flush   # e.g. the receipt journal: written before the rows
         self.files: list[dict[str, Any]] = []
         self.paths: list[dict[str, Any]] = []
         self.rows: list[pd.DataFrame] = []
@@ -147,13 +159,16 @@ class Writer:
     def flush(self) -> None:
         if not (self.files or self.paths):
             return
+        if self.before_flush is not None:
+            self.before_flush()
         con = self.con
         files = file_frame(self.files)
         paths = path_frame(self.paths)
+        # parsers leave out the columns they have nothing for (DHIS2 ids of a template cell…)
         rows = (pd.concat(self.rows, ignore_index=True) if self.rows
-                else pd.DataFrame(columns=ROW_COLUMNS))
+                else pd.DataFrame(columns=ROW_COLUMNS)).reindex(columns=ROW_COLUMNS)
         cells = (pd.concat(self.cells, ignore_index=True) if self.cells
-                 else pd.DataFrame(columns=CELL_COLUMNS))
+                 else pd.DataFrame(columns=CELL_COLUMNS)).reindex(columns=CELL_COLUMNS)
         rows["received_at"] = pd.to_datetime(rows["received_at"], utc=True)
         rows["row_number"] = rows["row_number"].astype("int32")
         cells["column_index"] = cells["column_index"].astype("int32")

@@ -140,16 +140,24 @@ class Run:
     def landing(self) -> Path:
         return self.home / "landing"
 
-    def write(self, rel: str, data: bytes, received: datetime, kind: str) -> None:
+    def write(self, rel: str, data: bytes, received: datetime, kind: str,
+              in_manifest: bool = True) -> None:
+        """Write a landing file, its mtime its received time; `in_manifest` False = no line in
+        `_diterima.csv` (its receipt is its mtime, or the source's own timestamp)."""
         path = self.landing / rel
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
         ts = received.timestamp()
         os.utime(path, (ts, ts))
-        self.files.append({"file": rel, "received_at": received, "kind": kind})
+        self.files.append({"file": rel, "received_at": received, "kind": kind,
+                           "in_manifest": in_manifest})
+
+    def as_of_at(self, tz: str) -> datetime:
+        """`as_of` in UTC for time zone `tz` (a date ends at midnight local time)."""
+        return self.cfg.as_of_utc(tz)
 
     def as_of_local(self, tz: str) -> date:
-        return self.as_of_utc.astimezone(ZoneInfo(tz)).date()
+        return self.as_of_at(tz).astimezone(ZoneInfo(tz)).date()
 
 
 # --- calendar ---------------------------------------------------------------------------------
@@ -464,8 +472,9 @@ def write_registry(run: Run, fac: pd.DataFrame, sasaran: pd.DataFrame,
 
 
 def write_manifest(run: Run) -> None:
-    """`landing/_diterima.csv`: every landing file with its received time."""
-    files = sorted(run.files, key=lambda f: f["file"])
+    """`landing/_diterima.csv`: every landing file with its received time (but the ones written
+    with `in_manifest=False`)."""
+    files = sorted((f for f in run.files if f.get("in_manifest", True)), key=lambda f: f["file"])
     lines = ["file,received_at"] + [f"{f['file']},{f['received_at'].isoformat()}" for f in files]
     (run.landing / "_diterima.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
 
@@ -498,7 +507,8 @@ def ground_truth_reports(slots: pd.DataFrame, versions: pd.DataFrame, cfg: Kolab
     due, cut = due_and_cutoff(rep["period"], rep["jenis_faskes"], cfg.reporting)
     rep["due_date"] = due.dt.date
     rep["cutoff_date"] = cut.dt.date
-    tz_asof = {tz: as_of_utc.astimezone(ZoneInfo(tz)).date() for tz in rep["timezone"].unique()}
+    tz_asof = {tz: cfg.as_of_utc(tz).astimezone(ZoneInfo(tz)).date()
+               for tz in rep["timezone"].unique()}
     as_of_local = rep["timezone"].map(tz_asof)
     received = rep["n_versions"].notna()
     limit = rep["due_date"].map(lambda d: d + grace)
@@ -555,6 +565,10 @@ def write_ground_truth(run: Run, reports: pd.DataFrame, resub: pd.DataFrame,
         "periods": {"first": run.periods[0], "last": run.periods[-1], "n": len(run.periods)},
         "landing_files": len(run.files),
         "landing_files_by_kind": _counts(pd.DataFrame(run.files), "kind"),
+        # no _diterima.csv line: received at their mtime (kept by the pipeline's receipt
+        # journal) or, for DHIS2, their completeDate
+        "landing_files_unlogged": sorted(f["file"] for f in run.files
+                                         if not f.get("in_manifest", True)),
         "reports_by_status": _counts(reports, "status"),
         "reports_expected": int(reports["expected"].sum()),
         "reports_nil": int(reports["is_nil_report"].sum()),

@@ -9,6 +9,7 @@ Grain of the intermediate tables:
 
 from __future__ import annotations
 
+import os
 from datetime import date, timedelta
 from typing import Any
 
@@ -58,6 +59,7 @@ RECAP_SCOPE_BY_KABKOTA = {"36.72": {form: "wilayah" for form in RECAP_FORMS}}
 RECAP_UNDECLARED_KABKOTA = "18.72"
 RECAP_UNDECLARED_FORM = "imun"
 RECAP_UNDECLARED_MONTHS = 4
+BULK_KABKOTA = "35.13"  # Kabupaten Probolinggo: a month of files copied to the server late
 BROKEN_KINDS = ["truncated_xlsx", "zero_bytes", "junk", "mixed_forms", "header_only",
                 "no_header", "zero_bytes"]
 
@@ -155,7 +157,23 @@ def _facilities(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dic
     meta = {"places": places, "unbridged": unbridged, "events": events, "jejaring_kode": jk,
             "jejaring_change": m_c, "old_induk": old_induk, "tpmd_kia": tpmd_kia,
             "chronic": chronic, "dhis2_pkm": dhis2_pkm, "wita": bpp, "pkm": pkm}
+    meta["dhis2_bpp"] = _balikpapan_dhis2_network(fac, meta)
     return fac, jejaring, places, meta
+
+
+def _balikpapan_dhis2_network(fac: pd.DataFrame, meta: dict[str, Any]) -> str:
+    """The Balikpapan puskesmas whose network reports through its own DHIS2 instance, with values
+    disaggregated by category option combo (issue 16): the first, by code, whose network holds
+    none of the planned special cases (chosen without a draw, so no other choice moves)."""
+    special = {c for c in meta["events"].values() if isinstance(c, str)}
+    special |= {meta["jejaring_kode"], meta["tpmd_kia"], *meta["wita"]}
+    special |= {k for k, _ in meta["chronic"]}
+    is_pkm = fac["jenis_faskes"] == "puskesmas"
+    for pkm in sorted(fac.index[is_pkm & (fac["kode_faskes"].str[1:5] == "6471")]):
+        members = set(fac.index[fac["network"] == pkm]) | {pkm}
+        if not members & special:
+            return str(pkm)
+    raise SampleDataError("no Balikpapan network free of special cases for the DHIS2 sample")
 
 
 def _slots(run: Run, fac: pd.DataFrame, meta: dict[str, Any]) -> pd.DataFrame:
@@ -247,8 +265,9 @@ def _schedule(run: Run, fac: pd.DataFrame, slots: pd.DataFrame,
     dhis2_periods = run.periods[-3:]
     # self-reporting clinics started sending their own files for the last six months
     own = slots["kode_faskes"].map(fac["self_report"]) & slots["period"].isin(run.periods[-6:])
+    dhis2_networks = [meta["dhis2_pkm"], meta["dhis2_bpp"]]
     slots["channel"] = np.where(
-        slots["network"].eq(meta["dhis2_pkm"]) & slots["period"].isin(dhis2_periods), "dhis2",
+        slots["network"].isin(dhis2_networks) & slots["period"].isin(dhis2_periods), "dhis2",
         np.where(own, "own", "recap"))
     slots.loc[slots["channel"] == "dhis2", "nil"] = False
     # the WITA cases: received on the due date 23:30 and the day after 00:30 (Balikpapan, UTC+8)
@@ -259,6 +278,7 @@ def _schedule(run: Run, fac: pd.DataFrame, slots: pd.DataFrame,
         slots.loc[m, ["sends", "nil", "wita"]] = [True, False, label]
         slots.loc[m, "tl"] = [d + timedelta(days=0 if label == "due_2330" else 1)
                               for d in slots.loc[m, "due"]]
+    _dhis2_wita_case(slots, meta, dhis2_periods)
     special = (slots["wita"] != "") | slots["planned_unexpected"] | slots["nil"] | ~slots["sends"]
     slots["resub"] = (~special) & slots["channel"].ne("dhis2") & (rng.random(n) < 0.025)
     slots["resub_tl"] = [t + timedelta(days=int(d))
@@ -267,7 +287,42 @@ def _schedule(run: Run, fac: pd.DataFrame, slots: pd.DataFrame,
     slots["broken"] = ""
     if run.messy:
         _plan_mess(slots, special, rng)
+    _plan_declared_dates(slots, fac, run.as_of)
     return slots
+
+
+def _dhis2_wita_case(slots: pd.DataFrame, meta: dict[str, Any], dhis2_periods: list[str]) -> None:
+    """The Balikpapan DHIS2 puskesmas completes its first imunisasi dataset on its due date: the
+    writer stamps it 23:30 without an offset — on time in WITA, the org unit's own time; 00:30 of
+    the next day, late, if it were read as WIB."""
+    m = (slots["kode_faskes"].eq(meta["dhis2_bpp"]) & slots["period"].eq(dhis2_periods[0])
+         & slots["form"].eq("imun"))
+    slots.loc[m, ["sends", "nil"]] = [True, False]
+    slots.loc[m, "tl"] = list(slots.loc[m, "due"])
+    slots["dhis2_wita"] = m.to_numpy()
+
+
+DECLARED_EARLY = 3    # late puskesmas recaps whose own row declares the 3rd (issue 16 item 4)
+DECLARED_AFTER = 2    # on-time recaps whose own row declares a date after the receipt (V05D)
+
+
+def _plan_declared_dates(slots: pd.DataFrame, fac: pd.DataFrame, as_of: date) -> None:
+    """`declared`: the tanggal_lapor a puskesmas writes in its own row when it is not the day it
+    sent the recap — never its receipt, so these reports are judged on the recap's receipt.
+    Chosen in slot order among plain recap rows (no draw): the first late ones declare the 3rd
+    of M+1, the first on-time ones two days after they sent (both sent by `as_of`)."""
+    slots["declared"] = None
+    multi = fac.index[fac["style"].map(lambda st: st.fmt) == "xlsx_multi"]
+    plain = (slots["jenis_faskes"].eq("puskesmas") & slots["sends"] & slots["channel"].eq("recap")
+             & ~slots["resub"] & slots["invalid"].eq("") & slots["broken"].eq("")
+             & ~slots["kode_faskes"].isin(multi) & slots["wita"].eq("")
+             & (slots["tl"] < as_of))
+    late = plain & (slots["tl"] > slots["due"]) & (slots["tl"] <= slots["cut"])
+    for i in slots.index[late][:DECLARED_EARLY]:
+        slots.at[i, "declared"] = month_start(add_months(slots.at[i, "period"], 1)) + timedelta(2)
+    on_time = plain & (slots["tl"] <= slots["due"] - timedelta(2))
+    for i in slots.index[on_time][:DECLARED_AFTER]:
+        slots.at[i, "declared"] = slots.at[i, "tl"] + timedelta(2)
 
 
 def _plan_mess(slots: pd.DataFrame, special: pd.Series, rng: np.random.Generator) -> None:
@@ -301,12 +356,17 @@ def build_kabupaten(run: Run) -> str:
     write_registry(run, fac.reset_index(drop=True), sasaran, jejaring)
     slots = _slots(run, fac, meta)
     slots = _schedule(run, fac, slots, meta)
+    run.notes["declared_dates"] = [
+        {"kode_faskes": r.kode_faskes, "period": r.period, "form": r.form,
+         "declared": r.declared.isoformat(), "sent": r.tl.isoformat()}
+        for r in slots[slots["declared"].notna()].itertuples()]
     values = generate_values(slots, network_sas, run.rng(30))
-    writer = LandingWriter(run, fac, places, values, meta["dhis2_pkm"])
+    writer = LandingWriter(run, fac, places, values, meta["dhis2_pkm"], meta["dhis2_bpp"])
     writer.plan(slots)
     recaps = _area_recaps(run, fac, slots, meta)
     writer.make_area_recaps(recaps)
     writer.write_all()
+    _bulk_upload(run, places)
     write_manifest(run)
     ver = pd.DataFrame(writer.versions)
     reports = ground_truth_reports(slots, ver, run.cfg, run.as_of_utc)
@@ -382,6 +442,27 @@ def _recap_summary(run: Run, recaps: dict[tuple[str, str, str], str]) -> dict[st
     }
 
 
+def _bulk_upload(run: Run, places: pd.DataFrame) -> None:
+    """Kabupaten Probolinggo copies the files of the second-last month to the server in one batch
+    after the last of them arrived: their mtime is that copy, their `_diterima.csv` line the real
+    receipt (the line decides, the mtime never does)."""
+    if len(run.periods) < 2:
+        return
+    slug = places.set_index("kode_kabkota").at[BULK_KABKOTA, "slug"]
+    folder = f"/{run.periods[-2]}/"
+    chosen = [f for f in run.files if f["file"].startswith(f"{slug}/") and folder in f["file"]
+              and f.get("in_manifest", True)]
+    if not chosen:
+        return
+    copied = max(f["received_at"] for f in chosen) + timedelta(hours=2)
+    for f in chosen:
+        ts = copied.timestamp()
+        os.utime(run.landing / f["file"], (ts, ts))
+    run.notes["bulk_uploaded"] = {"files": len(chosen), "folder": f"{slug}/*{folder}",
+                                  "mtime": copied.isoformat(),
+                                  "received_at": "their _diterima.csv lines"}
+
+
 def _summary_extra(run: Run, fac: pd.DataFrame, places: pd.DataFrame, meta: dict[str, Any],
                    writer: LandingWriter, landing_rows: int) -> dict[str, Any]:
     """The kabupaten-only entries of `summary.json`: places, events, planned special cases."""
@@ -399,11 +480,14 @@ def _summary_extra(run: Run, fac: pd.DataFrame, places: pd.DataFrame, meta: dict
         "chronic_non_reporters": [{"kode_faskes": k, "form": f} for k, f in meta["chronic"]],
         "self_reporting_facilities": int(fac["self_report"].sum()),
         "dhis2_network": {"kode_puskesmas": meta["dhis2_pkm"], "periods": run.periods[-3:]},
+        "dhis2_networks": [meta["dhis2_pkm"], meta["dhis2_bpp"]],
         "wita_cases": writer.wita,
         "landing_rows": landing_rows,
-        "received_at_semantics": "rows with tanggal_lapor count at 00:00 local of that date; "
-                                 "other rows at the file's _diterima.csv time (DHIS2: "
-                                 "completeDate, written in WIB)",
+        "received_at_semantics": "network facilities' rows with tanggal_lapor count at 00:00 "
+                                 "local of that date; puskesmas rows (whatever tanggal_lapor "
+                                 "they declare) and rows without one at the file's receipt: its "
+                                 "_diterima.csv time, else DHIS2 completeDate (local time of the "
+                                 "org unit), else its mtime",
         "multi_sheet_workbooks": "landing/<kab>/semua/<YYYY-MM>/"
                                  "rekap_<puskesmas>_semua_<YYYY-MM>.xlsx: one sheet per form, "
                                  "form detected from each sheet's header",

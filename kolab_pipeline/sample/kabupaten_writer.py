@@ -46,10 +46,20 @@ META_LABELS = {"periode": "Periode", "kode_faskes": "Kode Faskes", "nama_faskes"
 WILAYAH_SPELLINGS = ("wilayah", "Wilayah Kerja", "WILAYAH", "rekap wilayah")
 FASKES_SPELLINGS = ("faskes", "")
 DHIS2_DEFAULT_COC = "HllvX50cXC0"  # DHIS2's built-in "default" category option combo uid
+UNLOGGED_KABKOTA = "36.72"  # Kota Cilegon: clinic files without a _diterima.csv line
 DHIS2_CSV_HEADER = ["dataelement", "period", "orgunit", "categoryoptioncombo",
                     "attributeoptioncombo", "value", "storedby", "lastupdated", "comment",
                     "followup"]
 UNREADABLE_PERIODS = ("13/{y}", "Maret", "{y}-13", "bln lalu", "")
+# Balikpapan's own DHIS2 instance (issue 16): data sets disaggregated by category option combo.
+# form → (combo names, share of the first); kia stays on the default combo.
+BPP_COMBOS = {"tb": (("Laki-laki", "Perempuan"), (1, 2)),
+              "ptm": (("Laki-laki", "Perempuan"), (1, 2)),
+              "imun": (("Dalam gedung", "Luar gedung"), (7, 10))}
+# BCG is mapped pair by pair (both infant combos → imun_bcg); a third combo, doses given at one
+# year or older, is in the export but not mapped: the import summary reports it, never counted.
+BPP_PAIRED = "imun_bcg"
+BPP_UNMAPPED_COMBO = "Usia 1 tahun ke atas"
 
 
 def _uid(rng: np.random.Generator) -> str:
@@ -74,8 +84,11 @@ class LandingWriter:
     truth)."""
 
     def __init__(self, run: Run, fac: pd.DataFrame, places: pd.DataFrame,
-                 values: dict[str, np.ndarray], dhis2_pkm: str) -> None:
+                 values: dict[str, np.ndarray], dhis2_pkm: str, dhis2_bpp: str = "") -> None:
         self.run, self.fac, self.values, self.dhis2_pkm = run, fac, values, dhis2_pkm
+        self.dhis2_bpp = dhis2_bpp
+        self.dhis2_wita: set[tuple[str, str, str]] = set()   # (network, period, form) at 23:30
+        self._bpp_ids: dict[str, str] | None = None
         self.slug = places.set_index("kode_kabkota")["slug"].to_dict()
         self.rng = run.rng(40)
         self.files: dict[str, dict[str, Any]] = {}
@@ -92,10 +105,10 @@ class LandingWriter:
 
     # ---- planning: which row goes into which file, received when -------------------------
     def _file(self, key: str, rel: str, style: Style, received: datetime | None, kind: str,
-              sender: str) -> dict:
+              sender: str, in_manifest: bool = True) -> dict:
         if key not in self.files:
             self.files[key] = {"rel": rel, "style": style, "received": received, "kind": kind,
-                               "sender": sender, "rows": []}
+                               "sender": sender, "rows": [], "in_manifest": in_manifest}
         return self.files[key]
 
     def _recap_file(self, pkm: str, period: str, form: str, st: Style, tz: str,
@@ -148,10 +161,14 @@ class LandingWriter:
                                        strict=True), slots["network"], strict=True))
         pkm_slots = slots[slots["jenis_faskes"] == "puskesmas"]
         self.pkm_tl = pkm_slots.set_index(["kode_faskes", "period", "form"])["tl"].to_dict()
+        if "dhis2_wita" in slots:
+            wita = slots[slots["dhis2_wita"]]
+            self.dhis2_wita = set(zip(wita["network"], wita["period"], wita["form"], strict=True))
         for r in s.itertuples():
             vals = self.values[r.form][r.row]
             row = {"slot": r, "kode": r.kode_faskes, "nama": r.nama_faskes, "period": r.period,
-                   "form": r.form, "nil": bool(r.nil), "values": vals, "invalid": "", "tl": None}
+                   "form": r.form, "nil": bool(r.nil), "values": vals, "invalid": "", "tl": None,
+                   "declared": getattr(r, "declared", None)}
             perturbed = r.resub and not r.invalid and not r.broken
             first_vals = _perturb(vals, self.rng) if perturbed else vals
             if r.channel == "dhis2":
@@ -180,10 +197,18 @@ class LandingWriter:
             return  # entered after the dataset was completed: never arrives
         key = f"dhis2|{kab}|{r.period}|{r.form}"
         if key not in self.files:
-            ext = "json" if r.form in ("tb", "ptm") else "csv"
+            own_instance = r.network == self.dhis2_bpp   # Balikpapan: JSON with combos
+            ext = "json" if r.form in ("tb", "ptm") or own_instance else "csv"
             rel = f"dhis2/{kab.replace('.', '')}_{r.form}_{r.period.replace('-', '')}.{ext}"
             received = self._time(complete_day, r.timezone, 8, 15)
-            self._file(key, rel, Style(), received, f"dhis2_{ext}", r.network)
+            if (r.network, r.period, r.form) in self.dhis2_wita:
+                received = local_dt(complete_day, 23, 30, r.timezone)
+                self.run.notes["dhis2_wita_case"] = {
+                    "file": rel, "completeDate": received.strftime("%Y-%m-%dT%H:%M:%S.000"),
+                    "timezone": r.timezone, "expected_status_of": r.network}
+            # pulled from the DHIS2 API, not logged in _diterima.csv: completeDate decides
+            self._file(key, rel, Style(), received, f"dhis2_{ext}", r.network,
+                       in_manifest=not own_instance)
         self.files[key]["rows"].append(dict(row))
 
     def _plan_own(self, r: Any, row: dict, first_vals: np.ndarray) -> None:
@@ -214,12 +239,16 @@ class LandingWriter:
                                 "clinic_file", r.kode_faskes)
                 f2["rows"].append(dict(row))
             return
-        f = self._file(f"own|{r.Index}|1", f"{base}.{ext}", st, t, "clinic_file", r.kode_faskes)
+        # Kota Cilegon's clinics drop their files in the shared folder without a receipt-log
+        # line: their mtime is the receipt, kept by the pipeline's receipt journal
+        logged = r.kode_kabkota != UNLOGGED_KABKOTA
+        f = self._file(f"own|{r.Index}|1", f"{base}.{ext}", st, t, "clinic_file", r.kode_faskes,
+                       in_manifest=logged)
         f["rows"].append(dict(row, values=first_vals, invalid=r.invalid))
         if r.resub:
             t2 = self._time(r.resub_tl, tz, 7, 20)
             f2 = self._file(f"own|{r.Index}|2", f"{base}_revisi.{ext}", st, t2, "clinic_file",
-                            r.kode_faskes)
+                            r.kode_faskes, in_manifest=logged)
             f2["rows"].append(dict(row))
 
     def _plan_recap(self, r: Any, row: dict, first_vals: np.ndarray) -> None:
@@ -253,9 +282,8 @@ class LandingWriter:
     # ---- area recaps (lingkup_laporan = wilayah) -----------------------------------------
     def _arrived(self, f: dict) -> list[dict] | None:
         """The rows of planned file `f` as written, or None when it has not arrived by as_of."""
-        run = self.run
         recv: datetime = f["received"]
-        if recv > run.as_of_utc or recv.date() > run.as_of_local(str(recv.tzinfo)):
+        if recv > self.run.as_of_at(str(recv.tzinfo)):
             return None
         return [r for r in f["rows"] if r["tl"] is None or r["tl"] <= recv.date()]
 
@@ -273,7 +301,9 @@ class LandingWriter:
                 if r["slot"] is None or r["invalid"]:
                     continue
                 tz = r["slot"].timezone
-                if r["tl"] is not None:
+                # as `_record` dates a version: a network row by its tanggal_lapor, a puskesmas
+                # row (and a row without one) by the file's receipt at the Dinkes
+                if r["tl"] is not None and r["slot"].jenis_faskes != "puskesmas":
                     order = (r["tl"], local_dt(r["tl"], 0, 0, tz).astimezone(UTC), n)
                 else:
                     recv = f["received"]
@@ -328,11 +358,14 @@ class LandingWriter:
 
     def _record(self, f: dict, sheet: str, row_number: int, row: dict, valid: bool,
                 seq: int) -> None:
+        """A row as written. Its received time at its reporting stage: a network facility's
+        `tanggal_lapor` (the day it reported to its puskesmas), else — and always for a
+        puskesmas, whose own date is only declared — the file's receipt at the Dinkes."""
         if row["slot"] is None:
             return
         recv: datetime = f["received"]
         tz = row["slot"].timezone
-        if row["tl"] is not None:
+        if row["tl"] is not None and row["slot"].jenis_faskes != "puskesmas":
             local = row["tl"]
             at = local_dt(local, 0, 0, tz)
         else:
@@ -418,7 +451,8 @@ class LandingWriter:
             if with_scope:
                 cells.append(self._scope_cell(r, len(out_rows)))
             if with_tl:
-                cells.append(r["tl"] if xlsx else r["tl"].isoformat())
+                tl = r.get("declared") or r["tl"]   # a puskesmas may declare another date
+                cells.append(tl if xlsx else tl.isoformat())
             cells.append(st.nil_yes if r["nil"] else st.nil_no)
             cells += [format_value(int(v), st, xlsx) for v in r["values"]]
             rule = r["invalid"]
@@ -457,7 +491,7 @@ class LandingWriter:
             lines = self._sheet_rows(f, fm, [r for r in rows if r["form"] == fm], xlsx)
             sheets.append((SHEET_NAME[fm], lines))
         data = xlsx_bytes(sheets, f["received"]) if xlsx else csv_bytes(sheets[0][1], st)
-        self.run.write(f["rel"], data, f["received"], f["kind"])
+        self.run.write(f["rel"], data, f["received"], f["kind"], f["in_manifest"])
 
     def _write_broken(self, f: dict, rows: list[dict]) -> None:
         what = f["broken"]
@@ -487,15 +521,18 @@ class LandingWriter:
             data, rule = csv_bytes([mixed, line2], st), "F09"
             text = f"columns of forms {r['form']} and {other}"
         self.run.broken.append({"file": f["rel"], "rule_id": rule, "what": text})
-        self.run.write(f["rel"], data, f["received"], "broken")
+        self.run.write(f["rel"], data, f["received"], "broken", f["in_manifest"])
 
     def _write_dhis2(self, f: dict, rows: list[dict]) -> None:
         if not rows:
             return
         uid = self._dhis2_uids()
         recv: datetime = f["received"]
-        stamp = recv.strftime("%Y-%m-%dT%H:%M:%S.000")
+        stamp = recv.strftime("%Y-%m-%dT%H:%M:%S.000")   # local time, no offset (as DHIS2 does)
         rows = sorted(rows, key=lambda r: r["kode"])
+        if not f["in_manifest"]:   # Balikpapan's instance
+            self._write_dhis2_combos(f, rows, stamp)
+            return
         dv = []
         for r in rows:
             for code, v in zip(catalog.form_elements(r["form"]), r["values"], strict=True):
@@ -515,6 +552,44 @@ class LandingWriter:
             data = csv_bytes(lines, Style())
         self.run.write(f["rel"], data, recv, f["kind"])
 
+    def _write_dhis2_combos(self, f: dict, rows: list[dict], stamp: str) -> None:
+        """A dataValueSet of Balikpapan's instance: each value split over its category option
+        combos (`BPP_COMBOS`, integer shares that add up to the value), BCG with its unmapped
+        combo besides; `completeDate` in the org unit's local time (WITA), without an offset."""
+        ids = self._bpp_uids()
+        dv = []
+        for r in rows:
+            combos, (num, den) = BPP_COMBOS.get(r["form"], ((), (1, 1)))
+            for code, v in zip(catalog.form_elements(r["form"]), r["values"], strict=True):
+                if v < 0:
+                    continue
+                v = int(v)
+                base = {"dataElement": ids[f"de:{code}"], "period": r["period"].replace("-", ""),
+                        "orgUnit": ids[f"ou:{r['kode']}"], "completeDate": stamp}
+                if not combos:
+                    dv.append({**base, "value": str(v)})
+                    continue
+                first = (v * num + den // 2) // den
+                for combo, part in zip(combos, (first, v - first), strict=True):
+                    dv.append({**base, "categoryOptionCombo": ids[f"coc:{combo}"],
+                               "value": str(part)})
+                if code == BPP_PAIRED:
+                    dv.append({**base, "categoryOptionCombo": ids[f"coc:{BPP_UNMAPPED_COMBO}"],
+                               "value": str(v % 3)})
+            self._record(f, "", 0, r, valid=True, seq=len(self.versions))
+        body = {"dataSet": ids[f"ds:{rows[0]['form']}"], "completeDate": stamp, "dataValues": dv}
+        data = (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode()
+        self.run.write(f["rel"], data, f["received"], f["kind"], in_manifest=False)
+
+    def _bpp_uids(self) -> dict[str, str]:
+        """uids of Balikpapan's instance (`de:<code>`, `coc:<combo>`, `ou:<kode>`, `ds:<form>`),
+        from their own draw (Kota Metro's uids do not move); appended to the mapping: data
+        elements whole, BCG pair by pair without its `BPP_UNMAPPED_COMBO`."""
+        if self._bpp_ids is None:
+            self._dhis2_uids()
+        assert self._bpp_ids is not None
+        return self._bpp_ids
+
     def _dhis2_uids(self) -> dict[str, str]:
         """uids of the DHIS2 network's data elements and org units (written once to
         `landing/dhis2/mapping.csv`)."""
@@ -527,10 +602,40 @@ class LandingWriter:
             lines = [["kind", "dhis2_id", "kode"]]
             lines += [["data_element", self._uids[c], c] for c in codes]
             lines += [["org_unit", self._uids[u], u] for u in units]
+            lines += self._bpp_mapping(codes)
             path = self.run.landing / "dhis2" / "mapping.csv"
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(csv_bytes(lines, Style()))
         return self._uids
+
+    def _bpp_mapping(self, codes: list[str]) -> list[list[str]]:
+        """Balikpapan's uids (rng component 60) and their mapping rows."""
+        if not self.dhis2_bpp:
+            self._bpp_ids = {}
+            return []
+        rng = self.run.rng(60)
+        pkm = self.dhis2_bpp
+        units = sorted(self.fac.index[(self.fac["network"] == pkm) | (self.fac.index == pkm)])
+        combos = sorted({c for names, _ in BPP_COMBOS.values() for c in names}
+                        | {BPP_UNMAPPED_COMBO})
+        keys = ([f"de:{c}" for c in codes] + [f"coc:{c}" for c in combos]
+                + [f"ou:{u}" for u in units] + [f"ds:{fm}" for fm in FORMS])
+        ids = {k: _uid(rng) for k in keys}
+        self._bpp_ids = ids
+        lines = [["data_element", ids[f"de:{c}"], c] for c in codes if c != BPP_PAIRED]
+        lines += [["data_element", f"{ids['de:' + BPP_PAIRED]}.{ids['coc:' + combo]}", BPP_PAIRED]
+                  for combo in BPP_COMBOS["imun"][0]]
+        lines += [["org_unit", ids[f"ou:{u}"], u] for u in units]
+        self.run.notes["dhis2_disaggregated"] = {
+            "kode_puskesmas": pkm, "format": "dataValueSet JSON, completeDate in WITA without "
+            "offset, not in _diterima.csv",
+            "combos": {fm: list(names) for fm, (names, _) in BPP_COMBOS.items()},
+            "paired_element": BPP_PAIRED,
+            "unmapped_combo": {"dhis2_id": f"{ids['de:' + BPP_PAIRED]}."
+                                           f"{ids['coc:' + BPP_UNMAPPED_COMBO]}",
+                               "name": BPP_UNMAPPED_COMBO,
+                               "value": "BCG value % 3, reported as ignored, never counted"}}
+        return lines
 
     def resubmissions(self, reports: pd.DataFrame) -> pd.DataFrame:
         """Final values of every report with two or more valid versions."""

@@ -1,8 +1,12 @@
 """National scale of `kolab sample-data`: every bridged kab/kota, clean recaps, vectorised.
 
-One recap CSV per kab/kota × month × form (rows of every facility of the kab/kota that reported,
-each with `tanggal_lapor`); at most one version per facility × period × form, so the ground truth
-is computed here in one vectorised pass.
+One recap CSV per kab/kota × month × form, received on the puskesmas → Dinkes due date of that
+month, with the rows of every facility of the kab/kota that had reported by then, each with
+`tanggal_lapor`: the month's own rows and the late rows of earlier months (a late report travels
+with the next recap; one that would travel after the last month has not arrived). At most one
+version per facility × period × form, so the ground truth is computed here in one vectorised
+pass: a network facility's report counts on its `tanggal_lapor`, a puskesmas's on the recap's
+receipt (README "Inputs").
 """
 
 from __future__ import annotations
@@ -104,14 +108,20 @@ def build_national(run: Run) -> str:
     nxt = (pd.to_datetime(slots["period"] + "-01")
            + pd.DateOffset(months=1)).to_numpy().astype("datetime64[D]")
     tl = nxt + offset.astype("timedelta64[D]")
-    as_of_by_tz = {tz: np.datetime64(run.as_of_local(tz)) for tz in fac["timezone"].unique()}
-    as_of_local = slots["timezone"].map(as_of_by_tz).to_numpy()
-    keep = sends & (tl <= as_of_local.astype("datetime64[D]"))
     slots["tl"] = tl
+    # the recap that carries a row: the first of its month or later received (on that month's
+    # puskesmas → Dinkes due date) on or after its tanggal_lapor; none after the last month
+    recap_due = (pd.to_datetime(pd.Series(run.periods) + "-01") + pd.DateOffset(months=1)
+                 + pd.Timedelta(days=due_day.pkm_to_dinkes - 1)).to_numpy().astype("datetime64[D]")
+    own = slots["period"].map({p: i for i, p in enumerate(run.periods)}).to_numpy()
+    vehicle = np.maximum(own, np.searchsorted(recap_due, tl, side="left"))
+    keep = sends & (vehicle < len(run.periods))
     rows = slots[keep].copy()
-    ver = _write_recaps(run, rows, values, places, as_of_by_tz)
+    rows["vehicle"] = np.array(run.periods)[vehicle[keep]]
+    rows["recap_due"] = recap_due[vehicle[keep]]
+    ver = _write_recaps(run, rows, values, places)
     write_manifest(run)
-    # rows share their file's received_at: order by local date is what decides (one version each)
+    # one version each: its received local date decides
     reports = _national_reports(slots, ver, run)
     resub = pd.DataFrame(columns=RESUBMISSION_COLS)
     by_type = fac.groupby("jenis_faskes").size().items()
@@ -129,18 +139,18 @@ def build_national(run: Run) -> str:
 
 
 def _write_recaps(run: Run, rows: pd.DataFrame, values: dict[str, np.ndarray],
-                  places: pd.DataFrame, as_of_by_tz: dict[str, np.datetime64]) -> pd.DataFrame:
-    """One file per kab/kota × period × form, received the day after its latest row (≤ as_of)
-    at 10:00 local; returns the versions (one per row written)."""
-    rows["group"] = rows["kode_kabkota"] + "|" + rows["period"] + "|" + rows["form"]
-    grp_recv = rows.groupby("group")["tl"].max() + np.timedelta64(1, "D")
+                  places: pd.DataFrame) -> pd.DataFrame:
+    """One file per kab/kota × month × form (the `vehicle` month of its rows), received at
+    10:00 local on that month's puskesmas → Dinkes due date; returns the versions (one per row
+    written)."""
+    rows["group"] = rows["kode_kabkota"] + "|" + rows["vehicle"] + "|" + rows["form"]
+    grp_recv = rows.groupby("group")["recap_due"].first()
     kab_tz = rows.groupby("group")["timezone"].first()
-    cap = kab_tz.map(as_of_by_tz).astype("datetime64[ns]")
-    grp_recv = grp_recv.where(grp_recv <= cap, cap)
     slug = places.set_index("kode_kabkota")["slug"]
     versions = []
     for form in FORMS:
-        fr = rows[rows["form"] == form].sort_values(["kode_kabkota", "period", "kode_faskes"])
+        fr = rows[rows["form"] == form].sort_values(["kode_kabkota", "vehicle", "period",
+                                                     "kode_faskes"])
         if fr.empty:
             continue
         elements = catalog.form_elements(form)
@@ -168,13 +178,18 @@ def _write_recaps(run: Run, rows: pd.DataFrame, values: dict[str, np.ndarray],
             data = (header + "\n" + "\n".join(body[a:b]) + "\n").encode("utf-8")
             run.write(rel, data, recv, "recap_kabkota")
             files_col[a:b] = rel
-        # a row with tanggal_lapor counts as received at the start of that local date
+        # a network facility's row counts at the start of its tanggal_lapor (local); a
+        # puskesmas's at the recap's receipt (its own date is only declared)
         offset = fr["timezone"].map(tz_offset_text).to_numpy()
+        is_pkm = (fr["jenis_faskes"] == "puskesmas").to_numpy()
+        recv_date = pd.to_datetime(fr["recap_due"]).dt.strftime("%Y-%m-%d").to_numpy()
         versions.append(pd.DataFrame({
             "kode_faskes": fr["kode_faskes"].to_numpy(), "period": fr["period"].to_numpy(),
             "form": form, "file": files_col,
-            "received_at": table["tanggal_lapor"].to_numpy() + "T00:00:00" + offset,
-            "received_local_date": pd.to_datetime(fr["tl"]).dt.date.to_numpy(),
+            "received_at": np.where(is_pkm, recv_date + "T10:00:00" + offset,
+                                    table["tanggal_lapor"].to_numpy() + "T00:00:00" + offset),
+            "received_local_date": np.where(is_pkm, pd.to_datetime(fr["recap_due"]).dt.date,
+                                            pd.to_datetime(fr["tl"]).dt.date),
             "valid": True, "is_nil": fr["nil"].to_numpy(), "seq": 0}))
     return pd.concat(versions, ignore_index=True)
 

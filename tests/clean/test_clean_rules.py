@@ -72,14 +72,19 @@ def test_v05f_period_after_received_date(raw: Raw, settings: Settings) -> None:
     raw.row("a.csv", 2, "tb", "2025-05", "KP3672001", {"tb_skrining": "1"})
     # April started on the 1st: ok
     raw.row("a.csv", 3, "tb", "2025-04", "DR3672001", {"tb_skrining": "1"})
-    # tanggal_lapor is the received date when present: 31 March is before April started
-    raw.row("a.csv", 4, "tb", "2025-04", "P3672010201", {"tb_skrining": "1"},
+    # a network facility's tanggal_lapor is its received date when present: 31 March is before
+    # April started
+    raw.row("a.csv", 4, "tb", "2025-04", "KP3672001", {"tb_skrining": "1"},
             tanggal_lapor="2025-03-31")
     raw.row("a.csv", 5, "ptm", "2025-04", "P3672010201", {"ht_skrining": "1"},
             tanggal_lapor="01/04/2025")
+    # a puskesmas's own tanggal_lapor is only declared (issue 16 item 4): it was received on
+    # 3 April, when April had started, so the row is kept (this was V05F before issue 16)
+    raw.row("a.csv", 6, "tb", "2025-04", "P3672010201", {"tb_skrining": "1"},
+            tanggal_lapor="2025-03-31")
     clean.build_clean(raw.con, settings)
     assert quarantined(raw.con) == {2: {"V05F"}, 4: {"V05F"}}
-    assert sorted(kept(raw.con)) == [3, 5]
+    assert sorted(kept(raw.con)) == [3, 5, 6]
     assert q(raw.con, "SELECT value_text, reason_id FROM clean.quarantine "
                       "WHERE row_number = 4") == [(
         "2025-04", "Periode '2025-04' (2025-04) belum dimulai saat laporan diterima pada "
@@ -159,14 +164,12 @@ def test_v16_unknown_form_and_file_rejects(raw: Raw, settings: Settings) -> None
     assert quarantined(raw.con) == {2: {"V16"}}
     rows = q(raw.con, "SELECT source_path, rule_id, reason_id, reason_en FROM clean.quarantine "
                       "WHERE raw_row_id IS NULL ORDER BY source_path")
+    # reason_id: Indonesian only — the catalogue message and the file (was: followed by the raw
+    # layer's English reason); the English detail stays in reason_en
     assert rows == [
-        ("kosong.csv", "F02",
-         "Berkas kosong atau tidak berisi baris data — kosong.csv: the file has a header but no "
-         "data rows",
+        ("kosong.csv", "F02", "Berkas kosong atau tidak berisi baris data — berkas kosong.csv",
          "File is empty or has no data rows — kosong.csv: the file has a header but no data rows"),
-        ("nol.csv", "F02",
-         "Berkas kosong atau tidak berisi baris data — nol.csv: File is empty or has no data rows "
-         "— the file is empty (0 bytes)",
+        ("nol.csv", "F02", "Berkas kosong atau tidak berisi baris data — berkas nol.csv",
          "nol.csv: File is empty or has no data rows — the file is empty (0 bytes)")]
 
 

@@ -160,6 +160,7 @@ def test_two_columns_for_one_element_keep_the_leftmost(raw: Raw, settings: Setti
     other = raw.row("a.csv", 3, "tb", "2025-03", "P3672010201", {"tb_skrining": "6"})
     # a second header mapped to tb_skrining further right (e.g. code and label both present)
     second_column = ("INSERT INTO raw.submission_cell "
+                     "(raw_row_id, column_index, header, data_element, value_text) "
                      "VALUES ($raw_row_id, 20, 'Orang diskrining', 'tb_skrining', $text)")
     raw.con.execute(second_column, {"raw_row_id": rid, "text": "9"})
     raw.con.execute(second_column, {"raw_row_id": other, "text": "8"})

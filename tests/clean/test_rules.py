@@ -22,8 +22,10 @@ def test_shipped_catalogue_has_every_clean_rule_with_both_languages() -> None:
         assert r.message_id and r.message_en
     # the file rules of the raw layer are there too (quarantine copies file rejects)
     assert {"F01", "F02", "F04", "F09"} <= set(cat)
-    # L02–L04: report scope (lingkup laporan), issue 16
-    assert rules.rule_ids("warning") == ["V07", "V08", "V09", "V11", "V13", "L02", "L03", "L04"]
+    # V05D: a declared tanggal_lapor after the receipt at the Dinkes (issue 16 item 4);
+    # L02–L04: report scope (lingkup laporan), issue 16 item 3
+    assert rules.rule_ids("warning") == ["V05D", "V07", "V08", "V09", "V11", "V13", "L02", "L03",
+                                         "L04"]
 
 
 def test_relations_of_the_ytd_rules() -> None:

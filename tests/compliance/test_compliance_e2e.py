@@ -7,8 +7,13 @@ clean layer is the side to fix; otherwise the compliance rules or the generator)
 
 from __future__ import annotations
 
+import os
+import shutil
+import time
 from datetime import date
+from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
@@ -36,20 +41,35 @@ def _explain(con, gt_invalid: pd.DataFrame, key: tuple[str, str, str]) -> str:
     return "; ".join(parts) or "no clean version"
 
 
-@pytest.mark.slow
-def test_statuses_match_ground_truth(kolab_home):
-    sample_data.generate(kolab_home, seed=1, as_of=date(2025, 1, 20), scale="kabupaten",
-                         months=3, messy=True)
-    settings = Settings.load(kolab_home)
+def _pipeline(home: Path) -> duckdb.DuckDBPyConnection:
+    """registry → raw → clean → compliance of the sample's months, into home's warehouse."""
+    settings = Settings.load(home)
     con = connect(settings.paths.warehouse)
     ensure_schema(con)
     reference.load_registry(con, settings)
     raw.ingest_landing(con, settings)
     clean.build_clean(con, settings)
+    compliance.run_compliance(con, settings, ["2024-10", "2024-11", "2024-12"])
+    return con
+
+
+@pytest.fixture(scope="module")
+def sample_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    home = tmp_path_factory.mktemp("e2e") / "kolab_home"
+    sample_data.generate(home, seed=1, as_of=date(2025, 1, 20), scale="kabupaten",
+                         months=3, messy=True)
+    _pipeline(home).close()
+    return home
+
+
+@pytest.mark.slow
+def test_statuses_match_ground_truth(sample_home):
+    kolab_home = sample_home
+    settings = Settings.load(kolab_home)
+    con = connect(settings.paths.warehouse)
     gt = pd.read_csv(kolab_home / "ground_truth" / "reports.csv", dtype=str).fillna("")
     periods = sorted(gt.period.unique())
     assert periods == ["2024-10", "2024-11", "2024-12"]
-    compliance.run_compliance(con, settings, periods)
     ours = con.execute("""
         SELECT kode_faskes, period, form, status, CAST(expected::INT AS VARCHAR) AS expected,
                coalesce(CAST(received_local_date AS VARCHAR), '') AS received_local_date,
@@ -79,3 +99,40 @@ def test_statuses_match_ground_truth(kolab_home):
                           + "\n".join(problems[:60]))
     # the sample exercises every status
     assert set(gt.status) == {"on_time", "late", "missing", "pending", "unexpected"}
+
+
+STATUS_COLUMNS = ("kode_faskes, period, form, status, received_at, received_source, "
+                  "received_dinkes_at, declared_at, days_late, forwarded_on_time, "
+                  "received_by_cutoff")
+
+
+@pytest.mark.slow
+def test_statuses_survive_a_copied_landing_folder_and_an_empty_warehouse(sample_home, tmp_path):
+    """Issue 16 item 7: copy the landing folder (every mtime becomes the copy's), start from an
+    empty warehouse, re-run: every status and receipt time is the same. The sample has files
+    whose mtime is their receipt (Kota Cilegon's clinic files, no receipt-log line): the receipt
+    journal kept with the folder is what keeps them."""
+    settings = Settings.load(sample_home)
+    with connect(settings.paths.warehouse) as con:
+        before = con.execute(f"SELECT {STATUS_COLUMNS} FROM compliance.report_status "
+                             "ORDER BY ALL").fetchall()
+        by_journal = con.execute("SELECT count(*) FROM clean.submission "
+                                 "WHERE received_source = 'journal'").fetchone()[0]
+    assert by_journal > 0
+    copy = tmp_path / "kolab_home"
+    copy.mkdir()
+    for part in ("registry", "ground_truth"):
+        shutil.copytree(sample_home / part, copy / part)
+    shutil.copy(sample_home / "kolab.yaml", copy / "kolab.yaml")
+    shutil.copytree(sample_home / "landing", copy / "landing", copy_function=shutil.copy)
+    later = time.time()
+    for path in (copy / "landing").rglob("*"):
+        if path.is_file():
+            os.utime(path, (later, later))
+    assert not (copy / "kolab.duckdb").exists()
+    con = _pipeline(copy)
+    after = con.execute(f"SELECT {STATUS_COLUMNS} FROM compliance.report_status "
+                        "ORDER BY ALL").fetchall()
+    con.close()
+    assert len(after) == len(before) > 6000
+    assert after == before

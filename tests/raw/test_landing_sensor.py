@@ -47,3 +47,17 @@ def test_lost_cursor_gives_the_same_run_key(settings):
         [b], _ = _tick(settings, instance, None)
         assert a.run_key == b.run_key
         assert landing_folder_sensor.default_status == dg.DefaultSensorStatus.STOPPED
+
+
+def test_the_receipt_journal_written_by_an_ingest_requests_no_run(settings, con):
+    """The ingest appends to landing/_jurnal_penerimaan.csv; that is no new submission."""
+    from kolab_pipeline import raw
+    from kolab_pipeline.raw.journal import JOURNAL
+
+    put(settings, "a/tb/ok.csv", PLAIN)
+    with dg.instance_for_test() as instance:
+        [_], cursor = _tick(settings, instance, None)
+        raw.ingest_landing(con, settings, run_id="r1")
+        assert (settings.paths.landing / JOURNAL).exists()
+        runs, _ = _tick(settings, instance, cursor)
+        assert runs == []

@@ -156,7 +156,8 @@ def test_batch_and_per_file_paths_write_identical_raw_tables(settings, con, ref_
     f = con.execute("SELECT n_rows_read, n_rows_kept, n_rows_rejected, encoding, delimiter, "
                     "sheets, file_format, received_source FROM raw.landing_file WHERE file_id = ?",
                     [fid]).fetchone()
-    assert f == (3, 3, 0, "utf-8", ",", "", "csv", "mtime")
+    # no _diterima.csv line: the receipt journal's first-seen mtime decides (issue 16 item 7)
+    assert f == (3, 3, 0, "utf-8", ",", "", "csv", "journal")
     import hashlib
     assert fid == hashlib.sha256(A_CSV.encode()).hexdigest()
     assert con.execute("SELECT source_path, role FROM raw.landing_path WHERE file_id = ? "

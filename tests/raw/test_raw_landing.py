@@ -320,7 +320,8 @@ def test_received_at_from_manifest_else_mtime(settings, con):
     assert fa["received_at"].astimezone(UTC) == datetime(2025, 4, 5, 15, 30, tzinfo=UTC)
     assert fa["received_source"] == "manifest"
     assert fb["received_at"].astimezone(UTC) == datetime.fromtimestamp(1_741_000_000, UTC)
-    assert fb["received_source"] == "mtime"
+    # not in the manifest: its mtime when first seen, kept in the receipt journal (issue 16.7)
+    assert fb["received_source"] == "journal"
     assert a.exists()
     # every raw row carries its file's received_at
     got = con.execute("SELECT DISTINCT received_at FROM raw.submission_row "

@@ -1,5 +1,6 @@
-"""`kolab template FORM`: XLSX (codes row 1, labels row 2, frozen panes, instructions sheet) and CSV;
-a filled-in template is ingested by the raw layer with the label row and instructions skipped."""
+"""`kolab template FORM`: XLSX (codes row 1, labels row 2, frozen panes, instructions sheet) and
+CSV; a filled-in template is ingested by the raw layer with the label row and instructions
+skipped."""
 
 from __future__ import annotations
 
@@ -56,12 +57,14 @@ def test_cli_template_and_filled_template_ingests(tmp_path, settings, con, capsy
     wb.save(dest)
     shutil.copy(tmp_path / "t" / "template_tb.csv", settings.paths.landing / "blank_tb.csv")
     s = raw.ingest_landing(con, settings, run_id="r1")
-    assert (s.files_ingested, s.files_rejected) == (1, 1)       # the blank CSV has no data rows (F02)
-    assert con.execute("SELECT sheet, row_number, form, kode_faskes FROM raw.submission_row").fetchall() == [
+    # the blank CSV has no data rows (F02)
+    assert (s.files_ingested, s.files_rejected) == (1, 1)
+    assert con.execute("SELECT sheet, row_number, form, kode_faskes "
+                       "FROM raw.submission_row").fetchall() == [
         ("tb", 3, "tb", "KP001")]                                  # row 2 = labels, skipped
     assert con.execute("SELECT lingkup_laporan FROM raw.submission_row").fetchall() == [("faskes",)]
     # 10 TB elements, all mapped; values as text
-    cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell ORDER BY column_index"
-                        ).fetchall()
+    cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell "
+                        "ORDER BY column_index").fetchall()
     assert [c[1] for c in cells] == ["9", "2", "2", "0", "1", "1", "1", "0", "0", "0"]
     assert all(c[0] is not None for c in cells)

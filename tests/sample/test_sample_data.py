@@ -6,6 +6,7 @@ import csv
 import hashlib
 import io
 import json
+import re
 import time
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -154,12 +155,25 @@ def test_manifest_and_ground_truth_point_at_real_files(messy: Path) -> None:
     manifest = pd.read_csv(landing / "_diterima.csv", dtype=str)
     on_disk = {str(p.relative_to(landing)) for p in landing.rglob("*") if p.is_file()}
     on_disk -= {"_diterima.csv", "dhis2/mapping.csv"}
-    assert set(manifest["file"]) == on_disk
+    summary = json.loads((messy / "ground_truth" / "summary.json").read_text(encoding="utf-8"))
+    # issue 16: Kota Cilegon's clinic files and Balikpapan's DHIS2 exports have no receipt-log
+    # line (their mtime, resp. completeDate, is their receipt); every other file has one
+    unlogged = set(summary["landing_files_unlogged"])
+    assert unlogged and not unlogged & set(manifest["file"])
+    assert set(manifest["file"]) | unlogged == on_disk
+    assert all(f.startswith(("3672_kota_cilegon/", "dhis2/6471_")) for f in unlogged)
     assert manifest["received_at"].str.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\+0[789]:00$").all()
-    # mtime = received_at
-    row = manifest.iloc[len(manifest) // 2]
+    # mtime = received_at, but for the month Kabupaten Probolinggo copied to the server late
+    bulk = summary["bulk_uploaded"]
+    folder = bulk["folder"].split("*")
+    in_bulk = manifest["file"].map(lambda f: f.startswith(folder[0]) and folder[1] in f)
+    assert in_bulk.sum() == bulk["files"] > 0
+    row = manifest[~in_bulk].iloc[len(manifest) // 2]
     received_at = datetime.fromisoformat(row["received_at"]).timestamp()
     assert (landing / row["file"]).stat().st_mtime == received_at
+    copied = datetime.fromisoformat(bulk["mtime"]).timestamp()
+    for f, at in manifest[in_bulk][["file", "received_at"]].itertuples(index=False):
+        assert (landing / f).stat().st_mtime == copied > datetime.fromisoformat(at).timestamp()
     rep = _gt(messy, "reports.csv")
     finals = set(rep.loc[rep["final_file"] != "", "final_file"])
     assert finals and finals <= on_disk
@@ -170,8 +184,7 @@ def test_manifest_and_ground_truth_point_at_real_files(messy: Path) -> None:
     rec = got[got["n_versions"] != "0"]
     assert ((rec["received_local_date"] <= rec["due_date"]) == (rec["status"] == "on_time")).all()
     assert set(got.loc[got["n_versions"] == "0", "status"]) <= {"missing", "pending"}
-    summary = json.loads((messy / "ground_truth" / "summary.json").read_text(encoding="utf-8"))
-    assert summary["landing_files"] == len(manifest)
+    assert summary["landing_files"] == len(manifest) + len(unlogged)
     assert sum(summary["reports_by_status"].values()) == len(rep)
 
 
@@ -272,8 +285,10 @@ def test_wita_cases_and_resubmissions(messy: Path) -> None:
 def test_dhis2_files_use_mapped_uids_and_complete_date(messy: Path) -> None:
     mapping = pd.read_csv(messy / "landing" / "dhis2" / "mapping.csv", dtype=str)
     assert set(mapping["kind"]) == {"data_element", "org_unit"}
-    assert mapping["dhis2_id"].str.match(r"^[A-Za-z][A-Za-z0-9]{10}$").all()
-    uids = set(mapping["dhis2_id"])
+    # a uid, or a dataElement.categoryOptionCombo pair of uids (issue 16: BCG of Balikpapan)
+    uid = r"[A-Za-z][A-Za-z0-9]{10}"
+    assert mapping["dhis2_id"].str.match(rf"^{uid}(\.{uid})?$").all()
+    uids = {i.split(".")[0] for i in mapping["dhis2_id"]}
     rep = _gt(messy, "reports.csv")
     jsons = sorted((messy / "landing" / "dhis2").glob("*.json"))
     assert jsons
@@ -285,6 +300,16 @@ def test_dhis2_files_use_mapped_uids_and_complete_date(messy: Path) -> None:
         got = rep[rep["final_file"] == rel]
         assert len(got) > 0
         assert (got["received_local_date"] == payload["completeDate"][:10]).all()
+    # Balikpapan's instance: values split over category option combos, BCG's extra combo
+    # unmapped (reported by the import summary), completeDate local time without an offset
+    summary = json.loads((messy / "ground_truth" / "summary.json").read_text(encoding="utf-8"))
+    unmapped = summary["dhis2_disaggregated"]["unmapped_combo"]["dhis2_id"]
+    assert unmapped not in set(mapping["dhis2_id"])
+    imun = json.loads(sorted((messy / "landing" / "dhis2").glob("6471_imun_*.json"))[0]
+                      .read_text(encoding="utf-8"))
+    combos = {f"{v['dataElement']}.{v.get('categoryOptionCombo')}" for v in imun["dataValues"]}
+    assert unmapped in combos and len({c.split(".")[1] for c in combos}) == 3
+    assert re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.000$", imun["completeDate"])
     csvs = sorted((messy / "landing" / "dhis2").glob("1872_*.csv"))
     header = csvs[0].read_text(encoding="utf-8").splitlines()[0]
     assert header == ("dataelement,period,orgunit,categoryoptioncombo,attributeoptioncombo,"

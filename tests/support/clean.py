@@ -92,7 +92,8 @@ class Raw:
              "nihil": nihil, "lingkup": lingkup, "received": received})
         for i, (element, text) in enumerate((values or {}).items()):
             self.con.execute(
-                "INSERT INTO raw.submission_cell VALUES (?, ?, ?, ?, ?)",
+                "INSERT INTO raw.submission_cell (raw_row_id, column_index, header, data_element, "
+                "value_text) VALUES (?, ?, ?, ?, ?)",
                 [raw_row_id, 5 + i, element, None if element.startswith("?") else element, text])
         return raw_row_id
 
