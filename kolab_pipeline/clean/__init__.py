@@ -2,14 +2,17 @@
 resubmissions, and write the `clean.*` tables (grain in `catalog/tables.yaml`):
 
 - `clean.submission` — one facility × period × form × version (every valid raw row is one version);
-- `clean.submission_value` — facility × period × form × data element of the *current* version;
+- `clean.submission_value` — facility × period × form × data element of the *current* version
+  (`value` = the facility's own services: a puskesmas's area recap counts its own share);
 - `clean.submission_value_history` — the same for every version, with the previous version's value;
 - `clean.quarantine` — one rejected raw row (or whole file) × rule that rejected it;
 - `clean.validation_flag` — one kept current submission × warning rule × relation/element;
 - `clean.build_state` — one raw file cleaned by the last build (the base of incremental builds).
 
 Steps: `parsers` (SQL macros) → `scope` (what changed) → `stage` (rows, cells, errors) →
-`versions` → `write` (with `flags`); `build.build_clean` runs them, `queries` is what checks read.
+`versions` → `lingkup` (report scope of each kept row) → `write` (with `flags`, and
+`lingkup.derive`: the own share of area recaps); `build.build_clean` runs them, `queries` is what
+checks read.
 Design notes: docs/design/clean.md.
 """
 
