@@ -340,8 +340,14 @@ def test_timezone_config_is_validated_before_it_reaches_sql(kolab_home: Path):
 def test_ui_is_bound_to_localhost_by_default():
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
     ui = makefile.split("\nui:", 1)[1].split("\n\n", 1)[0]
-    command = next(line for line in ui.splitlines() if "dagster dev" in line)
-    assert "-h 127.0.0.1" in command and "0.0.0.0" not in ui
+    # `make ui` runs the launcher (it stops the whole process group on Ctrl-C), which hands its
+    # --host to `dagster dev -h`; both default to the loopback address.
+    command = next(line for line in ui.splitlines() if "orchestration.ui" in line)
+    assert "--host 127.0.0.1" in command and "0.0.0.0" not in ui
+    from kolab_pipeline.orchestration import ui as launcher
+    source = Path(launcher.__file__).read_text(encoding="utf-8")
+    assert '"--host", default="127.0.0.1"' in source and '"-h", args.host' in source
+    assert "0.0.0.0" not in source
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert ("127.0.0.1" in readme
             and "0.0.0.0" not in readme.split("make ui", 1)[1].split("\n", 1)[0])
