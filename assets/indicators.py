@@ -16,7 +16,8 @@ from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 from kolab_pipeline.orchestration.specs import monthly_asset, monthly_multi_asset, table_spec
 
 CLEAN_VALUES = ["clean", "submission_value"]
-REFERENCE_DEPS = [["reference", "facility"], ["reference", "sasaran"], ["reference", "wilayah"]]
+REFERENCE_DEPS = [["reference", "facility"], ["reference", "sasaran"], ["reference", "wilayah"],
+                  ["reference", "form_assignment"]]
 
 KABKOTA_YTD_SQL = """
     SELECT unit_code AS kabkota, indicator_code, numerator,
