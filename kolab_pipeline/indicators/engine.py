@@ -33,19 +33,30 @@ WIDE_SQL = """
      GROUP BY kode_faskes
 """
 
+# Per facility, its type and its network this month for each form (`network_<form>`), so each
+# indicator joins one row per facility.
+NETWORK_MONTH_SQL = """
+    SELECT facility.kode_faskes, any_value(facility.jenis_faskes) AS jenis_faskes,
+           {form_columns}
+      FROM reference.facility facility
+      LEFT JOIN {moved} moved ON moved.kode_faskes = facility.kode_faskes
+                             AND moved.period = $period
+     GROUP BY facility.kode_faskes
+"""
+NETWORK_FORM_COLUMN = """CASE WHEN bool_or(moved.form = $network_form_{n})
+                THEN any_value(moved.kode_jejaring) FILTER (WHERE moved.form = $network_form_{n})
+                ELSE any_value(facility.kode_jejaring) END AS {column}"""
+
 # One indicator's facility numerator (and element denominator) from the wide month table, with
 # the network of the month. COHORT indicators read their denominator from the wide table of the
 # cohort's month (`lag.`, $lag_months earlier). SHARE counts the numerator only from network
 # members other than the puskesmas (0, never NULL, from the puskesmas and from facilities in no
 # network, such as a hospital).
 FACILITY_MONTH_SQL = """
-    SELECT $indicator_{n} AS indicator_code, wide.kode_faskes,
-           {network} AS kode_jejaring,
+    SELECT $indicator_{n} AS indicator_code, wide.kode_faskes, {network} AS kode_jejaring,
            CAST({numerator} AS DOUBLE) AS numerator, CAST({denominator} AS DOUBLE) AS denominator
-      FROM {wide} wide JOIN reference.facility facility ON facility.kode_faskes = wide.kode_faskes
+      FROM {wide} wide JOIN {network_month} facility ON facility.kode_faskes = wide.kode_faskes
       {lag_join}
-      LEFT JOIN {moved} moved ON moved.kode_faskes = wide.kode_faskes
-                             AND moved.form = $form_{n} AND moved.period = $period
      WHERE {reported}
 """
 
@@ -135,16 +146,28 @@ FACILITY_YTD_SQL = """
      GROUP BY ALL
 """
 
+# A facility's whole YTD: the sum of its parts (one row per indicator × facility).
+FACILITY_YTD_TOTAL_SQL = """
+    SELECT indicator_code, kode_faskes, sum(numerator) AS numerator,
+           sum(denominator) AS denominator
+      FROM {fac_ytd} GROUP BY indicator_code, kode_faskes
+"""
+
 # Every unit row = the sum of its facilities' rows (facility rows kept as they are): location
-# units by the facility's wilayah, networks by the network of each month's part.
+# units by the facility's wilayah (from the facility totals), networks by the network of each
+# month's part (a facility has one part per network, so count(*) counts facilities).
 UNIT_ROWS_SQL = """
     WITH fac AS (
+        SELECT 'month' AS period_type, indicator_code, kode_faskes, numerator, denominator
+          FROM {fac_month}
+        UNION ALL SELECT 'ytd', * FROM {fac_ytd_total}
+    ), parts AS (
         SELECT 'month' AS period_type, * FROM {fac_month}
         UNION ALL SELECT 'ytd', * FROM {fac_ytd}
     )
     SELECT fac.period_type, fac.indicator_code, unit.unit_level, unit.unit_code,
            sum(fac.numerator) AS numerator, sum(fac.denominator) AS denominator,
-           count(DISTINCT fac.kode_faskes) AS n_facilities
+           count(*) AS n_facilities
       FROM fac JOIN {geo_unit} unit ON unit.kode_faskes = fac.kode_faskes
       JOIN {cat} cat ON cat.indicator_code = fac.indicator_code
      WHERE unit.unit_level = 'facility'
@@ -153,15 +176,15 @@ UNIT_ROWS_SQL = """
             AND cat.aggregation NOT IN ('UCI', 'UCI_DESA'))
      GROUP BY ALL
     UNION ALL
-    SELECT fac.period_type, fac.indicator_code, 'puskesmas_network', fac.kode_jejaring,
-           sum(fac.numerator), sum(fac.denominator), count(DISTINCT fac.kode_faskes)
-      FROM fac JOIN {cat} cat ON cat.indicator_code = fac.indicator_code
-     WHERE fac.kode_jejaring IS NOT NULL
+    SELECT parts.period_type, parts.indicator_code, 'puskesmas_network', parts.kode_jejaring,
+           sum(parts.numerator), sum(parts.denominator), count(*)
+      FROM parts JOIN {cat} cat ON cat.indicator_code = parts.indicator_code
+     WHERE parts.kode_jejaring IS NOT NULL
        AND ((list_contains(cat.levels, 'puskesmas_network')
-             AND NOT (cat.aggregation = 'UNIQUE_YTD' AND fac.period_type = 'month')
+             AND NOT (cat.aggregation = 'UNIQUE_YTD' AND parts.period_type = 'month')
              AND cat.aggregation NOT IN ('UCI', 'UCI_DESA'))
             -- networks' YTD numerators feed the UCI proxy
-            OR (cat.aggregation = 'UCI' AND fac.period_type = 'ytd'))
+            OR (cat.aggregation = 'UCI' AND parts.period_type = 'ytd'))
      GROUP BY ALL
 """
 
@@ -232,7 +255,7 @@ UCI_DESA_COVERAGE_SQL = """
     ), reported AS (
         SELECT fac.indicator_code, facility.kode_wilayah AS kode_desa,
                sum(fac.numerator) AS numerator
-          FROM {fac_ytd} fac
+          FROM {fac_ytd_total} fac
           JOIN reference.facility facility ON facility.kode_faskes = fac.kode_faskes
          WHERE fac.indicator_code IN (SELECT indicator_code FROM uci)
          GROUP BY ALL
@@ -394,9 +417,10 @@ def _facility_month_sql(indicators: Sequence[Indicator], tables: dict[str, str]
     parts, params = [], {}
     for n, ind in enumerate(indicators):
         num = ind.numerator.sql("wide.")
+        network = f"facility.{_network_column(ind.form)}"
         if ind.aggregation == "SHARE":
             num = (f"CASE WHEN {num} IS NULL THEN NULL "
-                   f"WHEN facility.jenis_faskes = 'puskesmas' OR {NETWORK_OF_MONTH} IS NULL "
+                   f"WHEN facility.jenis_faskes = 'puskesmas' OR {network} IS NULL "
                    f"THEN 0 ELSE {num} END")
         lag_join, den = "", "NULL"
         if ind.denominator and ind.lag_months:
@@ -408,10 +432,21 @@ def _facility_month_sql(indicators: Sequence[Indicator], tables: dict[str, str]
         reported = f"{num} IS NOT NULL" + (f" AND {den} IS NOT NULL" if ind.denominator else "")
         parts.append(FACILITY_MONTH_SQL.format(
             n=n, numerator=num, denominator=den, wide=tables["wide"], lag_join=lag_join,
-            moved=tables["moved"], network=NETWORK_OF_MONTH, reported=reported))
+            network_month=tables["network_month"], network=network, reported=reported))
         params[f"indicator_{n}"] = ind.code
-        params[f"form_{n}"] = ind.form
     return "\nUNION ALL\n".join(parts), params
+
+
+def _network_column(form: str) -> str:
+    return ident(f"network_{form}")
+
+
+def _network_month_sql(forms: Sequence[str], moved: str) -> tuple[str, dict[str, object]]:
+    """`NETWORK_MONTH_SQL` with one network column per form, and the forms as parameters."""
+    columns = ",\n           ".join(NETWORK_FORM_COLUMN.format(n=n, column=_network_column(f))
+                                    for n, f in enumerate(forms))
+    return (NETWORK_MONTH_SQL.format(form_columns=columns, moved=moved),
+            {f"network_form_{n}": f for n, f in enumerate(forms)})
 
 
 def _earlier_months_sql(con: duckdb.DuckDBPyConnection, period: str, previous: str | None,
@@ -486,6 +521,9 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
         for lag, lag_codes in _lags(indicators).items():
             tables[f"wide_lag_{lag}"] = stage.name(f"wide_lag_{lag}")
             lag_sql[lag] = _wide_sql(lag_codes, f"lag_period_{lag}")
+        tables["network_month"] = stage.name("network_month")
+        net_sql, net_params = _network_month_sql(sorted({i.form for i in indicators}),
+                                                 tables["moved"])
         fac_sql, fac_params = _facility_month_sql(indicators, tables)
         _ensure_sasaran(con, settings, expanded)
         previous: str | None = None
@@ -498,6 +536,7 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
                 "uci_now": uci * month / 12, "uci_now_text": f"{uci * month / 12:.4g}",
                 "uci_text": f"{uci:g}"}
             stage.create("wide", wide_sql, {**wide_params, **params})
+            stage.create("network_month", net_sql, {**net_params, **params})
             for lag, (sql, lag_params) in lag_sql.items():
                 stage.create(f"wide_lag_{lag}", sql,
                              {**lag_params, f"lag_period_{lag}": add_months(period, -lag)})
@@ -506,6 +545,8 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
             earlier = _earlier_months_sql(con, period, previous, tables)
             tables["fac_ytd"] = stage.create(
                 "fac_ytd", FACILITY_YTD_SQL.format(earlier=earlier, **tables), params)
+            tables["fac_ytd_total"] = stage.create("fac_ytd_total",
+                                                   FACILITY_YTD_TOTAL_SQL.format(**tables))
             tables["unit_rows"] = stage.create("unit_rows", UNIT_ROWS_SQL.format(**tables))
             tables["desa_coverage"] = stage.create(
                 "desa_coverage", UCI_DESA_COVERAGE_SQL.format(**tables), params)

@@ -124,6 +124,25 @@ def test_ht_screening_is_named_for_what_it_counts():
     assert (spm.aggregation, spm.sasaran, spm.target) == ("UNIQUE_YTD", "pend_15_59", 100)
 
 
+def test_spm_dm_pro_rata_and_blood_pressure_measurements(world, settings: Settings):
+    add_values(world, {("PA", "2025-01", "dm_dilayani_standar_ytd_unik"): 60,
+                       ("PA", "2025-02", "dm_dilayani_standar_ytd_unik"): 90,
+                       ("PB", "2025-01", "dm_dilayani_standar_ytd_unik"): 54,
+                       ("PA", "2025-01", "ht_skrining"): 700, ("PA", "2025-02", "ht_skrining"): 650,
+                       ("KA1", "2025-02", "ht_skrining"): 90})
+    indicators.compute_indicator_values(world, settings, ["2025-01", "2025-02"])
+    # SPM DM: unique persons PA max(60, 90) = 90 + PB 54 = 144 ÷ est. DM 0.02 × 72 000 = 1 440
+    # = 10 % < the pro-rata line 100 × 2/12 = 16.67 % → attainment 60 %, not on track
+    r = row(world, "PTM_SPM_DM", "kabkota", "99.01", "2025-02", "ytd")
+    assert (r["numerator"], r["denominator"]) == (144, pytest.approx(1440))
+    assert r["attainment"] == pytest.approx(10 / (200 / 12) * 100) and not r["on_track"]
+    # blood-pressure measurements summed over the months (the same people measured monthly
+    # count again): 700 + 650 + 90 = 1 440 ÷ pend_15plus 72 000 = 2 %; no target, not judged
+    r = row(world, "PTM_SKRINING_HT", "kabkota", "99.01", "2025-02", "ytd")
+    assert (r["numerator"], r["value"]) == (1440, pytest.approx(2))
+    assert pd_isna(r["target"]) and pd_isna(r["on_track"])
+
+
 def test_dm_screening_and_control(world, settings: Settings):
     add_values(world, {("PA", "2025-01", "dm_skrining"): 100, ("PA", "2025-02", "dm_skrining"): 50,
                        ("PA", "2025-01", "dm_dilayani_standar"): 10,

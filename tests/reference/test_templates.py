@@ -61,5 +61,6 @@ def test_cli_template_and_filled_template_ingests(tmp_path, settings, con, capsy
     # as text
     cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell ORDER BY column_index"
                         ).fetchall()
-    assert [c[1] for c in cells] == ["9", "2", "2", "0", "1", "1", "1", "0", "0", "0"] + [None] * 6
+    assert [c[1] for c in cells] == (["9", "2", "2", "0", "1", "1", "1", "0", "0", "0"]
+                                     + [None] * 6)
     assert all(c[0] is not None for c in cells)
