@@ -35,12 +35,13 @@ test: install-dev
 	$(BIN)/python -m tests.support.chromium ensure-binaries
 	$(BIN)/pytest
 
-## make ui: the Dagster UI on the same warehouse, bound to 127.0.0.1. DAGSTER_HOME is the instance
-## `kolab run` records its runs in (KOLAB_HOME/.dagster; its dagster.yaml limits the
-## duckdb_writer pool to one step at a time).
+## make ui: the Dagster UI on the same warehouse, bound to 127.0.0.1 (UI_PORT, default 3000).
+## DAGSTER_HOME is the instance `kolab run` records its runs in (KOLAB_HOME/.dagster; its
+## dagster.yaml limits the duckdb_writer pool to one step at a time). Ctrl-C or SIGTERM stops every
+## Dagster process it started (kolab_pipeline/orchestration/ui.py; `exec` so make's SIGTERM reaches it).
+UI_PORT ?= 3000
 ui: install
-	$(BIN)/python -c "from kolab_pipeline.config import Settings; from kolab_pipeline.orchestration.runner import ensure_instance_dir; ensure_instance_dir(Settings.load())"
-	DAGSTER_HOME=$(KOLAB_HOME)/.dagster $(BIN)/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	exec $(BIN)/python -m kolab_pipeline.orchestration.ui --host 127.0.0.1 --port $(UI_PORT)
 
 lint: install-dev
 	$(BIN)/ruff check .

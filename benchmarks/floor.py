@@ -51,7 +51,8 @@ def run_floor(landing: Path, registry_csv: Path, db_path: Path, threads: int | N
         con.execute("SET preserve_insertion_order = false")
         forms = sorted({p.name for p in landing.glob("*/*") if p.is_dir()})
         files = 0
-        con.execute("CREATE TABLE fac AS SELECT kode_faskes, substr(kode_wilayah, 1, 5) AS kode_kabkota "
+        con.execute("CREATE TABLE fac AS "
+                    "SELECT kode_faskes, substr(kode_wilayah, 1, 5) AS kode_kabkota "
                     "FROM read_csv(?, all_varchar = true, header = true)", [str(registry_csv)])
         con.execute("CREATE TABLE long (period VARCHAR, kode_faskes VARCHAR, form VARCHAR, "
                     "data_element VARCHAR, value BIGINT)")
@@ -81,7 +82,8 @@ def run_floor(landing: Path, registry_csv: Path, db_path: Path, threads: int | N
             SELECT *, 'month' AS period_type FROM month
             UNION ALL
             SELECT kode_kabkota, period, form, data_element,
-                   sum(value) OVER (PARTITION BY kode_kabkota, form, data_element, substr(period, 1, 4)
+                   sum(value) OVER (PARTITION BY kode_kabkota, form, data_element,
+                                                 substr(period, 1, 4)
                                     ORDER BY period) AS value, 'ytd'
               FROM month""")
         rows_out = con.execute("SELECT count(*) FROM floor_agg").fetchone()[0]

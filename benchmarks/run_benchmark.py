@@ -92,7 +92,8 @@ def _gx(suite_name: str, settings) -> bool:
 
     con = connect(_DB[0])
     try:
-        result = clean_checks.run_gx_suite(con, KolabHome(home=str(settings.paths.home)), suite_name)
+        result = clean_checks.run_gx_suite(con, KolabHome(home=str(settings.paths.home)),
+                                           suite_name)
         return bool(result.passed)
     finally:
         con.close()
@@ -119,7 +120,8 @@ def stage_clean(con, settings, periods):
 def stage_compliance(con, settings, periods):
     from kolab_pipeline import compliance
 
-    rows_in = _count(con, "SELECT count(*) FROM clean.submission WHERE list_contains(?, period)", [periods])
+    rows_in = _count(con, "SELECT count(*) FROM clean.submission WHERE list_contains(?, period)",
+                     [periods])
     written = compliance.run_compliance(con, settings, periods)
     th = settings.config.thresholds
     flagged = sum(len(compliance.missing_after_cutoff(con, p))
@@ -133,7 +135,8 @@ def stage_indicators(con, settings, periods):
     from kolab_pipeline import indicators
     from kolab_pipeline.indicators import dq
 
-    rows_in = _count(con, "SELECT count(*) FROM clean.submission_value WHERE list_contains(?, period)",
+    rows_in = _count(con, "SELECT count(*) FROM clean.submission_value "
+                          "WHERE list_contains(?, period)",
                      [periods])
     years = sorted({int(p[:4]) for p in periods})
     n_sas = indicators.resolve_sasaran(con, settings, years)
@@ -147,8 +150,10 @@ def stage_indicators(con, settings, periods):
     mismatches = sum(len(indicators.reconcile_totals(con, p)) for p in periods)   # blocking check
     above = sum(len(indicators.coverage_above_100(con, p)) for p in periods)
     t_checks = time.perf_counter() - t
-    out = _count(con, "SELECT (SELECT count(*) FROM indicators.indicator_value WHERE list_contains(?, period)) + "
-                      "(SELECT count(*) FROM indicators.network_contribution WHERE list_contains(?, period)) + "
+    out = _count(con, "SELECT (SELECT count(*) FROM indicators.indicator_value "
+                      "WHERE list_contains(?, period)) + "
+                      "(SELECT count(*) FROM indicators.network_contribution "
+                      "WHERE list_contains(?, period)) + "
                       "(SELECT count(*) FROM indicators.dq_flag WHERE list_contains(?, period))",
                  [periods, periods, periods])
     return rows_in, out + n_sas, {"mismatches": mismatches, "above_100": above,
@@ -160,8 +165,10 @@ def stage_indicators(con, settings, periods):
 def stage_evaluation(con, settings, periods):
     from kolab_pipeline import evaluation, exports, report
 
-    rows_in = _count(con, "SELECT (SELECT count(*) FROM indicators.indicator_value WHERE list_contains(?, period)) + "
-                          "(SELECT count(*) FROM compliance.reporting_rate WHERE list_contains(?, period))",
+    rows_in = _count(con, "SELECT (SELECT count(*) FROM indicators.indicator_value "
+                          "WHERE list_contains(?, period)) + "
+                          "(SELECT count(*) FROM compliance.reporting_rate "
+                          "WHERE list_contains(?, period))",
                      [periods, periods])
     timings = {}
     t = time.perf_counter()
@@ -181,9 +188,12 @@ def stage_evaluation(con, settings, periods):
     t = time.perf_counter()
     reports = report.render_reports(con, settings, doc_periods)
     timings["s_reports"] = round(time.perf_counter() - t, 1)
-    out = _count(con, "SELECT (SELECT count(*) FROM evaluation.scorecard WHERE list_contains(?, period)) + "
-                      "(SELECT count(*) FROM evaluation.key_indicator WHERE list_contains(?, period)) + "
-                      "(SELECT count(*) FROM evaluation.wilayah_scorecard WHERE list_contains(?, period))",
+    out = _count(con, "SELECT (SELECT count(*) FROM evaluation.scorecard "
+                      "WHERE list_contains(?, period)) + "
+                      "(SELECT count(*) FROM evaluation.key_indicator "
+                      "WHERE list_contains(?, period)) + "
+                      "(SELECT count(*) FROM evaluation.wilayah_scorecard "
+                      "WHERE list_contains(?, period))",
                  [periods, periods, periods])
     return rows_in, out, {**timings, "parquet_files": len(parquet), "workbooks": len(workbooks),
                           "reports": len(reports)}
@@ -234,7 +244,8 @@ def run_measured(name: str, argv: list[str], env: dict[str, str] | None = None,
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
     t0 = time.perf_counter()
     with tempfile.TemporaryFile(mode="w+") as out:
-        proc = subprocess.Popen(argv, cwd=REPO, env=full_env, stdout=out, stderr=subprocess.STDOUT, text=True)
+        proc = subprocess.Popen(argv, cwd=REPO, env=full_env, stdout=out,
+                                stderr=subprocess.STDOUT, text=True)
         _, status, usage = os.wait4(proc.pid, 0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         seconds = time.perf_counter() - t0
@@ -268,13 +279,14 @@ def run_stages(home: Path, db: Path, periods: list[str], log: Path,
 
 # --- data ------------------------------------------------------------------------------------
 
-def generate(home: Path, scale: str, months: int, as_of: str, fraction: float, log: Path) -> Measured:
+def generate(home: Path, scale: str, months: int, as_of: str, fraction: float,
+             log: Path) -> Measured:
     code = ("import sys; from datetime import date; from pathlib import Path; "
             "from kolab_pipeline.sample import generate; "
             "print(generate(Path(sys.argv[1]), seed=42, as_of=date.fromisoformat(sys.argv[2]), "
             "scale=sys.argv[3], months=int(sys.argv[4]), messy=True, fraction=float(sys.argv[5])))")
-    return run_measured("generate", [sys.executable, "-c", code, str(home), as_of, scale, str(months),
-                                     str(fraction)], log=log)
+    return run_measured("generate", [sys.executable, "-c", code, str(home), as_of, scale,
+                                     str(months), str(fraction)], log=log)
 
 
 def month_dirs(landing: Path, period: str) -> list[Path]:
@@ -317,17 +329,19 @@ def _rate(rows: int, seconds: float) -> str:
 def print_stages(title: str, stages: list[Measured], dagster: Measured | None = None,
                  floor_s: float | None = None) -> float:
     print(f"\n{title}")
-    print(f"  {'stage':<12}{'wall s':>9}{'rows in':>13}{'rows out':>13}{'rows in/s':>12}{'peak MB':>9}")
+    print(f"  {'stage':<12}{'wall s':>9}{'rows in':>13}{'rows out':>13}"
+          f"{'rows in/s':>12}{'peak MB':>9}")
     for m in stages:
-        print(f"  {m.name:<12}{m.seconds:>9.1f}{m.rows_in:>13,}{m.rows_out:>13,}{_rate(m.rows_in, m.seconds)}"
-              f"{m.peak_mb:>9.0f}")
+        print(f"  {m.name:<12}{m.seconds:>9.1f}{m.rows_in:>13,}{m.rows_out:>13,}"
+              f"{_rate(m.rows_in, m.seconds)}{m.peak_mb:>9.0f}")
     total = sum(m.seconds for m in stages)
     rows = next((m.rows_in for m in stages if m.name == "ingest"), 0)
     peak = max((m.peak_mb for m in stages), default=0)
     print(f"  {'TOTAL':<12}{total:>9.1f}{rows:>13,}{'':>13}{_rate(rows, total)}{peak:>9.0f}"
           "   (rows in = landing rows; peak = max of the stages)")
     if dagster is not None:
-        print(f"  {'kolab run':<12}{dagster.seconds:>9.1f}{'':>13}{'':>13}{_rate(rows, dagster.seconds)}"
+        print(f"  {'kolab run':<12}{dagster.seconds:>9.1f}{'':>13}{'':>13}"
+              f"{_rate(rows, dagster.seconds)}"
               f"{dagster.peak_mb:>9.0f}   (Dagster in-process, checks included; overhead "
               f"{dagster.seconds - total:+.1f} s vs stage total)")
     if floor_s:
@@ -344,14 +358,17 @@ def fit_exponent(xs: list[float], ys: list[float]) -> float:
     lx, ly = [math.log(x) for x in xs], [math.log(y) for y in ys]
     mx, my = sum(lx) / len(lx), sum(ly) / len(ly)
     den = sum((x - mx) ** 2 for x in lx)
-    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / den if den else float("nan")
+    if not den:
+        return float("nan")
+    return sum((x - mx) * (y - my) for x, y in zip(lx, ly, strict=True)) / den
 
 
 # --- main ------------------------------------------------------------------------------------
 
 def load_line() -> str:
     try:
-        return "load average " + " ".join(f"{v:.2f}" for v in os.getloadavg()) + f" on {os.cpu_count()} cores"
+        return ("load average " + " ".join(f"{v:.2f}" for v in os.getloadavg())
+                + f" on {os.cpu_count()} cores")
     except OSError:
         return "load average unknown"
 
@@ -367,8 +384,12 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
         # the warehouses of an earlier run go; the generated landing files stay (as generated)
         for stale in ("bench_stages.duckdb", "kolab.duckdb", ".dagster", "exports", "reports"):
             path = home / stale
-            shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
-        gen = Measured("generate", 0.0, 0.0, output="(reused the sample generated by an earlier run)")
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+        gen = Measured("generate", 0.0, 0.0,
+                       output="(reused the sample generated by an earlier run)")
     else:
         if home.exists():
             shutil.rmtree(home)
@@ -394,25 +415,31 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
     result: dict = {"fraction": fraction, "generate": gen}
     if args.scale == "national":
         code = ("import sys, json; sys.path.insert(0, sys.argv[4]); from floor import run_floor; "
-                "from pathlib import Path; r = run_floor(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])); "
+                "from pathlib import Path; "
+                "r = run_floor(Path(sys.argv[1]), Path(sys.argv[2]), Path(sys.argv[3])); "
                 f"print('{RESULT_MARK}' + json.dumps({{'stage': 'floor', 'seconds': r.seconds, "
-                "'rows_in': r.rows_in, 'rows_out': r.rows_out, 'extra': {'files': r.files, 'cells': r.cells}}))")
-        fl = run_measured("floor", [sys.executable, "-c", code, str(landing), str(home / "registry" / "fasilitas.csv"),
-                                    str(work / "floor.duckdb"), str(Path(__file__).resolve().parent)], log=log)
+                "'rows_in': r.rows_in, 'rows_out': r.rows_out, "
+                "'extra': {'files': r.files, 'cells': r.cells}}))")
+        fl = run_measured("floor", [sys.executable, "-c", code, str(landing),
+                                    str(home / "registry" / "fasilitas.csv"),
+                                    str(work / "floor.duckdb"),
+                                    str(Path(__file__).resolve().parent)], log=log)
         print(f"floor (DuckDB alone: read_csv glob → unpivot → join kab/kota → month + YTD): "
               f"{fl.seconds:.1f} s, peak {fl.peak_mb:.0f} MB, {fl.rows_in:,} rows in, "
               f"{fl.extra.get('cells', 0):,} cells, {fl.rows_out:,} rows out", flush=True)
         result["floor"] = fl
     else:
         fl = None
-        print("floor: skipped (kabupaten files are deliberately messy: a read_csv glob cannot read them)")
+        print("floor: skipped (kabupaten files are deliberately messy: "
+              "a read_csv glob cannot read them)")
 
     db = home / "bench_stages.duckdb"
     stages = run_stages(home, db, full_periods, log)
     result["stages"] = stages
     dg_run = None
     if dagster:
-        dg_run = run_measured("kolab run", [sys.executable, "-m", "kolab_pipeline.cli", "--home", str(home), "run"],
+        dg_run = run_measured("kolab run", [sys.executable, "-m", "kolab_pipeline.cli",
+                                            "--home", str(home), "run"],
                               log=log)
         result["dagster"] = dg_run
     print_stages(f"### full run: {len(full_periods)} months {full_periods[0]}..{full_periods[-1]} "
@@ -426,21 +453,26 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
         result["noop"] = noop
         dg_inc = None
         if dagster:
-            dg_inc = run_measured("kolab run --month", [sys.executable, "-m", "kolab_pipeline.cli", "--home",
-                                                        str(home), "run", "--month", inc_period], log=log)
-        print_stages(f"### incremental: month {inc_period} added after the full year ({load_line()})",
+            dg_inc = run_measured("kolab run --month",
+                                  [sys.executable, "-m", "kolab_pipeline.cli", "--home",
+                                   str(home), "run", "--month", inc_period], log=log)
+        print_stages(f"### incremental: month {inc_period} added after the full year "
+                     f"({load_line()})",
                      inc, dg_inc)
         full_total = sum(m.seconds for m in stages)
         inc_total = sum(m.seconds for m in inc)
-        print(f"  full year ÷ 12 = {full_total / len(full_periods):.1f} s; incremental month = {inc_total:.1f} s "
+        print(f"  full year ÷ 12 = {full_total / len(full_periods):.1f} s; "
+              f"incremental month = {inc_total:.1f} s "
               f"→ {inc_total / (full_total / len(full_periods)):.2f}× a twelfth")
         print("  per stage (incremental vs full ÷ months): " + ", ".join(
-            f"{a.name} {b.seconds:.1f}/{a.seconds / len(full_periods):.1f}" for a, b in zip(stages, inc, strict=True)))
+            f"{a.name} {b.seconds:.1f}/{a.seconds / len(full_periods):.1f}"
+            for a, b in zip(stages, inc, strict=True)))
         print("  fixed overhead, nothing new (ingest scan + clean with its checks): "
               + ", ".join(f"{m.name} {m.seconds:.1f} s" for m in noop)
               + f" = {sum(m.seconds for m in noop):.1f} s")
         if dg_inc is not None:
-            print(f"  kolab run --month {inc_period}: {dg_inc.seconds:.1f} s, peak {dg_inc.peak_mb:.0f} MB")
+            print(f"  kolab run --month {inc_period}: {dg_inc.seconds:.1f} s, "
+                  f"peak {dg_inc.peak_mb:.0f} MB")
     if not args.keep:
         shutil.rmtree(home, ignore_errors=True)
         shutil.rmtree(held, ignore_errors=True)
@@ -451,15 +483,19 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--scale", choices=["national", "kabupaten"], default="national")
     p.add_argument("--months", type=int, default=12)
-    p.add_argument("--fraction", type=float, default=1.0, help="share of the national kab/kota list")
-    p.add_argument("--series", action="store_true", help="also run 1/8, 1/4, 1/2, 1 and fit the exponent")
+    p.add_argument("--fraction", type=float, default=1.0,
+                   help="share of the national kab/kota list")
+    p.add_argument("--series", action="store_true",
+                   help="also run 1/8, 1/4, 1/2, 1 and fit the exponent")
     p.add_argument("--keep", action="store_true", help="keep the generated homes and warehouses")
     p.add_argument("--no-dagster", action="store_true", help="skip the `kolab run` comparison")
-    p.add_argument("--no-incremental", action="store_true", help="skip the one-month incremental run")
+    p.add_argument("--no-incremental", action="store_true",
+                   help="skip the one-month incremental run")
     p.add_argument("--as-of", default=DEFAULT_AS_OF)
     p.add_argument("--reuse", action="store_true",
                    help="reuse a sample generated into --workdir by an earlier --keep run")
-    p.add_argument("--workdir", type=Path, default=None, help="where homes go (default: a temp folder)")
+    p.add_argument("--workdir", type=Path, default=None,
+                   help="where homes go (default: a temp folder)")
     # child mode
     p.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)
     p.add_argument("--home", type=Path, help=argparse.SUPPRESS)
@@ -476,8 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     log = work / "bench_children.log"
     print(f"kolab benchmark: scale {args.scale}, {args.months} months, fraction {args.fraction:g}; "
           f"work folder {work}; child output in {log}")
-    print(f"peak memory = ru_maxrss of each stage's own subprocess (os.wait4); rows/s = rows in ÷ wall s; "
-          f"{load_line()}")
+    print("peak memory = ru_maxrss of each stage's own subprocess (os.wait4); "
+          f"rows/s = rows in ÷ wall s; {load_line()}")
     main_result = full_run(work, args, args.fraction, log, dagster=not args.no_dagster,
                            incremental=not args.no_incremental)
     if args.series:
@@ -498,14 +534,18 @@ def main(argv: list[str] | None = None) -> int:
                 st = r["stages"]
                 rows = next(m.rows_in for m in st if m.name == "ingest")
                 fl = r.get("floor")
-                print(f"  {r['fraction']:>8.3f}{rows:>14,}" + "".join(f"{m.seconds:>12.1f}" for m in st)
-                      + f"{sum(m.seconds for m in st):>10.1f}{fl.seconds if fl else float('nan'):>9.1f}"
+                print(f"  {r['fraction']:>8.3f}{rows:>14,}"
+                      + "".join(f"{m.seconds:>12.1f}" for m in st)
+                      + f"{sum(m.seconds for m in st):>10.1f}"
+                      + f"{fl.seconds if fl else float('nan'):>9.1f}"
                       + f"{max(m.peak_mb for m in st):>9.0f}")
             xs = [next(m.rows_in for m in r["stages"] if m.name == "ingest") for r in points]
-            exps = {s: fit_exponent(xs, [max(next(m.seconds for m in r["stages"] if m.name == s), 1e-3)
+            exps = {s: fit_exponent(xs, [max(next(m.seconds for m in r["stages"] if m.name == s),
+                                             1e-3)
                                          for r in points]) for s in STAGES}
             total_exp = fit_exponent(xs, [sum(m.seconds for m in r["stages"]) for r in points])
-            print("  fitted exponent b (seconds ∝ rows^b): " + ", ".join(f"{s} {b:.2f}" for s, b in exps.items())
+            print("  fitted exponent b (seconds ∝ rows^b): "
+                  + ", ".join(f"{s} {b:.2f}" for s, b in exps.items())
                   + f"; TOTAL {total_exp:.2f}")
     if not args.keep and args.workdir is None:
         shutil.rmtree(work, ignore_errors=True)

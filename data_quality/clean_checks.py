@@ -7,7 +7,8 @@ the registry, a `YYYY-MM` period and a known form; every value belongs to a curr
 
 Warnings: the Great Expectations suites of `gx_suites.py` on pandas frames pulled from DuckDB,
 above `MAX_GX_ROWS` on a deterministic sample of whole groups (so uniqueness stays meaningful);
-each builds GX Data Docs into `KOLAB_HOME/data_docs/<suite>/`.
+each builds GX Data Docs and its offline page (`validasi.html`, pass/fail per expectation) into
+`KOLAB_HOME/data_docs/<suite>/`. Descriptions people read in the UI are Indonesian.
 """
 
 from collections.abc import Callable
@@ -18,7 +19,7 @@ import duckdb
 import pandas as pd
 
 from data_quality import gx_runner, gx_suites
-from kolab_pipeline import clean
+from kolab_pipeline import clean, labels
 from kolab_pipeline.orchestration.metadata import md_table
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 from kolab_pipeline.orchestration.specs import WRITER_POOL
@@ -87,8 +88,10 @@ def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome,
     key, group_col, build = GX_SUITES[suite_name]
     frame, n = validation_frame(con, key, group_col)
     suite = build(con, frame)
-    docs_dir = kolab.settings().paths.data_docs / suite.name
-    validation = gx_runner.validate_frame(frame, suite, docs_dir=docs_dir)
+    settings = kolab.settings()
+    validation = gx_runner.validate_frame(
+        frame, suite, docs_dir=settings.paths.data_docs / suite.name, table=key, table_rows=n,
+        zone=settings.config.timezones.default)
     return gx_runner.to_check_result(validation, extra_metadata={
         "table_rows": dg.MetadataValue.int(int(n)),
         "sampled": dg.MetadataValue.bool(len(frame) < n),
@@ -98,27 +101,29 @@ def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome,
 # --- blocking, structural (exact SQL) --------------------------------------------------------
 
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
-                description="Every raw row is in clean.submission exactly once or in "
-                            "clean.quarantine (nothing lost, nothing double-counted).")
+                description="Setiap baris mentah ada di clean.submission tepat satu kali atau di "
+                            "clean.quarantine (tidak ada yang hilang, tidak ada yang terhitung "
+                            "dua kali). Memblokir.")
 def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         acc = clean.accounting(con, sample_size=SAMPLE)
     counts = {k: v for k, v in acc.items() if k not in ("ok", "sample")}
     return dg.AssetCheckResult(
         passed=bool(acc["ok"]),
-        description=None if acc["ok"] else (
-            f"{acc['unaccounted']} raw row(s) neither kept nor quarantined, "
-            f"{acc['kept_and_quarantined']} both kept and quarantined, "
-            f"{acc['kept_twice']} kept twice, "
-            f"{acc['orphans']} clean row(s) without a raw row"),
+        description=(f"semua {labels.number(acc['raw_rows'])} baris mentah tercatat tepat satu "
+                     "kali" if acc["ok"] else
+                     f"{labels.number(acc['unaccounted'])} baris mentah tidak disimpan maupun "
+                     f"dikarantina, {labels.number(acc['kept_and_quarantined'])} disimpan "
+                     f"sekaligus dikarantina, {labels.number(acc['kept_twice'])} disimpan dua "
+                     f"kali, {labels.number(acc['orphans'])} baris bersih tanpa baris mentah"),
         metadata={**{k: dg.MetadataValue.int(int(v)) for k, v in counts.items()},
                   "unaccounted_sample": md_table(acc["sample"])},
     )
 
 
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
-                description="Exactly one current version per facility × period × form; a duplicate "
-                            "would double-count reports and indicator values downstream.")
+                description="Tepat satu versi terkini per faskes × periode × formulir; duplikat "
+                            "akan menghitung ganda laporan dan nilai indikator. Memblokir.")
 def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         n, sample = clean.duplicate_current_versions(con, SAMPLE)
@@ -126,14 +131,18 @@ def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
                              "FROM clean.submission").fetchone()[0]
     return dg.AssetCheckResult(
         passed=n == 0,
+        description=(f"{labels.number(n)} dari {labels.number(groups)} kelompok faskes × "
+                     "periode × formulir punya lebih dari satu versi terkini" if n
+                     else f"semua {labels.number(groups)} kelompok punya satu versi terkini"),
         metadata={"evaluated_groups": dg.MetadataValue.int(int(groups)),
                   "failed_groups": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
     )
 
 
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
-                description="Kept submissions resolve to the registry, a YYYY-MM period and a "
-                            "known form; every value belongs to a current submission.")
+                description="Laporan yang disimpan merujuk ke faskes di registri, periode YYYY-MM "
+                            "dan formulir yang dikenal; setiap nilai milik laporan terkini. "
+                            "Memblokir.")
 def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         n, sample = clean.unresolved_keys(con, SAMPLE)
@@ -141,6 +150,9 @@ def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
                                 "(SELECT count(*) FROM clean.submission_value)").fetchone()[0]
     return dg.AssetCheckResult(
         passed=n == 0,
+        description=(f"{labels.number(n)} dari {labels.number(evaluated)} baris tidak merujuk "
+                     "ke registri, periode, formulir atau laporan terkini" if n
+                     else f"semua {labels.number(evaluated)} baris merujuk dengan benar"),
         metadata={"evaluated_rows": dg.MetadataValue.int(int(evaluated)),
                   "failed_rows": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
     )
@@ -160,18 +172,20 @@ def gx_check(suite_name: str, asset: dg.AssetKey, description: str) -> dg.AssetC
     return check
 
 
+_GX_NOTE = (" Peringatan (WARN); hasil per harapan dapat dibuka tanpa internet (metadata "
+            "validation_page).")
 gx_raw_submission_row = gx_check(
     "raw_submission_row", RAW_ROW,
-    "GX suite raw_submission_row: raw_row_id unique and not null, file_id present, "
-    "row_number ≥ 1 (sample of whole files above 200k rows).")
+    "Suite GX raw_submission_row: raw_row_id unik dan terisi, file_id terisi, row_number ≥ 1 "
+    "(di atas 200.000 baris: sampel seluruh berkas)." + _GX_NOTE)
 gx_clean_submission = gx_check(
     "clean_submission", SUBMISSION,
-    "GX suite clean_submission: one current version per facility × period × form, facility in "
-    "registry, period YYYY-MM, known form.")
+    "Suite GX clean_submission: satu versi terkini per faskes × periode × formulir, faskes ada "
+    "di registri, periode YYYY-MM, formulir dikenal." + _GX_NOTE)
 gx_clean_submission_value = gx_check(
     "clean_submission_value", VALUE,
-    "GX suite clean_submission_value: values ≥ 0 or NULL, elements from the catalogue, one "
-    "value per submission × element.")
+    "Suite GX clean_submission_value: nilai ≥ 0 atau kosong, elemen data dari katalog, satu "
+    "nilai per laporan × elemen." + _GX_NOTE)
 gx_clean_quarantine = gx_check(
     "clean_quarantine", QUARANTINE,
-    "GX suite clean_quarantine: rule ids from the catalogue, reasons present.")
+    "Suite GX clean_quarantine: kode aturan dari katalog, alasan penolakan terisi." + _GX_NOTE)

@@ -1,63 +1,106 @@
-"""Asset checks on each month of `indicators/indicator_value`.
+"""Asset checks on each month of `indicators/indicator_value`, one result per month partition.
 
 - `totals_reconcile` (blocking): every network, kecamatan, kab/kota and provinsi numerator (and
   data-element denominator) equals the sum of its facilities' stored rows, month and YTD; a
   mismatch means the hierarchy or YTD logic is broken, so the evaluation must not use it.
-- `coverage_above_100` (WARN): units whose coverage is above 100 %. Not an error (resident-based
-  sasaran vs service-based reports, `docs/domain.md` §5), but the program holder must look at
-  them.
+- `coverage_above_100` (WARN): units whose coverage is above 100 %, highest first. Not an error
+  (resident-based sasaran vs service-based reports, `docs/domain.md` §5), but the program holder
+  must look at them.
 
-Logic: `kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100` (SQL).
+Logic: `kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100` (SQL). Text people
+read (descriptions, table headings, indicator and unit names) is Indonesian; codes stay in their
+own columns.
 """
 
 import dagster as dg
+import duckdb
 import pandas as pd
 
-from kolab_pipeline import indicators
-from kolab_pipeline.orchestration.metadata import md_table
+from kolab_pipeline import indicators, labels
+from kolab_pipeline.orchestration.metadata import md_table, unit_names
 from kolab_pipeline.orchestration.resources import Warehouse
 from kolab_pipeline.orchestration.specs import monthly_check
 
 INDICATOR_VALUE = dg.AssetKey(["indicators", "indicator_value"])
-MAX_LISTED = 200
+TOP_N = 50
 
 
-def _md(df: pd.DataFrame) -> dg.MetadataValue:
-    return md_table(df, max_rows=MAX_LISTED)
+def _month(period: str) -> dict[str, str]:
+    return {"period": period, "bulan": labels.period_label(period)}
 
 
-def totals_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:
+def _named(con: duckdb.DuckDBPyConnection, df: pd.DataFrame) -> dict[str, list[str]]:
+    """The identifying columns of indicator rows: indicator by name and code, unit level, unit
+    by code and name, month or year to date."""
+    return {
+        "Indikator": [labels.indicator_name(c) for c in df["indicator_code"]],
+        "Kode indikator": list(df["indicator_code"]),
+        "Tingkat": [labels.label("unit_level", v) for v in df["unit_level"]],
+        "Kode unit": list(df["unit_code"]),
+        "Nama unit": unit_names(con, list(df["unit_level"]), list(df["unit_code"])),
+        "Periode": [labels.label("period_type", v) for v in df["period_type"]],
+    }
+
+
+def _count(value: object) -> str:
+    return labels.auto_number(value) if pd.notna(value) else "–"
+
+
+def totals_result(warehouse: Warehouse, period: str) -> dg.AssetCheckResult:
+    """Blocking result for one month: unit rows that are not the sum of their facilities."""
     with warehouse.connection() as con:
-        frames = [indicators.reconcile_totals(con, p).assign(period=p) for p in periods]
-    bad = pd.concat(frames) if frames else pd.DataFrame()
-    label = ", ".join(periods)
+        bad = indicators.reconcile_totals(con, period)
+        table = pd.DataFrame({
+            **_named(con, bad),
+            "Pembilang tersimpan": [_count(v) for v in bad["numerator"]],
+            "Jumlah pembilang faskes": [_count(v) for v in bad["fac_numerator"]],
+            "Penyebut tersimpan": [_count(v) for v in bad["denominator"]],
+            "Jumlah penyebut faskes": [_count(v) for v in bad["fac_denominator"]],
+        })
+    month = labels.period_label(period)
     return dg.AssetCheckResult(
         passed=bad.empty,
-        description=(f"{len(bad)} unit row(s) of {label} do not equal the sum of their "
-                     "facilities" if len(bad)
-                     else f"every unit numerator of {label} equals the sum of its facilities"),
-        metadata={"periods": label, "n_mismatches": len(bad), "mismatches": _md(bad)},
+        description=(f"{month}: {labels.number(len(bad))} baris unit tidak sama dengan jumlah "
+                     "faskesnya" if len(bad)
+                     else f"{month}: setiap pembilang unit sama dengan jumlah faskesnya"),
+        metadata={**_month(period), "n_mismatches": len(bad),
+                  "mismatches": md_table(table, max_rows=TOP_N)},
     )
 
 
-def above_100_result(warehouse: Warehouse, periods: list[str]) -> dg.AssetCheckResult:
+def above_100_result(warehouse: Warehouse, period: str) -> dg.AssetCheckResult:
+    """WARN result for one month: indicator rows above 100 % coverage, highest first."""
     with warehouse.connection() as con:
-        frames = [indicators.coverage_above_100(con, p).assign(period=p) for p in periods]
-    rows = pd.concat(frames) if frames else pd.DataFrame()
-    label = ", ".join(periods)
+        rows = indicators.coverage_above_100(con, period)
+        rows = rows.sort_values(["value", "indicator_code", "unit_level", "unit_code"],
+                                ascending=[False, True, True, True], kind="stable")
+        table = pd.DataFrame({
+            **_named(con, rows),
+            "Pembilang": [_count(v) for v in rows["numerator"]],
+            "Penyebut": [_count(v) for v in rows["denominator"]],
+            "Capaian (%)": [labels.number(v, 1) for v in rows["value"]],
+        })
+    month = labels.period_label(period)
+    n_units = rows[["unit_level", "unit_code"]].drop_duplicates().shape[0]
     return dg.AssetCheckResult(
         passed=rows.empty, severity=dg.AssetCheckSeverity.WARN,
-        description=(f"{len(rows)} indicator row(s) of {label} above 100 % coverage (flagged, "
-                     "not clipped)" if len(rows) else f"no coverage above 100 % in {label}"),
-        metadata={"periods": label, "n_above_100": len(rows), "units": _md(rows)},
+        description=(f"{month}: {labels.number(len(rows))} capaian indikator di atas 100 % pada "
+                     f"{labels.number(n_units)} unit (ditandai, tidak dipotong)" if len(rows)
+                     else f"{month}: tidak ada capaian di atas 100 %"),
+        metadata={**_month(period), "n_above_100": len(rows), "n_units": n_units,
+                  "units": md_table(table, max_rows=TOP_N)},
     )
 
 
 totals_reconcile = monthly_check(
     INDICATOR_VALUE, "totals_reconcile",
-    "Unit numerators = sum of their facilities' numerators (ratios of sums).",
-    lambda res, periods: totals_result(res.warehouse, periods), blocking=True)
+    "Pembilang (dan penyebut elemen data) setiap jejaring, kecamatan, kab/kota dan provinsi sama "
+    "dengan jumlah faskesnya, bulan ini dan kumulatif (rasio dari jumlah). Memblokir: evaluasi "
+    "tidak dijalankan bila gagal.",
+    lambda res, period: totals_result(res.warehouse, period), blocking=True)
 
 coverage_above_100 = monthly_check(
-    INDICATOR_VALUE, "coverage_above_100", "Units with coverage above 100 % (listed; WARN).",
-    lambda res, periods: above_100_result(res.warehouse, periods))
+    INDICATOR_VALUE, "coverage_above_100",
+    "Unit dengan capaian indikator di atas 100 % (sasaran berbasis penduduk vs laporan berbasis "
+    "layanan), tertinggi lebih dulu. Peringatan (WARN).",
+    lambda res, period: above_100_result(res.warehouse, period))

@@ -8,7 +8,7 @@ Logic: `kolab_pipeline.raw.unreconciled_files` (SQL).
 
 import dagster as dg
 
-from kolab_pipeline import raw
+from kolab_pipeline import labels, raw
 from kolab_pipeline.orchestration.metadata import md_table
 from kolab_pipeline.orchestration.resources import Warehouse
 
@@ -17,16 +17,17 @@ MAX_LISTED = 100
 
 
 @dg.asset_check(asset=LANDING_FILE, blocking=True,
-                description="Every file: rows read = rows kept + rows rejected, and the kept rows "
-                            "are in raw.submission_row (nothing lost).")
+                description="Setiap berkas: baris dibaca = baris disimpan + baris ditolak, dan "
+                            "baris yang disimpan ada di raw.submission_row (tidak ada yang "
+                            "hilang). Memblokir.")
 def rows_read_reconcile(warehouse: Warehouse) -> dg.AssetCheckResult:
     with warehouse.connection() as con:
         bad = raw.unreconciled_files(con)
         n_files = con.execute("SELECT count(*) FROM raw.landing_file").fetchone()[0]
     return dg.AssetCheckResult(
         passed=bad.empty,
-        description=(f"{len(bad)} of {n_files} file(s) do not reconcile" if len(bad)
-                     else f"all {n_files} file(s) reconcile"),
+        description=(f"{labels.number(len(bad))} dari {labels.number(n_files)} berkas tidak "
+                     "cocok" if len(bad) else f"semua {labels.number(n_files)} berkas cocok"),
         metadata={"n_files": int(n_files), "n_unreconciled": len(bad),
                   "unreconciled": md_table(bad.head(MAX_LISTED))},
     )

@@ -1,6 +1,7 @@
-"""The `kolab` console script: sample-data, run, template.
+"""The `kolab` console script: init, check, run, template, sample-data.
 
 Exit code 0 on success; on failure a one-line reason on stderr and exit code 1 (2 for usage).
+`kolab check` exits 1 when it finds an error (warnings alone: 0).
 """
 
 from __future__ import annotations
@@ -46,9 +47,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="national scale: keep this share of the kab/kota "
                         "(benchmark scaling series)")
 
+    p = sub.add_parser("init", help="starter registry, sasaran skeleton, kolab.yaml and "
+                                    "templates for your kab/kota (never overwrites your edits)")
+    where = p.add_mutually_exclusive_group(required=True)
+    where.add_argument("--kabkota", help="Kemendagri kab/kota code (e.g. 36.72) or name")
+    where.add_argument("--provinsi", help="Kemendagri provinsi code (e.g. 36) or name")
+    p.add_argument("--tahun", type=int, default=None,
+                   help="year of the sasaran skeleton (default: year of reporting.as_of, else "
+                        "this year)")
+
+    p = sub.add_parser("check", help="pre-flight check of the registry, sasaran, receipt log "
+                                     "and landing files; exit 1 on errors")
+    p.add_argument("--all", action="store_true", help="list every finding (default: at most "
+                                                      "20 per kind)")
+    p.add_argument("--quick", action="store_true",
+                   help="skip reading the landing files (what `kolab run` checks at its start)")
+
     p = sub.add_parser("run", help="materialise every asset for the months present")
     p.add_argument("--month", type=_parse_month, action="append",
-                   help="only this month (YYYY-MM); repeatable")
+                   help="month to run (YYYY-MM). Once: that month; twice or more: every month "
+                        "from the earliest to the latest given (a range, run as one). Later "
+                        "months of the same year that have data are re-run too (their "
+                        "year-to-date rows include it). Default: every month with data")
 
     p = sub.add_parser("template", help="write the blank clinic template of a form")
     p.add_argument("form", choices=list(FORMS))
@@ -67,6 +87,19 @@ def main(argv: list[str] | None = None) -> int:
                                scale=args.scale, months=args.months, messy=not args.clean,
                                fraction=args.fraction)
             print(summary)
+        elif args.command == "init":
+            from kolab_pipeline.onboarding.init import init_home
+
+            print(init_home(home, kabkota=args.kabkota, provinsi=args.provinsi,
+                            tahun=args.tahun))
+        elif args.command == "check":
+            from kolab_pipeline.onboarding.check import run_checks
+
+            report = run_checks(home, deep=not args.quick)
+            for line in report.lines(limit=None if args.all else 20):
+                print(line)
+            print(report.summary())
+            return 1 if report.errors else 0
         elif args.command == "run":
             from kolab_pipeline.orchestration.runner import run_pipeline
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import UTC, datetime
 
 import duckdb
 
@@ -47,6 +47,11 @@ PARAMS_SQL = """
            $due_network::INTEGER AS due_network, $due_pkm::INTEGER AS due_pkm,
            $cutoff_months::INTEGER AS cutoff_months, $default_tz::VARCHAR AS default_tz
 """
+# `as_of` per time zone (`_compliance_as_of`): a date in kolab.yaml ends at midnight local time,
+# so WITA's 2025-04-30 ends an hour before WIB's (config `ReportingConfig.as_of_utc`).
+AS_OF_SQL = """
+    SELECT unnest($zones::VARCHAR[]) AS tz, unnest($as_ofs::TIMESTAMPTZ[]) AS as_of
+"""
 
 # Facility open / form assigned for a month, per `reporting.expected_rule` (code constants, never
 # user text). Assignment ends (`assigned_until`) are exclusive.
@@ -69,10 +74,17 @@ def _staged(con: duckdb.DuckDBPyConnection, settings: Settings, periods: list[st
     dropped when the step ends."""
     ensure_schema(con)
     rep = settings.config.reporting
+    cfg = settings.config
+    if as_of is None and rep.as_of is None:
+        as_of = datetime.now(UTC)  # one "now" for every zone
+    zones = sorted({*cfg.as_of_by_zone(), *(z for (z,) in con.execute(
+        "SELECT DISTINCT timezone FROM reference.facility WHERE timezone IS NOT NULL").fetchall())})
     with Staging(con, STAGE) as stage:
         stage.create("periods", PERIODS_SQL, {"periods": calendar.validate_periods(periods)})
+        stage.create("as_of", AS_OF_SQL, {
+            "zones": zones, "as_ofs": [as_of or cfg.as_of_utc(z) for z in zones]})
         stage.create("params", PARAMS_SQL, {
-            "as_of": as_of or rep.as_of_utc(), "grace_days": rep.grace_days,
+            "as_of": as_of or cfg.as_of_utc(), "grace_days": rep.grace_days,
             "due_network": rep.due_day.network_to_pkm, "due_pkm": rep.due_day.pkm_to_dinkes,
             "cutoff_months": rep.cutoff_months_after_period,
             "default_tz": settings.config.timezones.default})
@@ -179,8 +191,10 @@ STATUS_SQL = """
                arg_max(s.submission_id, (s.version, s.received_at)) AS submission_id,
                arg_max(s.is_nil_report, (s.version, s.received_at)) AS is_nil_report
           FROM clean.submission s CROSS JOIN _compliance_params setting
+          LEFT JOIN reference.facility f ON f.kode_faskes = s.kode_faskes
+          LEFT JOIN _compliance_as_of zone ON zone.tz = coalesce(f.timezone, setting.default_tz)
          WHERE s.period IN (SELECT period FROM _compliance_periods)
-           AND s.received_at <= setting.as_of
+           AND s.received_at <= coalesce(zone.as_of, setting.as_of)
          GROUP BY ALL
     ), expected AS (
         SELECT * FROM compliance.expected_report
@@ -209,9 +223,10 @@ STATUS_SQL = """
           LEFT JOIN reference.facility f ON f.kode_faskes = coalesce(e.kode_faskes, r.kode_faskes)
           CROSS JOIN _compliance_params setting
     ), dated AS (
-        SELECT *, CAST(timezone(tz, received_at) AS DATE) AS received_local_date,
-               CAST(timezone(tz, as_of) AS DATE) AS as_of_local_date
-          FROM joined
+        SELECT joined.*, CAST(timezone(joined.tz, received_at) AS DATE) AS received_local_date,
+               CAST(timezone(joined.tz, coalesce(zone.as_of, joined.as_of)) AS DATE)
+                 AS as_of_local_date
+          FROM joined LEFT JOIN _compliance_as_of zone ON zone.tz = joined.tz
     ), judged AS (
         SELECT *, CASE
                    WHEN NOT expected THEN 'unexpected'

@@ -34,16 +34,40 @@ class ReportingConfig(BaseModel):
     expected_rule: Literal["whole_period", "period_end"] = "whole_period"
     as_of: datetime | date | None = None
 
-    def as_of_utc(self) -> datetime:
-        """The evaluation moment in UTC: `as_of` (a date means the end of that day, UTC+7
-        conservative: 23:59:59 in WIB) or now."""
+    @field_validator("as_of", mode="before")
+    @classmethod
+    def _date_stays_a_date(cls, value: object) -> object:
+        """`"2025-04-30"` (a quoted date, as YAML writes a date string) is a *date*, the end of
+        that day: without this pydantic reads it as the naive timestamp 2025-04-30T00:00, which
+        made `as_of` 00:00 UTC and ignored everything received that day."""
+        if isinstance(value, str) and re.fullmatch(r"\s*\d{4}-\d{2}-\d{2}\s*", value):
+            return date.fromisoformat(value.strip())
+        return value
+
+    def as_of_utc(self, tz: str = "Asia/Jakarta") -> datetime:
+        """The evaluation moment in UTC for a kab/kota in time zone `tz` (default WIB), or now.
+
+        A date means the end of that day (23:59:59.999999) in `tz`; a timestamp without an
+        offset is local time in `tz`; a timestamp with an offset is that instant everywhere.
+        Callers pass the facility's or kab/kota's zone (`reference.facility.timezone`), so
+        2025-04-30 ends at 16:59:59.999999 UTC in Cilegon (WIB) and at 15:59:59.999999 UTC in
+        Balikpapan (WITA)."""
         if self.as_of is None:
             return datetime.now(UTC)
         if isinstance(self.as_of, datetime):
-            return self.as_of if self.as_of.tzinfo else self.as_of.replace(tzinfo=UTC)
-        end_of_day = datetime.combine(self.as_of, time(23, 59, 59),
-                                      tzinfo=ZoneInfo("Asia/Jakarta"))
+            if self.as_of.tzinfo is None:
+                return self.as_of.replace(tzinfo=ZoneInfo(tz)).astimezone(UTC)
+            return self.as_of.astimezone(UTC)
+        end_of_day = datetime.combine(self.as_of, time.max, tzinfo=ZoneInfo(tz))
         return end_of_day.astimezone(UTC)
+
+    def as_of_text(self) -> str:
+        """`as_of` as a person reads it: `2025-04-30 (end of the day, local time)`, or `now`."""
+        if self.as_of is None:
+            return "now"
+        if isinstance(self.as_of, datetime):
+            return self.as_of.isoformat() + ("" if self.as_of.tzinfo else " (local time)")
+        return f"{self.as_of.isoformat()} (end of the day, local time)"
 
 
 class TimezoneConfig(BaseModel):
@@ -153,6 +177,15 @@ class KolabConfig(BaseModel):
     ingest: IngestConfig = IngestConfig()
     partitions: PartitionConfig = PartitionConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+
+    def as_of_utc(self, tz: str | None = None) -> datetime:
+        """`reporting.as_of` in UTC for time zone `tz` (default: `timezones.default`)."""
+        return self.reporting.as_of_utc(tz or self.timezones.default)
+
+    def as_of_by_zone(self) -> dict[str, datetime]:
+        """`as_of` in UTC for every zone the configuration knows (default and per province)."""
+        zones = {self.timezones.default, *self.timezones.by_province.values()}
+        return {zone: self.reporting.as_of_utc(zone) for zone in sorted(zones)}
 
 
 def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -91,7 +91,8 @@ def element_name(code: str) -> str:
 def element_names_of(columns: str | None) -> str:
     """The data elements among comma-separated template columns, by name ("" for none)."""
     names = catalog.element_names()
-    return ", ".join(names[c] for c in (p.strip() for p in (columns or "").split(",")) if c in names)
+    return ", ".join(names[c] for c in (p.strip() for p in (columns or "").split(","))
+                     if c in names)
 
 
 def subject_name(subject: str | None) -> str:

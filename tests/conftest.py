@@ -1,4 +1,5 @@
-"""Shared fixtures: a KOLAB_HOME in a temp folder, a warehouse connection, a real PostgreSQL server."""
+"""Shared fixtures: a KOLAB_HOME in a temp folder, a warehouse connection, a real PostgreSQL
+server."""
 
 from __future__ import annotations
 

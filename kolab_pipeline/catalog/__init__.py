@@ -18,6 +18,7 @@ import yaml
 
 CATALOG_DIR = Path(__file__).parent
 
+CHECKS = CATALOG_DIR / "checks.csv"
 COLUMN_ALIASES = CATALOG_DIR / "column_aliases.csv"
 CONTRIBUTION_ELEMENTS = CATALOG_DIR / "contribution_elements.csv"
 DATA_ELEMENTS = CATALOG_DIR / "data_elements.csv"

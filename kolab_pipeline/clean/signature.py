@@ -16,7 +16,7 @@ from kolab_pipeline.rules import Relation, rules_rows
 # clean layer computes from the same inputs (parsers, rules in SQL, versioning, warnings): the
 # next build is then a full rebuild. Changes that compute the same rows (comments, refactoring)
 # leave it alone, so they never force one.
-CLEAN_LOGIC_VERSION = 1
+CLEAN_LOGIC_VERSION = 2  # 2: reason_id of rejected files Indonesian only (issue 18)
 
 # Reference rows the build reads (aliases, facility types and time zones, element catalogue),
 # as `count:sum of row hashes` per table. `_clean_catalogue` is staged by `stage_catalogue`.

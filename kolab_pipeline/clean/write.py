@@ -66,11 +66,18 @@ SELECT submission_id, kode_faskes, period, form, data_element, value
 # the facility the row names, as written when it did not resolve
 _KODE = "coalesce(staged.kode_faskes, staged.kode_written, staged.nama_faskes)"
 
+
+def _file_reason_id(path: str) -> str:
+    """The Indonesian reason of a row of a file the raw layer rejected (rules F01…F10): the
+    catalogue's `message_id` and the file — Indonesian only (the raw layer's detail of what was
+    wrong is English: it stays in `reason_en`). `path` is a SQL expression."""
+    return f"concat_ws(' — ', rule.message_id, 'berkas ' || {path})"
+
 QUARANTINE = f"""
 SELECT err.raw_row_id, staged.file_id, staged.source_path, staged.sheet, staged.row_number,
        err.rule_id, 'error' AS severity, err.column_name, err.value_text,
        CASE WHEN staged.file_status = 'rejected'
-            THEN concat_ws(' — ', rule.message_id, staged.file_reject_reason)
+            THEN {_file_reason_id("staged.source_path")}
             ELSE kolab_fill(rule.template_id, err.value_text, err.column_name, {_KODE},
                             staged.period, staged.jenis_faskes, staged.received_local_date)
        END AS reason_id,
@@ -93,7 +100,7 @@ UNION ALL
 -- build, so a new path of an old rejected content is never missed.
 SELECT NULL, landing.file_id, coalesce(paths.source_path, landing.source_path), NULL, NULL,
        coalesce(landing.reject_rule, 'F01'), 'error', NULL, NULL,
-       concat_ws(' — ', rule.message_id, landing.reject_reason),
+       {_file_reason_id("coalesce(paths.source_path, landing.source_path)")},
        -- the raw layer's reason already quotes the English catalogue message
        CASE WHEN contains(coalesce(landing.reject_reason, ''), rule.message_en)
             THEN landing.reject_reason

@@ -21,6 +21,7 @@ import duckdb
 
 from kolab_pipeline.calendar import month_end, month_start, year_start
 from kolab_pipeline.config import Settings
+from kolab_pipeline.reference import norm_sql
 from kolab_pipeline.warehouse import Staging, bind, ident, replace_rows, table
 
 # Program of an indicator when the indicator layer has no row for it yet (code prefix).
@@ -165,6 +166,39 @@ def _check_codes(wide: Sequence[str]) -> None:
 _SELECTED = ("list_contains($periods::VARCHAR[], period) "
              "AND list_contains($levels::VARCHAR[], unit_level)")
 
+# One rejected raw row (not one rule hit) with the facility whose file carried it: its own code
+# (exact or an unambiguous alias), else the facility with most kept rows in the same file, else its
+# name (an unambiguous alias); its period, else the file's most frequent one. So a typo'd code is
+# counted for the puskesmas network that sent the file, not dropped.
+QUARANTINE_BY_FILE = f"""
+    WITH rejected AS (
+        SELECT q.raw_row_id, any_value(q.file_id) AS file_id, any_value(q.period) AS period,
+               any_value(q.kode_faskes) AS kode_written, any_value(r.nama_faskes) AS nama_written
+        FROM clean.quarantine q LEFT JOIN raw.submission_row r ON r.raw_row_id = q.raw_row_id
+        WHERE q.raw_row_id IS NOT NULL GROUP BY q.raw_row_id
+    ), alias AS (
+        SELECT alias_norm, min(kode_faskes) AS kode_faskes
+        FROM reference.facility_alias GROUP BY ALL HAVING count(DISTINCT kode_faskes) = 1
+    ), file_main AS (
+        SELECT s.file_id, arg_max(s.kode_faskes, (s.n, s.kode_faskes)) AS kode_faskes,
+               arg_max(s.period, (s.n_period, s.period)) AS period
+        FROM (SELECT file_id, kode_faskes, period,
+                     count(*) OVER (PARTITION BY file_id, kode_faskes) AS n,
+                     count(*) OVER (PARTITION BY file_id, period) AS n_period
+              FROM clean.submission
+              WHERE file_id IN (SELECT file_id FROM clean.quarantine)) s
+        GROUP BY s.file_id
+    )
+    SELECT coalesce(own.kode_faskes, code_alias.kode_faskes, file_main.kode_faskes,
+                    name_alias.kode_faskes) AS kode_faskes,
+           coalesce(rejected.period, file_main.period) AS period
+    FROM rejected
+    LEFT JOIN reference.facility own ON own.kode_faskes = rejected.kode_written
+    LEFT JOIN alias code_alias ON code_alias.alias_norm = {norm_sql('rejected.kode_written')}
+    LEFT JOIN file_main ON file_main.file_id = rejected.file_id
+    LEFT JOIN alias name_alias ON name_alias.alias_norm = {norm_sql('rejected.nama_written')}
+"""
+
 # Validation flags, quarantined rows and DQ flags per unit of one level × month, for the months
 # $year_first..$period_last. Quarantined rows resolve their facility by exact code, else by an
 # unambiguous alias; rows with no facility cannot be attributed and are not counted.
@@ -191,6 +225,12 @@ COUNTS_SQL = """
     SELECT $unit_level AS unit_level, fac.unit_code, q.period, 'quarantine' AS what,
            count(*) AS n
     FROM quarantine_resolved q JOIN fac USING (kode_faskes)
+    GROUP BY ALL
+    UNION ALL
+    SELECT $unit_level AS unit_level, fac.unit_code, q.period, 'quarantine_file' AS what,
+           count(*) AS n
+    FROM ({QUARANTINE_BY_FILE}) q JOIN fac USING (kode_faskes)
+    WHERE q.period BETWEEN $year_first AND $period_last
     GROUP BY ALL
     UNION ALL
     SELECT $unit_level AS unit_level,
@@ -252,7 +292,8 @@ def _stage_inputs(stage: Staging, levels: Sequence[Level], wide: Sequence[str],
                           "NULL::VARCHAR AS what, NULL::BIGINT AS n LIMIT 0")
     first_year, last = year_start(min(periods)), max(periods)
     for level in levels:
-        sql = COUNTS_SQL.format(unit_column=ident(level.facility_column))
+        sql = COUNTS_SQL.format(unit_column=ident(level.facility_column),
+                                QUARANTINE_BY_FILE=QUARANTINE_BY_FILE)
         stage.con.execute(f"INSERT INTO {counts} {sql}", {
             "unit_level": level.unit_level, "year_first": first_year, "period_last": last})
 
@@ -271,6 +312,8 @@ MEASURES_SQL = """
         SELECT unit_code, pt.period_type,
                coalesce(sum(n) FILTER (WHERE what = 'validation_flag'), 0) AS n_validation_flags,
                coalesce(sum(n) FILTER (WHERE what = 'quarantine'), 0) AS n_quarantined_rows,
+               coalesce(sum(n) FILTER (WHERE what = 'quarantine_file'), 0)
+                   AS n_quarantined_file_rows,
                coalesce(sum(n) FILTER (WHERE what = 'dq_flag'), 0) AS n_dq_flags
         FROM _eval_counts CROSS JOIN period_types pt
         WHERE unit_level = $unit_level AND period BETWEEN $year_first AND $period
@@ -297,6 +340,7 @@ MEASURES_SQL = """
                contribution.* EXCLUDE (unit_code, period_type),
                coalesce(counts.n_validation_flags, 0) AS n_validation_flags,
                coalesce(counts.n_quarantined_rows, 0) AS n_quarantined_rows,
+               coalesce(counts.n_quarantined_file_rows, 0) AS n_quarantined_file_rows,
                coalesce(counts.n_dq_flags, 0) AS n_dq_flags
         FROM units u CROSS JOIN period_types pt
         LEFT JOIN rates

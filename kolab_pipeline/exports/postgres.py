@@ -23,7 +23,8 @@ from kolab_pipeline.warehouse import Table, ident
 log = logging.getLogger(__name__)
 
 
-PG_TYPES = {"VARCHAR": "TEXT", "BIGINT": "BIGINT", "INTEGER": "INTEGER", "DOUBLE": "DOUBLE PRECISION",
+PG_TYPES = {"VARCHAR": "TEXT", "BIGINT": "BIGINT", "INTEGER": "INTEGER",
+            "DOUBLE": "DOUBLE PRECISION",
             "BOOLEAN": "BOOLEAN", "DATE": "DATE", "TIMESTAMPTZ": "TIMESTAMPTZ",
             "TIMESTAMP": "TIMESTAMP", "VARCHAR[]": "TEXT[]", "HUGEINT": "NUMERIC(39)",
             "SMALLINT": "SMALLINT", "DECIMAL": "NUMERIC", "JSON": "JSONB"}
@@ -34,7 +35,8 @@ def pg_type(duck_type: str) -> str:
     try:
         return PG_TYPES[duck_type.upper()]
     except KeyError:
-        raise ValueError(f"tables.yaml type {duck_type!r} has no PostgreSQL mapping in exports.PG_TYPES") from None
+        raise ValueError(f"tables.yaml type {duck_type!r} has no PostgreSQL mapping "
+                         "in exports.PG_TYPES") from None
 
 
 def pg_ddl(t: Table) -> list[str]:
@@ -43,7 +45,8 @@ def pg_ddl(t: Table) -> list[str]:
     cols = ", ".join(f"{ident(c.name)} {pg_type(c.type)}" for c in t.columns)
     stmts = [f"CREATE SCHEMA IF NOT EXISTS {schema}",
              f"CREATE TABLE IF NOT EXISTS {schema}.{name} ({cols})"]
-    stmts += [f"ALTER TABLE {schema}.{name} ADD COLUMN IF NOT EXISTS {ident(c.name)} {pg_type(c.type)}"
+    stmts += [f"ALTER TABLE {schema}.{name} "
+              f"ADD COLUMN IF NOT EXISTS {ident(c.name)} {pg_type(c.type)}"
               for c in t.columns]
     return stmts
 
@@ -86,12 +89,13 @@ def copy_to_postgres(con: duckdb.DuckDBPyConnection, url: str, periods: Sequence
                     except Exception as exc:
                         raise PgExportError(
                             f"PostgreSQL export of {t.qualified} failed ({type(exc).__name__}: "
-                            f"{str(exc).splitlines()[0] if str(exc) else ''}); the whole export was "
-                            "rolled back, previous data kept") from exc
+                            f"{str(exc).splitlines()[0] if str(exc) else ''}); "
+                            "the whole export was rolled back, previous data kept") from exc
     finally:
         engine.dispose()
     seconds = time.perf_counter() - start
-    log.info("PostgreSQL export: %d tables, %d rows in %.2fs", len(counts), sum(counts.values()), seconds)
+    log.info("PostgreSQL export: %d tables, %d rows in %.2fs",
+             len(counts), sum(counts.values()), seconds)
     return PgCopyResult(counts, seconds)
 
 
@@ -119,7 +123,8 @@ def _copy_table(con: duckdb.DuckDBPyConnection, cur: Any, t: Table, periods: Seq
         cur.execute(f"DELETE FROM {qualified} WHERE period = ANY(%s) OR period IS NULL",
                     [list(periods)])
         res = con.execute(f"SELECT {cols} FROM {t.qualified} "
-                          "WHERE list_contains(?::VARCHAR[], period) OR period IS NULL", [list(periods)])
+                          "WHERE list_contains(?::VARCHAR[], period) OR period IS NULL",
+                          [list(periods)])
     else:
         cur.execute(f"DELETE FROM {qualified}")
         res = con.execute(f"SELECT {cols} FROM {t.qualified}")

@@ -62,7 +62,7 @@ RINGKASAN_SQL = f"""
                s.klinik_completeness_pct / 100 AS klinik, s.tpmd_completeness_pct / 100 AS tpmd,
                y.completeness_pct / 100 AS yc, y.timeliness_pct / 100 AS yt,
                s.network_share_pct / 100 AS share, s.n_followup, s.n_validation_flags AS n_vf,
-               s.n_quarantined_rows AS n_q, s.n_dq_flags AS n_dq
+               s.n_quarantined_file_rows AS n_q, s.n_dq_flags AS n_dq
         FROM evaluation.scorecard s
         LEFT JOIN evaluation.scorecard y
                ON y.kode_jejaring = s.kode_jejaring AND y.period = $p AND y.period_type = 'ytd'
@@ -183,7 +183,8 @@ KUALITAS_SQL = f"""
     WITH fac AS (SELECT f.* FROM reference.facility f SEMI JOIN {_KABS} k ON k.kab = f.kode_kabkota)
     SELECT fac.kode_kabkota, 'validation_flag' AS sumber, NULL AS lokasi, 'facility' AS lvl,
            v.kode_faskes, fac.nama_faskes, v.form, v.rule_id, v.column_name, v.value_text,
-           v.reason_id, NULL::DOUBLE AS dv, NULL::DOUBLE AS ds, NULL::DOUBLE AS dt, NULL::DOUBLE AS dr
+           v.reason_id, NULL::DOUBLE AS dv, NULL::DOUBLE AS ds, NULL::DOUBLE AS dt,
+           NULL::DOUBLE AS dr
     FROM clean.validation_flag v JOIN fac USING (kode_faskes) WHERE v.period = $p
     UNION ALL
     SELECT fac.kode_kabkota, 'quarantine',

@@ -131,7 +131,8 @@ MONTH_SCOPED = {
 
 def month_scope(con: duckdb.DuckDBPyConnection, period: str,
                 which: dict[str, str] = MONTH_SCOPED) -> dict[str, str]:
-    """TEMP copies of the month's rows of the tables `which` ({table: month column}), sorted by kab/kota where there is one.
+    """TEMP copies of the month's rows of the tables `which` ({table: month column}), sorted by
+    kab/kota where there is one.
 
     Why: a national run writes one workbook and one report per kab/kota × month (≈ 5,800 for a
     year); each reads these tables filtered by kab/kota and month. Against the whole tables that
@@ -143,7 +144,8 @@ def month_scope(con: duckdb.DuckDBPyConnection, period: str,
         name = "_scope_" + key.replace(".", "_")
         cols = set(tables()[key].column_names)
         order = " ORDER BY kode_kabkota" if "kode_kabkota" in cols else ""
-        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT * FROM {tables()[key].qualified} "
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS "
+                    f"SELECT * FROM {tables()[key].qualified} "
                     f"WHERE {col} = ?{order}", [period])
         out[key] = name
     return out
@@ -162,7 +164,8 @@ def scoped(sql: str, scope: dict[str, str] | None) -> str:
 
 
 class _Formats:
-    """The cell formats of one workbook (an XlsxWriter format belongs to the workbook that made it)."""
+    """The cell formats of one workbook (an XlsxWriter format belongs to the workbook that made
+    it)."""
 
     def __init__(self, wb: xlsxwriter.Workbook) -> None:
         self._wb = wb
@@ -216,7 +219,8 @@ def _fill_sheet(ws: Worksheet, columns: Sequence[Col], rows: Sequence[Sequence[o
         ws.set_column_pixels(j, j, col.width * DIGIT_PX)
         ws.write_string(0, j, col.header, formats.header)
     if rows and len(rows[0]) != len(columns):
-        raise ValueError(f"sheet {ws.name!r}: {len(rows[0])} values per row, {len(columns)} columns")
+        raise ValueError(f"sheet {ws.name!r}: {len(rows[0])} values per row, "
+                         f"{len(columns)} columns")
     fmts = [formats.number(col.fmt) for col in columns]
     vocab = [col.vocab for col in columns]
     date_fmts = [f or formats.number(DEFAULT_DATE) for f in fmts]
@@ -228,7 +232,8 @@ def _fill_sheet(ws: Worksheet, columns: Sequence[Col], rows: Sequence[Sequence[o
             if value is None:
                 continue
             if vocab[j] is not None:
-                value = labels.label(vocab[j], str(value).lower() if isinstance(value, bool) else value)
+                value = labels.label(vocab[j],
+                                     str(value).lower() if isinstance(value, bool) else value)
             if isinstance(value, str):
                 if value.startswith(prefixes):
                     write_string(i, j, value, quoted)

@@ -1,8 +1,10 @@
 """Metadata every asset and check shows the same way in the Dagster UI: grain and column schema
-from the table contract, row counts, previews and markdown tables."""
+from the table contract, row counts, previews, markdown tables (Indonesian headings and "… dan N
+lainnya" when shortened) and the names of the units a check lists."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -10,6 +12,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
+from kolab_pipeline import labels
 from kolab_pipeline.warehouse import Params, bind, table
 
 OWNERS = ["team:data-dinkes"]
@@ -34,17 +37,55 @@ def describe(key: str, text: str) -> str:
     return f"{text.strip()}\n\nGrain: {table(key).grain}."
 
 
-def md_table(df: pd.DataFrame, empty: str = "_(none)_", max_rows: int | None = None,
+def md_table(df: pd.DataFrame, empty: str = "_(tidak ada)_", max_rows: int | None = None,
              more: str = "") -> dg.MetadataValue:
     """A DataFrame as markdown metadata: `empty` when it has no rows, at most `max_rows` rows
-    followed by "… and N more" (plus `more`, e.g. where to find the rest)."""
+    followed by "… dan N lainnya" (plus `more`, e.g. where to find the rest)."""
     if not len(df):
         return dg.MetadataValue.md(empty)
     shown = df if max_rows is None else df.head(max_rows)
-    text = shown.to_markdown(index=False)
+    align = ["right" if _numeric_text(shown[c]) else "left" for c in shown.columns]
+    text = shown.to_markdown(index=False, disable_numparse=True, colalign=align)
     if len(df) > len(shown):
-        text += f"\n\n… and {len(df) - len(shown)} more{more}"
+        text += f"\n\n… dan {labels.number(len(df) - len(shown))} lainnya{more}"
     return dg.MetadataValue.md(text)
+
+
+# A number as text, Indonesian style ("1.234", "97,5", "−2") or "–" for none: right-aligned.
+_NUMBER_TEXT = re.compile(r"^(?:[−-]?\d{1,3}(?:\.\d{3})*(?:,\d+)?|–)$")
+
+
+def _numeric_text(column: pd.Series) -> bool:
+    """A column of numbers, or of numbers written as text the Indonesian way (`labels.number`);
+    codes (strings of digits such as `36.72`, or with leading zeros) are not numbers."""
+    if pd.api.types.is_numeric_dtype(column) and not pd.api.types.is_bool_dtype(column):
+        return True
+    values = [v for v in column if isinstance(v, str) and v]
+    return bool(values) and all(_NUMBER_TEXT.match(v) for v in values) and any(
+        v != "–" for v in values)
+
+
+# The name of a unit by its level: a facility or a puskesmas network (its puskesmas) from the
+# registry, a kecamatan, kab/kota or provinsi from the Kemendagri list; the code when unknown.
+UNIT_NAMES_SQL = """
+    SELECT coalesce(fac.nama_faskes, wil.nama, unit.code) AS nama
+      FROM (SELECT unnest($levels) AS level, unnest($codes) AS code,
+                   unnest(range(len($codes))) AS position) AS unit
+      LEFT JOIN reference.facility AS fac
+             ON unit.level IN ('facility', 'puskesmas_network') AND fac.kode_faskes = unit.code
+      LEFT JOIN reference.wilayah AS wil
+             ON unit.level IN ('kecamatan', 'kabkota', 'provinsi') AND wil.kode = unit.code
+     ORDER BY unit.position"""
+
+
+def unit_names(con: duckdb.DuckDBPyConnection, levels: Sequence[str],
+               codes: Sequence[str | None]) -> list[str]:
+    """The name of each unit (`levels[i]`, `codes[i]`): see `UNIT_NAMES_SQL`; "" for no code."""
+    if not len(codes):
+        return []
+    rows = con.execute(UNIT_NAMES_SQL, {"levels": list(levels),
+                                        "codes": [c or "" for c in codes]}).fetchall()
+    return [name if code else "" for (name,), code in zip(rows, codes, strict=True)]
 
 
 def table_metadata(con: duckdb.DuckDBPyConnection, key: str, where: str = "TRUE",

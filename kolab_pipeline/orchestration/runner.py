@@ -2,9 +2,13 @@
 `KOLAB_HOME/.dagster` (the one `make ui` shows).
 
 Two runs with the in-process executor: `ingest_job`, then `monthly_job` over the months present
-(or `--month`, plus the later months of the same year, whose YTD rows include it) as one run over
-a partition range. Progress lines come from the run's event log; a failure raises
-`PipelineFailed` with one line. `release_dead_runs` frees what a killed `kolab run` left behind.
+(or `--month`: one month, or every month from the earliest to the latest given, plus the later
+months of the same year, whose YTD rows include them) as one run over a partition range. Before
+them the quick `kolab check` findings are printed as warnings; after them a summary a person
+reads (`onboarding.feedback`: receipt sources, late / missing reports, quarantined rows with
+"did you mean …", what was ignored). Progress lines come from the run's event log; a failure
+raises `PipelineFailed` with one line. `release_dead_runs` frees what a killed `kolab run` left
+behind.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from pathlib import Path
 
 import dagster as dg
 
+from kolab_pipeline.calendar import add_months
 from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration.partitions import DOCUMENTS_TAG, key_to_period, range_tags
 from kolab_pipeline.warehouse import WarehouseBusyError, connect, tables
@@ -115,25 +120,55 @@ class MonthPlan:
     """Which months the monthly run covers and why."""
 
     months: list[str]                         # requested or present, within the partitions
-    followups: list[str] = field(default_factory=list)   # added for YTD correctness
+    followups: list[str] = field(default_factory=list)   # later, added for YTD correctness
     outside: list[str] = field(default_factory=list)     # requested/present but no partition
+    inside: list[str] = field(default_factory=list)      # present between requested months
 
     @property
     def range(self) -> tuple[str, str] | None:
-        every = sorted({*self.months, *self.followups})
+        every = sorted({*self.months, *self.followups, *self.inside})
         return (every[0], every[-1]) if every else None
+
+    @property
+    def every_month(self) -> list[str]:
+        """Every month of the range (the run materialises the whole partition range)."""
+        if self.range is None:
+            return []
+        out, month = [], self.range[0]
+        while month <= self.range[1]:
+            out.append(month)
+            month = add_months(month, 1)
+        return out
+
+    def notes(self) -> list[str]:
+        """Why months the user did not name are run too."""
+        out = []
+        if self.inside:
+            out.append(f"also running {', '.join(self.inside)}: inside the range "
+                       f"{self.months[0]}..{self.months[-1]} of the months asked for")
+        if self.followups:
+            earlier = sorted({m for m in self.months for f in self.followups
+                              if m[:4] == f[:4] and m < f})
+            out.append(f"also re-running {', '.join(self.followups)}: their year-to-date rows "
+                       f"include {', '.join(earlier)}")
+        return out
 
 
 def plan_months(requested: Sequence[str] | None, present: Sequence[str],
                 partition_keys: Sequence[str]) -> MonthPlan:
-    """Months to run: `requested` (plus YTD follow-ups) or every month present, limited to the
-    monthly partitions (months outside them are reported, not silently dropped)."""
+    """Months to run: `requested` (two or more = the range from the earliest to the latest; the
+    months with data in between are run too, plus the YTD follow-ups after it) or every month
+    present, limited to the monthly partitions (months outside them are reported, not silently
+    dropped)."""
     valid = {key_to_period(k) for k in partition_keys}
     wanted = sorted(set(requested)) if requested else sorted(set(present))
-    followups = ytd_followups(wanted, present) if requested else []
+    inside = (sorted({p for p in present if wanted[0] < p < wanted[-1]} - set(wanted))
+              if requested else [])
+    followups = sorted(set(ytd_followups(wanted, present)) - set(inside)) if requested else []
     return MonthPlan(months=[m for m in wanted if m in valid],
                      followups=[m for m in followups if m in valid],
-                     outside=[m for m in wanted if m not in valid])
+                     outside=[m for m in wanted if m not in valid],
+                     inside=[m for m in inside if m in valid])
 
 
 # --- progress --------------------------------------------------------------------------------
@@ -147,7 +182,9 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
     """One progress line for a run event, or None for events not worth a line.
 
     A range run materialises each monthly asset once per month with the same metadata (the row
-    count of the whole range), so with `seen` only the first month's event prints a line.
+    count of the whole range), so with `seen` only the first month's event prints a line; a
+    monthly check reports each month, so with `seen` only its first failing month prints one
+    (every month's result is in the UI).
     """
     t = event.event_type
     if t == EventType.STEP_START:
@@ -167,6 +204,12 @@ def describe_event(event: dg.DagsterEvent, seen: set[str] | None = None) -> str 
         if ev.passed:
             return None
         part = f" [{key_to_period(ev.partition)}]" if ev.partition else ""
+        if ev.partition and seen is not None:
+            key = f"check {ev.asset_key.to_user_string()}:{ev.check_name}"
+            if key in seen:
+                return None
+            seen.add(key)
+            part = f" [{key_to_period(ev.partition)}, first failing month; every month in the UI]"
         return (f"  ✗ check {ev.asset_key.to_user_string()}:{ev.check_name}{part} failed "
                 f"({ev.severity.value}){': ' + ev.description if ev.description else ''}")
     if t == EventType.STEP_FAILURE:
@@ -375,6 +418,7 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
     defs = _load_definitions(settings)
     instance = instance or open_instance(settings)
     emit(f"kolab run: KOLAB_HOME={settings.paths.home}, Dagster instance {instance.root_directory}")
+    preflight(settings, emit)
     release_dead_runs(instance, emit)
     try:
         _execute(defs.resolve_job_def("ingest_job"), instance,
@@ -386,9 +430,8 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
         if plan.outside:
             emit(f"skipped (outside the monthly partitions, see kolab.yaml partitions.start): "
                  f"{', '.join(plan.outside)}")
-        if plan.followups:
-            emit(f"also re-running {', '.join(plan.followups)}: their year-to-date rows include "
-                 f"{', '.join(plan.months)}")
+        for note in plan.notes():
+            emit(note)
         if not keys:
             emit("monthly_job: no month-partitioned assets are defined; skipped")
         elif plan.range is None:
@@ -405,11 +448,52 @@ def run_pipeline(settings: Settings, months: list[str] | None = None, *,
     return summary(settings, plan if keys else MonthPlan([]))
 
 
+def preflight(settings: Settings, emit: Callable[[str], None]) -> None:
+    """The quick `kolab check` findings, printed as warnings: the run goes on (what the files'
+    content says comes in the summary at the end)."""
+    from kolab_pipeline.onboarding.check import run_checks
+
+    try:
+        report = run_checks(settings.paths.home, deep=False)
+    except Exception as exc:  # a check must never stop the run it only advises
+        emit(f"pre-flight check skipped: {type(exc).__name__}: {_first_line(str(exc))}")
+        return
+    if not report.findings:
+        emit("pre-flight check (kolab check --quick): nothing to report")
+        return
+    emit(f"pre-flight check (kolab check --quick): {len(report.errors)} error(s), "
+         f"{len(report.warnings)} warning(s), shown as warnings; the run goes on")
+    for line in report.lines():
+        emit(f"  ⚠ {line}")
+
+
+def feedback_lines(settings: Settings, periods: Sequence[str]) -> list[str]:
+    """The end-of-run feedback (`onboarding.feedback`) of `periods`, from the warehouse."""
+    from kolab_pipeline.onboarding import check, feedback
+
+    if not periods or not settings.paths.warehouse.exists():
+        return []
+    con = connect(settings.paths.warehouse, read_only=True)
+    try:
+        lines = feedback.summary_lines(feedback.collect(con, settings, periods))
+        gaps = check.group_gaps(check.sasaran_gaps(
+            con, settings, sorted({int(p[:4]) for p in periods}), resolve=False))
+        if gaps:
+            lines.append(f"sasaran missing ({len(gaps)} group(s); registry/sasaran.csv):")
+            lines += [f"  {check.gap_message(g)}" for g in gaps[:5]]
+        return lines
+    except Exception as exc:  # the run succeeded: a summary query must not turn it into a failure
+        return [f"(feedback skipped: {type(exc).__name__}: {_first_line(str(exc))})"]
+    finally:
+        con.close()
+
+
 def summary(settings: Settings, plan: MonthPlan) -> str:
     paths = settings.paths
     rng = plan.range
     months = (f"{rng[0]}..{rng[1]}" if rng and rng[0] != rng[1] else rng[0]) if rng else "none"
     lines = [f"months processed: {months}"]
+    lines += feedback_lines(settings, plan.every_month)
     counts = table_counts(settings)
     if counts:
         width = max(len(k) for k in counts)

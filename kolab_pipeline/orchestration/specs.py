@@ -1,17 +1,25 @@
 """The shapes every asset and check module repeats: the spec of a contract table, the
 month-partitioned asset (partitions, single-run backfill, the `duckdb_writer` pool, group =
-schema, owners, grain and column schema from `catalog/tables.yaml`) and the per-month check.
+schema, owners, grain and column schema from `catalog/tables.yaml`) and the per-month check,
+whose result is recorded on each month partition (so the UI shows it per month).
 No `from __future__ import annotations`: Dagster inspects the `context` annotation."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import dagster as dg
 import duckdb
 
+# Dagster 1.13 exports `AssetCheckEvaluation` but not the pointer to the materialization a check
+# evaluated; without it the UI treats a partition's result as stale (not shown). Imported here,
+# once; tests/orchestration/test_monthly_checks.py fails loudly if an upgrade moves it.
+from dagster._core.definitions.asset_checks.asset_check_evaluation import (
+    AssetCheckEvaluationTargetMaterializationData as TargetMaterialization,
+)
+
 from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration.metadata import OWNERS, describe, period_metadata, spec_metadata
-from kolab_pipeline.orchestration.partitions import monthly_partitions, periods_of
+from kolab_pipeline.orchestration.partitions import key_to_period, monthly_partitions, periods_of
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 
 # Assets that write the warehouse share this pool: DuckDB allows one writer, and the instance
@@ -80,16 +88,45 @@ def build_months(context: dg.AssetExecutionContext, kolab: KolabHome, warehouse:
             metadata=period_metadata(con, table_key, periods, column=column))
 
 
-def monthly_check(asset: dg.AssetKey, name: str, description: str,
-                  result: Callable[[Any, list[str]], dg.AssetCheckResult], *,
+MonthResult = Callable[[Any, str], dg.AssetCheckResult]
+
+
+def month_evaluation(context: dg.AssetCheckExecutionContext, asset: dg.AssetKey, name: str,
+                     partition_key: str, result: dg.AssetCheckResult,
+                     blocking: bool) -> dg.AssetCheckEvaluation:
+    """`result` as the evaluation of check `name` on the month `partition_key` of `asset`,
+    pointing at that month's latest materialization (what the check looked at)."""
+    records = context.instance.fetch_materializations(
+        dg.AssetRecordsFilter(asset_key=asset, asset_partitions=[partition_key]), limit=1).records
+    target = (TargetMaterialization(storage_id=records[0].storage_id, run_id=records[0].run_id,
+                                    timestamp=records[0].timestamp) if records else None)
+    return dg.AssetCheckEvaluation(
+        asset_key=asset, check_name=name, passed=result.passed, metadata=result.metadata,
+        severity=result.severity, description=result.description, blocking=blocking,
+        partition=partition_key, target_materialization_data=target)
+
+
+def monthly_check(asset: dg.AssetKey, name: str, description: str, result: MonthResult, *,
                   resources: Iterable[str] = ("warehouse",),
                   blocking: bool = False) -> dg.AssetChecksDefinition:
-    """An asset check run per month of `asset`: `result(context.resources, periods)` over the
-    months of the run, with the resources it names."""
+    """An asset check of the month-partitioned `asset`, evaluated month by month:
+    `result(context.resources, period)` for each month of the run (one month, or the range of a
+    single-run backfill), each recorded as the evaluation of its own month partition.
+
+    Why not return one `AssetCheckResult`: in a range run Dagster 1.13 attaches a returned result
+    to no partition, so every month's planned evaluation stays unanswered and the UI shows the
+    check as "Skipped" although it ran (and failed). The check's output is yielded after the
+    evaluations, so a blocking check still gates the assets downstream; a failed blocking
+    ERROR evaluation fails the step as a returned result would."""
+    asset = dg.AssetKey.from_coercible(asset)
 
     @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking,
                     partitions_def=monthly_partitions, required_resource_keys=set(resources))
-    def check(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-        return result(context.resources, periods_of(context))
+    def check(context: dg.AssetCheckExecutionContext) -> Iterator[Any]:
+        periods_of(context)  # a clear error when run without a month
+        for key in context.partition_keys:
+            month = result(context.resources, key_to_period(key))
+            yield month_evaluation(context, asset, name, key, month, blocking)
+        yield dg.Output(None)
 
     return check

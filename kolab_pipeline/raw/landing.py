@@ -71,6 +71,16 @@ def list_landing(landing: Path) -> Iterator[LandingEntry]:
                                target)
 
 
+def manifest_key(name: str | None) -> str:
+    """A `_diterima.csv` `file` cell → the path it names, relative to the landing folder
+    (`landing/` or `./` in front and Windows `\\` are accepted)."""
+    name = (name or "").strip().replace("\\", "/")
+    for prefix in ("./", "landing/"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name
+
+
 def read_manifest(landing: Path, tz: str) -> tuple[dict[str, datetime], list[str]]:
     """`landing/_diterima.csv` (`file,received_at`) → {relative path: UTC}, warnings."""
     path = landing / RECEIPT_MANIFEST
@@ -84,10 +94,7 @@ def read_manifest(landing: Path, tz: str) -> tuple[dict[str, datetime], list[str
         return out, [f"{RECEIPT_MANIFEST}: unreadable ({exc.detail}); file mtimes are used"]
     records = csv.DictReader(io.StringIO(text), delimiter=sniff_delimiter(text))
     for i, rec in enumerate(records, start=2):
-        name = (rec.get("file") or "").strip().replace("\\", "/")
-        for prefix in ("./", "landing/"):
-            if name.startswith(prefix):
-                name = name[len(prefix):]
+        name = manifest_key(rec.get("file"))
         try:
             ts = parse_timestamp(rec.get("received_at"), tz)
         except ValueError:

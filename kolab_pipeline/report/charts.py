@@ -31,7 +31,8 @@ CONFIG: dict[str, Any] = {
     "aria": False,  # one label on the <svg> instead of one per mark (half the size)
     "background": "white",
     "view": {"stroke": None},
-    "axis": {"labelFontSize": 11, "titleFontSize": 11, "labelLimit": 0, "titleFontWeight": "normal"},
+    "axis": {"labelFontSize": 11, "titleFontSize": 11, "labelLimit": 0,
+             "titleFontWeight": "normal"},
     "legend": {"orient": "bottom", "labelFontSize": 11, "labelLimit": 0, "titleFontSize": 11,
                "direction": "horizontal", "columns": 4},
     "title": {"anchor": "start", "fontSize": 13, "subtitleFontSize": 11, "subtitleColor": "#555"},
@@ -116,7 +117,8 @@ def trend_heatmap(names: Sequence[str], months: Sequence[str],
             cat = completeness_band(v, threshold)
             if cat is not None:
                 values.append({"puskesmas": name, "bulan": labels.month_name(m)[:3] + " " + m[2:4],
-                               "nilai": v, "kategori": cat, "gelap": cat not in (bands[0][0], bands[1][0])})
+                               "nilai": v, "kategori": cat,
+                               "gelap": cat not in (bands[0][0], bands[1][0])})
     month_labels = [labels.month_name(m)[:3] + " " + m[2:4] for m in months]
     base_y = {"field": "puskesmas", "type": "nominal", "sort": list(names), "title": None}
     base_x = {"field": "bulan", "type": "ordinal", "sort": month_labels, "title": None,
@@ -129,8 +131,10 @@ def trend_heatmap(names: Sequence[str], months: Sequence[str],
     if len(values) <= 600:
         layers.append({"mark": {"type": "text", "fontSize": 10},
                        "encoding": {"x": base_x, "y": base_y,
-                                    "text": {"field": "nilai", "type": "quantitative", "format": ".0f"},
-                                    "color": {"condition": {"test": "datum.gelap", "value": "white"},
+                                    "text": {"field": "nilai", "type": "quantitative",
+                                             "format": ".0f"},
+                                    "color": {"condition": {"test": "datum.gelap",
+                                                            "value": "white"},
                                               "value": INK}}})
     spec = {"data": {"values": values}, "width": {"step": 42}, "height": {"step": 20},
             "layer": layers}
@@ -235,7 +239,7 @@ def contribution_chart(names: Sequence[str], shares: Sequence[dict[str, float]])
     return render(spec, "Kontribusi volume layanan per jenis faskes per jejaring")
 
 
-# --- map -------------------------------------------------------------------------------------------
+# --- map ------------------------------------------------------------------------------------------
 
 def area_map(features: Sequence[dict[str, Any]], panels: Sequence[dict[str, Any]]) -> str:
     """Choropleths side by side over the same polygons. A panel: `title`, `values`

@@ -86,12 +86,16 @@ def summary_cards(job: Job, data: ReportData, n_call: int, met: tuple[int, int])
     return [
         {"label": "Kelengkapan laporan", "value": labels.percent(c),
          "cls": cls(meets(c, job.completeness_pct)),
-         "note": f"{labels.number(month.get('received'))} dari {labels.number(month.get('expected'))}"
-                 f" laporan; {labels.signed(_delta(c, prev.get('completeness_pct')))} dari {prev_name}"},
-        {"label": "Ketepatan waktu", "value": labels.percent(t), "cls": cls(meets(t, job.timeliness_pct)),
+         "note": f"{labels.number(month.get('received'))} dari "
+                 f"{labels.number(month.get('expected'))}"
+                 f" laporan; {labels.signed(_delta(c, prev.get('completeness_pct')))} "
+                 f"dari {prev_name}"},
+        {"label": "Ketepatan waktu", "value": labels.percent(t),
+         "cls": cls(meets(t, job.timeliness_pct)),
          "note": f"{labels.number(month.get('on_time'))} laporan tepat waktu; "
                  f"{labels.signed(_delta(t, prev.get('timeliness_pct')))} dari {prev_name}"},
-        {"label": "Kelengkapan s.d. bulan ini", "value": labels.percent(ytd.get("completeness_pct")),
+        {"label": "Kelengkapan s.d. bulan ini",
+         "value": labels.percent(ytd.get("completeness_pct")),
          "cls": cls(meets(ytd.get("completeness_pct"), job.completeness_pct)),
          "note": f"Januari–{labels.month_name(job.period)} {job.period[:4]}"},
         {"label": "Indikator kunci memenuhi target", "value": f"{met[0]} dari {met[1]}",
@@ -173,7 +177,8 @@ def _facility_rows(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     groups: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for m in merged.values():
         m["formulir"] = ", ".join(labels.label("form", f)
-                                  for f in sorted(m.pop("forms"), key=lambda f: labels.order("form", f)))
+                                  for f in sorted(m.pop("forms"),
+                                                  key=lambda f: labels.order("form", f)))
         last = m.pop("terakhir")
         m["terakhir"] = labels.period_label(last) if last else "belum pernah"
         groups[m["puskesmas"]].append(m)
@@ -196,7 +201,8 @@ def calls(data: ReportData) -> dict[str, Any]:
     belum, kronis = _facility_rows(now), _facility_rows(chronic)
     return {
         "belum": belum, "kronis": kronis,
-        "n_belum": sum(len(g["rows"]) for g in belum), "n_kronis": sum(len(g["rows"]) for g in kronis),
+        "n_belum": sum(len(g["rows"]) for g in belum),
+        "n_kronis": sum(len(g["rows"]) for g in kronis),
         "telepon": any(r["telepon"] for r in data.followup),
         "terlambat": [{"puskesmas": k, "bulan_ini": v[0], "tahun_ini": v[1]}
                       for k, v in sorted(late.items())],
@@ -220,7 +226,8 @@ def program_charts(job: Job, data: ReportData, names: Sequence[str]) -> list[dic
         title = labels.label("program", program)
         out.append({"label": title, "slug": program.lower().replace(" ", "-"),
                     "chart": charts.program_chart(f"{title}: capaian s.d. "
-                                                  f"{labels.period_label(job.period)}", panels, names)})
+                                                  f"{labels.period_label(job.period)}",
+                                                  panels, names)})
     return out
 
 
@@ -248,7 +255,8 @@ def area_map(job: Job, data: ReportData) -> dict[str, Any]:
             if ok is not None:
                 indicator[kode] = charts.MEETS_TARGET if ok else charts.BELOW_TARGET
     panels = [{"title": f"Kelengkapan laporan {labels.period_label(job.period)}",
-               "values": completeness, "categories": charts.completeness_bands(job.completeness_pct)}]
+               "values": completeness,
+               "categories": charts.completeness_bands(job.completeness_pct)}]
     if code is not None:
         panels.append({"title": f"{labels.indicator_name(code)} s.d. bulan ini (per kecamatan)",
                        "values": indicator, "categories": [(charts.MEETS_TARGET, charts.GREEN),
@@ -261,7 +269,8 @@ def _unit_name(level: str, name: str) -> str:
     """A flagged unit as read: a facility or kab/kota by its name, others with their level."""
     if level in ("facility", "kabkota"):
         return name
-    return f"{'Jejaring' if level == 'puskesmas_network' else labels.label('unit_level', level)} {name}"
+    prefix = "Jejaring" if level == "puskesmas_network" else labels.label("unit_level", level)
+    return f"{prefix} {name}"
 
 
 def dq_section(data: ReportData, nets: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -272,7 +281,8 @@ def dq_section(data: ReportData, nets: Sequence[dict[str, Any]]) -> dict[str, An
     for r in data.dq:
         counts[(r["method"], r["unit_level"])] = r["n_group"]
         groups[(r["method"], r["unit_level"])].append(r)
-    methods = labels.codes("dq_method") + sorted({m for m, _ in counts} - set(labels.codes("dq_method")))
+    methods = labels.codes("dq_method") + sorted({m for m, _ in counts}
+                                                 - set(labels.codes("dq_method")))
     matrix = []
     for severity in labels.codes("dq_severity"):
         for m in (m for m in methods if (labels.group("dq_method", m) or "rendah") == severity):
@@ -306,7 +316,7 @@ def dq_section(data: ReportData, nets: Sequence[dict[str, Any]]) -> dict[str, An
             "total": total, "findings": findings, "hidden": total - len(findings),
             "per_network": [{"nama": n["nama_puskesmas"] or n["kode_jejaring"],
                              "vf": labels.number(n["n_validation_flags"]),
-                             "q": labels.number(n["n_quarantined_rows"]),
+                             "q": labels.number(n["n_quarantined_file_rows"]),
                              "dq": labels.number(n["n_dq_flags"])} for n in nets]}
 
 
@@ -337,6 +347,7 @@ def build(job: Job, data: ReportData) -> dict[str, Any]:
         "indicators": indicators, "ranking": ranking(job, data), "calls": call,
         "trend": charts.trend_heatmap(names, months, grid, job.completeness_pct),
         "programs": program_charts(job, data, names),
-        "contribution": charts.contribution_chart([n for n, _ in with_share], [s for _, s in with_share]),
+        "contribution": charts.contribution_chart([n for n, _ in with_share],
+                                                  [s for _, s in with_share]),
         "map": area_map(job, data), "dq": dq_section(data, data.nets), "workbook": job.workbook,
     }

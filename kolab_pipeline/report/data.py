@@ -68,7 +68,8 @@ KEY_INDICATORS_SQL = """
            k.indicator_code, k.program, k.display_order, k.value, k.target, k.pws_target,
            k.attainment, coalesce(f.nama_faskes, k.unit_code) AS nama
     FROM evaluation.key_indicator k
-    LEFT JOIN reference.facility f ON k.unit_level = 'puskesmas_network' AND f.kode_faskes = k.unit_code
+    LEFT JOIN reference.facility f
+         ON k.unit_level = 'puskesmas_network' AND f.kode_faskes = k.unit_code
     WHERE k.unit_level IN ('puskesmas_network', 'kabkota') AND list_contains([$p, $prev], k.period)
       AND list_contains($kabs, k.kode_kabkota)
     ORDER BY k.kode_kabkota, k.display_order, nama, k.unit_code, k.period, k.period_type"""
@@ -119,7 +120,8 @@ AREA_COMPLETENESS_SQL = """
     SELECT substr(unit_code, 1, 5) AS _kab, unit_code AS kode, expected, received
     FROM compliance.reporting_rate
     WHERE unit_level = 'kecamatan' AND period = $p AND period_type = 'month'
-      AND jenis_faskes = 'semua' AND form = 'semua' AND list_contains($kabs, substr(unit_code, 1, 5))
+      AND jenis_faskes = 'semua' AND form = 'semua'
+      AND list_contains($kabs, substr(unit_code, 1, 5))
     UNION ALL
     SELECT r.kode_kabkota, f.kode_wilayah, count(*) FILTER (WHERE r.expected),
            count(*) FILTER (WHERE r.expected AND r.status IN ('on_time', 'late'))

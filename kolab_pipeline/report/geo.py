@@ -78,4 +78,5 @@ def features_for(registry: Path, kode_kabkota: str) -> list[dict[str, Any]] | No
     if not path.exists():
         return None
     prefix = kode_kabkota + "."
-    return [f for f in _load(path, path.stat().st_mtime) if f["properties"]["kode"].startswith(prefix)]
+    return [f for f in _load(path, path.stat().st_mtime)
+            if f["properties"]["kode"].startswith(prefix)]

@@ -155,8 +155,12 @@ class Run:
         os.utime(path, (ts, ts))
         self.files.append({"file": rel, "received_at": received, "kind": kind})
 
+    def as_of_at(self, tz: str) -> datetime:
+        """`as_of` in UTC for time zone `tz` (a date ends at midnight local time)."""
+        return self.cfg.as_of_utc(tz)
+
     def as_of_local(self, tz: str) -> date:
-        return self.as_of_utc.astimezone(ZoneInfo(tz)).date()
+        return self.as_of_at(tz).astimezone(ZoneInfo(tz)).date()
 
 
 # --- calendar ---------------------------------------------------------------------------------
@@ -537,7 +541,8 @@ def ground_truth_reports(slots: pd.DataFrame, versions: pd.DataFrame, cfg: Kolab
     due, cut = due_and_cutoff(rep["period"], rep["jenis_faskes"], cfg.reporting)
     rep["due_date"] = due.dt.date
     rep["cutoff_date"] = cut.dt.date
-    tz_asof = {tz: as_of_utc.astimezone(ZoneInfo(tz)).date() for tz in rep["timezone"].unique()}
+    tz_asof = {tz: cfg.as_of_utc(tz).astimezone(ZoneInfo(tz)).date()
+               for tz in rep["timezone"].unique()}
     as_of_local = rep["timezone"].map(tz_asof)
     received = rep["n_versions"].notna()
     limit = rep["due_date"].map(lambda d: d + grace)

@@ -239,7 +239,7 @@ class LandingWriter:
         for key in sorted(self.files):
             f = self.files[key]
             recv: datetime = f["received"]
-            if recv > run.as_of_utc or recv.date() > run.as_of_local(str(recv.tzinfo)):
+            if recv > run.as_of_at(str(recv.tzinfo)):
                 continue  # not arrived yet at as_of
             rows = [r for r in f["rows"] if r["tl"] is None or r["tl"] <= recv.date()]
             if f["kind"] == "broken":

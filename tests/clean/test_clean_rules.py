@@ -159,14 +159,12 @@ def test_v16_unknown_form_and_file_rejects(raw: Raw, settings: Settings) -> None
     assert quarantined(raw.con) == {2: {"V16"}}
     rows = q(raw.con, "SELECT source_path, rule_id, reason_id, reason_en FROM clean.quarantine "
                       "WHERE raw_row_id IS NULL ORDER BY source_path")
+    # reason_id: Indonesian only — the catalogue message and the file (was: followed by the raw
+    # layer's English reason); the English detail stays in reason_en
     assert rows == [
-        ("kosong.csv", "F02",
-         "Berkas kosong atau tidak berisi baris data — kosong.csv: the file has a header but no "
-         "data rows",
+        ("kosong.csv", "F02", "Berkas kosong atau tidak berisi baris data — berkas kosong.csv",
          "File is empty or has no data rows — kosong.csv: the file has a header but no data rows"),
-        ("nol.csv", "F02",
-         "Berkas kosong atau tidak berisi baris data — nol.csv: File is empty or has no data rows "
-         "— the file is empty (0 bytes)",
+        ("nol.csv", "F02", "Berkas kosong atau tidak berisi baris data — berkas nol.csv",
          "nol.csv: File is empty or has no data rows — the file is empty (0 bytes)")]
 
 

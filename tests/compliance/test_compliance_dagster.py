@@ -13,7 +13,7 @@ import assets
 from assets.compliance import COMPLIANCE_ASSETS
 from assets.evaluation import followup
 from data_quality import compliance_checks
-from kolab_pipeline import calendar
+from kolab_pipeline import calendar, labels
 from kolab_pipeline.calendar import add_months, month_end, month_start, period_of
 from kolab_pipeline.orchestration.jobs import compliance_job
 from kolab_pipeline.orchestration.partitions import period_to_key
@@ -75,10 +75,23 @@ def test_assets_and_checks_for_one_month(con, kolab_home):
         "timeliness_above_threshold": False,
     }
     assert all(c.severity == dg.AssetCheckSeverity.WARN for c in checks.values())
-    assert "| T1 " in checks["no_missing_reports_after_cutoff"].metadata["missing_reports"].value
+    # each result is recorded on its month partition (the UI shows it per month)
+    assert {c.partition for c in checks.values()} == {period_to_key(PERIOD)}
+    missing = checks["no_missing_reports_after_cutoff"]
+    # the facility by code and name, its type, form and network in words
+    assert "| T1 " in missing.metadata["missing_reports"].value
+    for word in ("Faskes T1", "TPMD (praktik mandiri dokter)", "TBC", "Faskes P1"):
+        assert word in missing.metadata["missing_reports"].value, word
+    assert missing.metadata["n_missing"].value == 1
+    assert missing.description.startswith(f"{labels.period_label(PERIOD)}: 1 laporan")
+    # Indonesian labels (codes in their own column) and Indonesian decimals (was: English codes
+    # `kabkota` / `puskesmas_network` and "75.0"); the count column is named as a count
     flagged = checks["timeliness_above_threshold"].metadata["units_flagged"].value
-    assert "kabkota" in flagged and "puskesmas_network" in flagged and "75" in flagged
+    assert "Kabupaten/kota" in flagged and "Jejaring puskesmas" in flagged and "75,0" in flagged
+    assert "Laporan tepat waktu" in flagged and "Ketepatan waktu (%)" in flagged
+    assert "| 36.72 " in flagged and "Faskes P1" in flagged
     assert checks["timeliness_above_threshold"].metadata["n_units_flagged"].value == 2
+    assert checks["timeliness_above_threshold"].metadata["n_units_judged"].value == 2
 
 
 def test_threshold_just_below_passes(con, kolab_home):

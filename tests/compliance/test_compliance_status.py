@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
 
@@ -266,3 +266,34 @@ def test_month_rerun_is_idempotent(con, kolab_home):
 def test_bad_period_is_rejected(con, settings):
     with pytest.raises(ValueError, match="2024-13"):
         compliance.build_expected_reports(con, settings, ["2024-13"])
+
+
+def test_as_of_date_ends_at_midnight_local_in_each_zone(con, kolab_home):
+    """`reporting.as_of: '2025-04-30'` (quoted, as `kolab sample-data` writes it) is the end of
+    30 April in each facility's own zone (issue 19: it was 00:00 UTC, ignoring the whole day).
+
+    Period 2025-03, puskesmas due 2025-04-10, cut-off 2025-04-30 (last day of M+1):
+    - PW (Cilegon, WIB) received 2025-04-30 10:00 WIB (03:00 UTC) → late (20 days after the 10th);
+    - PA (Balikpapan, WITA) received 2025-04-30 10:00 WITA (02:00 UTC) → late;
+    - PB (Balikpapan, WITA) received 2025-05-01 00:30 WITA (2025-04-30 16:30 UTC): after WITA's
+      as_of (15:59:59.999999 UTC) though before WIB's (16:59:59.999999 UTC) → not yet received;
+      30 April is not over in WITA (as_of local date 04-30 = cut-off, not after it) → pending.
+    """
+    settings = write_home(kolab_home, [
+        ("PW", "puskesmas", None, WIB, None, None, "tb"),
+        ("PA", "puskesmas", None, WITA, None, None, "tb"),
+        ("PB", "puskesmas", None, WITA, None, None, "tb"),
+    ], {"reporting": {"as_of": "2025-04-30"}})
+    assert settings.config.reporting.as_of == date(2025, 4, 30)
+    load(con, settings)
+    submit(con, "PW", "2025-03", "tb", "2025-04-30T10:00:00+07:00")
+    submit(con, "PA", "2025-03", "tb", "2025-04-30T10:00:00+08:00")
+    submit(con, "PB", "2025-03", "tb", "2025-05-01T00:30:00+08:00")
+    compliance.build_expected_reports(con, settings, ["2025-03"])
+    compliance.build_report_status(con, settings, ["2025-03"])
+    pw, pa, pb = (status_of(con, k, "2025-03") for k in ("PW", "PA", "PB"))
+    assert (pw["status"], pw["days_late"]) == ("late", 20)   # 30 April − 10 April
+    assert (pa["status"], pa["days_late"]) == ("late", 20)
+    assert (pb["status"], pb["overdue"], pb["received_at"]) == ("pending", True, None)
+    # the stored as_of is the default zone's (WIB) end of day
+    assert pw["as_of"] == datetime(2025, 4, 30, 16, 59, 59, 999999, tzinfo=UTC)

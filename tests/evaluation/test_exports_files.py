@@ -24,10 +24,14 @@ def built(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPy
     seed_report_status(con)
     # every malicious text reaches a sheet: facility names (Kepatuhan Pelaporan, Kualitas Data),
     # the follow-up name (Tindak Lanjut) and flagged values (Kualitas Data)
-    con.execute("UPDATE reference.facility SET nama_faskes = ? WHERE kode_faskes = 'KP01'", [MALICIOUS_NAMES[0]])
-    con.execute("UPDATE reference.facility SET nama_faskes = ? WHERE kode_faskes = 'DR01'", [MALICIOUS_NAMES[1]])
-    con.execute("UPDATE clean.validation_flag SET value_text = ? WHERE kode_faskes = 'KP01'", [MALICIOUS_NAMES[2]])
-    con.execute("UPDATE clean.quarantine SET value_text = ? WHERE kode_faskes = 'DR01'", [MALICIOUS_NAMES[3]])
+    con.execute("UPDATE reference.facility SET nama_faskes = ? WHERE kode_faskes = 'KP01'",
+                [MALICIOUS_NAMES[0]])
+    con.execute("UPDATE reference.facility SET nama_faskes = ? WHERE kode_faskes = 'DR01'",
+                [MALICIOUS_NAMES[1]])
+    con.execute("UPDATE clean.validation_flag SET value_text = ? WHERE kode_faskes = 'KP01'",
+                [MALICIOUS_NAMES[2]])
+    con.execute("UPDATE clean.quarantine SET value_text = ? WHERE kode_faskes = 'DR01'",
+                [MALICIOUS_NAMES[3]])
     evaluation.build_all(con, settings, ["2025-01", "2025-02"])
     return con
 
@@ -52,7 +56,8 @@ def test_excel_workbook_layout_formats_and_no_formulas(built, settings):
     assert p1[2].value == 10 and p1[2].number_format == "#,##0"
     assert rows["36.72"][1].value == "TOTAL KOTA CILEGON"
     kep = wb["Kepatuhan Pelaporan"]
-    assert [c.value for c in kep[1]][:4] == ["Kode jejaring", "Puskesmas", "Kode faskes", "Nama faskes"]
+    assert [c.value for c in kep[1]][:4] == ["Kode jejaring", "Puskesmas", "Kode faskes",
+                                             "Nama faskes"]
     assert kep.max_row == 1 + 4  # one kia report per facility
     assert kep["H2"].number_format == "yyyy-mm-dd"
 
@@ -93,7 +98,8 @@ def test_parquet_matches_warehouse(built, settings):
         assert built.execute(sql_t).fetchone() == built.execute(sql_p).fetchone(), key
         assert built.execute(f"SELECT count(*) FROM {key}").fetchone()[0] == n
     # ordered comparison of one table, column by column
-    a = built.execute("SELECT * FROM evaluation.scorecard ORDER BY kode_jejaring, period, period_type").fetchall()
+    a = built.execute("SELECT * FROM evaluation.scorecard "
+                      "ORDER BY kode_jejaring, period, period_type").fetchall()
     b = built.execute(f"SELECT * FROM read_parquet('{written['evaluation.scorecard'][0]}') "
                       "ORDER BY kode_jejaring, period, period_type").fetchall()
     assert a == b and len(a) == 8
@@ -128,8 +134,8 @@ def _sheet(ws) -> tuple[list[str], list[list]]:
 
 
 def test_ringkasan_total_is_the_sum_of_its_rows_and_complete(built, settings):
-    built.execute("INSERT INTO indicators.dq_flag VALUES ('kecamatan', '36.72.01', '2025-02', 'kia_k1',"
-                  " 'consistency_over_time', 300, 1.5, 0.33, 200, 'x')")
+    built.execute("INSERT INTO indicators.dq_flag VALUES ('kecamatan', '36.72.01', '2025-02', "
+                  "'kia_k1', 'consistency_over_time', 300, 1.5, 0.33, 200, 'x')")
     [path] = exports.write_workbooks(built, settings, ["2025-02"])
     wb = openpyxl.load_workbook(path)
     header, rows = _sheet(wb["Ringkasan"])
@@ -189,7 +195,8 @@ HOSTILE = ["=1+1", "=cmd|' /C calc'!A0", "@SUM(1+1)*cmd|' /C calc'!A0", "+2+5", 
 def test_hostile_facility_names_stay_inert_text(con, settings, name):
     seed(con)
     seed_report_status(con)
-    con.execute("UPDATE reference.facility SET nama_faskes = $n WHERE kode_faskes IN ('P0001', 'DR01')",
+    con.execute("UPDATE reference.facility SET nama_faskes = $n "
+                "WHERE kode_faskes IN ('P0001', 'DR01')",
                 {"n": name})
     con.execute("UPDATE evaluation.followup SET nama_faskes = $n, nama_puskesmas_induk = $n",
                 {"n": name})

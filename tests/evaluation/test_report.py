@@ -70,7 +70,8 @@ class Collect(HTMLParser):
 def built(con: duckdb.DuckDBPyConnection, settings: Settings) -> duckdb.DuckDBPyConnection:
     seed(con)
     # ytd network contribution for the chart: copy the month rows as ytd
-    con.execute("INSERT INTO indicators.network_contribution SELECT unit_level, unit_code, period, 'ytd',"
+    con.execute("INSERT INTO indicators.network_contribution "
+                "SELECT unit_level, unit_code, period, 'ytd',"
                 " program, data_element, jenis_faskes, volume, total, share_pct"
                 " FROM indicators.network_contribution")
     evaluation.build_all(con, settings, ["2025-01", "2025-02"])
@@ -86,7 +87,8 @@ def parse(path) -> tuple[Collect, str]:
 
 def test_report_renders_offline_with_every_section(built, settings):
     # KP01 (the malicious name) has not reported this month: it is on the call list
-    built.execute("UPDATE evaluation.followup SET latest_status = 'missing' WHERE kode_faskes = 'KP01'")
+    built.execute("UPDATE evaluation.followup SET latest_status = 'missing' "
+                  "WHERE kode_faskes = 'KP01'")
     start = time.perf_counter()
     paths = report.render_reports(built, settings, ["2025-02"])
     elapsed = time.perf_counter() - start
@@ -121,7 +123,8 @@ def test_key_indicators_and_ranking_judge_through_one_rule(built, settings):
     ctx = report.build_context(built, settings, "36.72", "2025-02")
     k1 = next(r for r in ctx["indicators"] if r["kode"] == "KIA_K1")
     # kab/kota ytd 10.0 % against a PWS line of 95 × 2/12 = 15.8 %: attainment 63.2 %, not met
-    assert (k1["kumulatif"], k1["pws"], k1["pencapaian"], k1["cls"]) == ("10,0 %", "15,8 %", "63,2 %", "buruk")
+    assert (k1["kumulatif"], k1["pws"], k1["pencapaian"], k1["cls"]) == (
+        "10,0 %", "15,8 %", "63,2 %", "buruk")
     assert k1["nama"] == "Cakupan kunjungan ibu hamil K1 (dilaporkan FKTP)"  # issue 17.6
     ranking = ctx["ranking"]
     # P0002 4/4 = 100 % ranks above P0001 8/10 = 80 %; completeness judged against 90 %
@@ -135,9 +138,11 @@ def test_key_indicators_and_ranking_judge_through_one_rule(built, settings):
 
 
 def test_call_list_first_then_chronic_then_late_counts(built, settings):
-    built.execute("UPDATE reference.facility SET telepon = '0254-123456' WHERE kode_faskes = 'DR01'")
+    built.execute("UPDATE reference.facility SET telepon = '0254-123456' "
+                  "WHERE kode_faskes = 'DR01'")
     built.execute("UPDATE evaluation.followup SET latest_status = 'missing'")
-    built.execute("UPDATE evaluation.followup SET consecutive_missing = 1 WHERE kode_faskes = 'KP01'")
+    built.execute("UPDATE evaluation.followup SET consecutive_missing = 1 "
+                  "WHERE kode_faskes = 'KP01'")
     ctx = report.build_context(built, settings, "36.72", "2025-02")
     calls = ctx["calls"]
     # KP01 missed this month only → call now; DR01 missed 2 months running → chronic, with phone
@@ -152,8 +157,8 @@ def test_call_list_first_then_chronic_then_late_counts(built, settings):
 
 def test_dq_section_shows_every_method_and_level_and_says_what_is_left_out(built, settings,
                                                                             monkeypatch):
-    built.execute("INSERT INTO indicators.dq_flag VALUES ('kecamatan', '36.72.01', '2025-02', 'kia_k1',"
-                  " 'consistency_over_time', 300, 1.5, 0.33, 200, 'x')")
+    built.execute("INSERT INTO indicators.dq_flag VALUES ('kecamatan', '36.72.01', '2025-02', "
+                  "'kia_k1', 'consistency_over_time', 300, 1.5, 0.33, 200, 'x')")
     ctx = report.build_context(built, settings, "36.72", "2025-02")
     dq = ctx["dq"]
     methods = {r["kode"] for r in dq["matrix"]}
@@ -185,7 +190,8 @@ def test_map_from_a_boundary_file(built, settings):
         {"type": "Feature", "properties": {"kode": "32.01.01", "nama": "elsewhere"},
          "geometry": {"type": "Polygon", "coordinates": [square]}}]
     built.execute("UPDATE evaluation.key_indicator SET value = 20, target = 95, pws_target = 15.8"
-                  " WHERE unit_level = 'kecamatan' AND unit_code = '36.72.01' AND period = '2025-02'"
+                  " WHERE unit_level = 'kecamatan' AND unit_code = '36.72.01'"
+                  " AND period = '2025-02'"
                   " AND period_type = 'ytd' AND indicator_code = 'KIA_K1'")
     settings.paths.registry.mkdir(parents=True, exist_ok=True)
     (settings.paths.registry / "batas_wilayah.geojson").write_text(

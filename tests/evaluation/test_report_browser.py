@@ -31,7 +31,8 @@ OVERFLOW_JS = """
     const box = t.closest('.tabel') || t.parentElement;
     const r = box.getBoundingClientRect();
     const cut = box.scrollWidth - box.clientWidth;
-    if (r.right > width + 1 || cut > 1) out.push([t.closest('section').id, Math.round(Math.max(r.right - width, cut))]);
+    if (r.right > width + 1 || cut > 1)
+      out.push([t.closest('section').id, Math.round(Math.max(r.right - width, cut))]);
   }
   return out;
 })()

@@ -54,5 +54,5 @@ def test_blocking_check_fails_on_a_broken_total(con, settings: Settings):
                     AND period = ?""", [FEB[:7]])
 
     c.close()
-    result = indicator_checks.totals_result(resources["warehouse"], [FEB[:7]])
+    result = indicator_checks.totals_result(resources["warehouse"], FEB[:7])
     assert not result.passed and result.metadata["n_mismatches"].value == 2   # month and ytd rows

@@ -56,9 +56,43 @@ def test_bad_config_names_the_file(kolab_home, text, fragment):
 
 def test_as_of(kolab_home):
     (kolab_home / "kolab.yaml").write_text("reporting:\n  as_of: 2025-02-10\n")
-    # a date means the end of that day in WIB (UTC+7): 23:59:59+07 = 16:59:59 UTC
+    # a date means the end of that day in WIB (UTC+7): 23:59:59.999999+07 = 16:59:59.999999 UTC
+    # (was 16:59:59: the last second of the day now counts whole, issue 19)
     assert load_config(kolab_home).reporting.as_of_utc() == datetime(2025, 2, 10, 16, 59, 59,
-                                                                     tzinfo=UTC)
+                                                                     999999, tzinfo=UTC)
+
+
+@pytest.mark.parametrize("written", ["2025-04-30", "'2025-04-30'", '"2025-04-30"'])
+def test_as_of_date_is_the_end_of_the_local_day_quoted_or_not(kolab_home, written):
+    # `kolab sample-data` wrote the date quoted ('2025-04-30'); pydantic then read it as the naive
+    # timestamp 2025-04-30T00:00 = 00:00 UTC, so a report received at 10:00 WIB that day was
+    # ignored. Every spelling of the date now means the end of that day, local time.
+    (kolab_home / "kolab.yaml").write_text(f"reporting:\n  as_of: {written}\n")
+    cfg = load_config(kolab_home)
+    assert cfg.reporting.as_of == date(2025, 4, 30)
+    ten_wib = datetime(2025, 4, 30, 3, 0, tzinfo=UTC)          # 10:00 WIB = 03:00 UTC
+    ten_wita = datetime(2025, 4, 30, 2, 0, tzinfo=UTC)         # 10:00 WITA = 02:00 UTC
+    # WIB: 23:59:59.999999+07 = 16:59:59.999999 UTC; WITA: +08 → 15:59:59.999999 UTC
+    assert cfg.as_of_utc("Asia/Jakarta") == datetime(2025, 4, 30, 16, 59, 59, 999999, tzinfo=UTC)
+    assert cfg.as_of_utc("Asia/Makassar") == datetime(2025, 4, 30, 15, 59, 59, 999999,
+                                                      tzinfo=UTC)
+    assert ten_wib <= cfg.as_of_utc("Asia/Jakarta")
+    assert ten_wita <= cfg.as_of_utc("Asia/Makassar")
+    # 00:30 WITA on 1 May (16:30 UTC on 30 April) is after WITA's as_of, though before WIB's
+    after_midnight_wita = datetime(2025, 4, 30, 16, 30, tzinfo=UTC)
+    assert cfg.as_of_utc("Asia/Makassar") < after_midnight_wita < cfg.as_of_utc("Asia/Jakarta")
+
+
+def test_as_of_timestamps(kolab_home):
+    # no offset: local time of the zone asked for; with an offset: that instant everywhere
+    (kolab_home / "kolab.yaml").write_text("reporting:\n  as_of: '2025-04-30T17:00:00'\n")
+    cfg = load_config(kolab_home)
+    assert cfg.as_of_utc("Asia/Jakarta") == datetime(2025, 4, 30, 10, 0, tzinfo=UTC)  # 17 − 7
+    assert cfg.as_of_utc("Asia/Jayapura") == datetime(2025, 4, 30, 8, 0, tzinfo=UTC)  # 17 − 9
+    (kolab_home / "kolab.yaml").write_text("reporting:\n  as_of: '2025-04-30T17:00:00+08:00'\n")
+    cfg = load_config(kolab_home)
+    assert {cfg.as_of_utc(z) for z in ("Asia/Jakarta", "Asia/Jayapura")} == {
+        datetime(2025, 4, 30, 9, 0, tzinfo=UTC)}
 
 
 def test_calendar_helpers():

@@ -44,6 +44,23 @@ def test_plan_months_present_and_requested():
     assert plan_months(None, [], KEYS).range is None
 
 
+def test_two_months_are_a_range_and_the_notes_say_why_others_run():
+    present = ["2025-01", "2025-02", "2025-03", "2025-04", "2026-01"]
+    plan = plan_months(["2025-01", "2025-03"], present, KEYS + ["2026-01-01"])
+    # 2025-02 lies between the two months asked for; 2025-04 follows in the same year (its YTD
+    # includes them); 2026-01 is another year
+    assert (plan.months, plan.inside, plan.followups) == (
+        ["2025-01", "2025-03"], ["2025-02"], ["2025-04"])
+    assert plan.range == ("2025-01", "2025-04")
+    assert plan.every_month == ["2025-01", "2025-02", "2025-03", "2025-04"]
+    assert plan.notes() == [
+        "also running 2025-02: inside the range 2025-01..2025-03 of the months asked for",
+        "also re-running 2025-04: their year-to-date rows include 2025-01, 2025-03"]
+    # one month: nothing inside, the later months of its year follow
+    one = plan_months(["2025-03"], present, KEYS)
+    assert one.notes() == ["also re-running 2025-04: their year-to-date rows include 2025-03"]
+
+
 def test_instance_dir_has_the_pool_limit(kolab_home: Path):
     settings = Settings.load(kolab_home)
     path = ensure_instance_dir(settings)

@@ -1,24 +1,19 @@
 """The Dagster UI as a client: start `dagster-webserver -w workspace.yaml` on a free port, read the
-asset graph through its GraphQL API, launch the ingest job through it and read the results."""
+asset graph through its GraphQL API, launch the ingest job through it and read the results; and
+after `kolab run` over two months, read the monthly checks' result per month as the UI shows it."""
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-import requests
 
 from kolab_pipeline.config import Settings
 from kolab_pipeline.orchestration.jobs import MONTHLY_GROUPS
-from kolab_pipeline.orchestration.runner import ensure_instance_dir
+from kolab_pipeline.orchestration.runner import run_pipeline
+from tests.support.dagster_ui import direct_run_coordinator, gql, webserver
 from tests.support.registry import write_minimal_registry
-
-REPO = Path(__file__).resolve().parents[2]
 
 ASSETS_QUERY = """
 { assetNodes { assetKey { path } groupName isPartitioned
@@ -38,53 +33,26 @@ CHECKS = """
 query($id: ID!) { logsForRun(runId: $id) { ... on EventConnection { events {
   __typename ... on AssetCheckEvaluationEvent { evaluation { checkName success } } } } } }
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _gql(base: str, query: str, variables: dict | None = None) -> dict:
-    r = requests.post(f"{base}/graphql", json={"query": query, "variables": variables or {}},
-                      timeout=60)
-    r.raise_for_status()
-    body = r.json()
-    assert "errors" not in body, body["errors"]
-    return body["data"]
+# What the asset page and the graph node show for each check: the latest execution (its status,
+# month and message) and the status of every month partition.
+CHECK_STATUS = """
+query($key: AssetKeyInput!) { assetNodeOrError(assetKey: $key) { ... on AssetNode {
+  assetChecksOrError { ... on AssetChecks { checks { name
+    executionForLatestMaterialization { status partition
+      evaluation { success partition description severity } }
+    partitionStatuses { __typename
+      ... on AssetCheckTimePartitionStatuses { ranges { startKey endKey status } } } } } } } } }
+"""
+WARN_CHECKS = {"no_missing_reports_after_cutoff", "completeness_above_threshold",
+               "timeliness_above_threshold"}
 
 
 @pytest.mark.slow
 def test_webserver_graph_and_a_run_launched_through_the_api(kolab_home: Path, tmp_path: Path):
     write_minimal_registry(kolab_home)
-    dagster_home = ensure_instance_dir(Settings.load(kolab_home))
-    # No daemon here to dequeue runs: launch them directly (the pool limit still applies per step).
-    with (dagster_home / "dagster.yaml").open("a") as fh:
-        fh.write("run_coordinator:\n  module: dagster.core.run_coordinator\n"
-                 "  class: DefaultRunCoordinator\n")
-    port = _free_port()
-    env = {**os.environ, "KOLAB_HOME": str(kolab_home), "DAGSTER_HOME": str(dagster_home)}
-    env.pop("KOLAB_AUTOMATION", None)
-    log = (tmp_path / "webserver.log").open("w")
-    proc = subprocess.Popen(
-        [str(Path(sys.executable).parent / "dagster-webserver"), "-w", "workspace.yaml",
-         "-h", "127.0.0.1", "-p", str(port)],
-        cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.time() + 120
-        while True:
-            try:
-                if requests.get(f"{base}/server_info", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert proc.poll() is None, (tmp_path / "webserver.log").read_text()[-3000:]
-            assert time.time() < deadline, "webserver did not answer /server_info in 120 s"
-            time.sleep(0.5)
-
-        nodes = _gql(base, ASSETS_QUERY)["assetNodes"]
+    direct_run_coordinator(kolab_home)
+    with webserver(kolab_home, tmp_path / "webserver.log") as base:
+        nodes = gql(base, ASSETS_QUERY)["assetNodes"]
         by_key = {"/".join(n["assetKey"]["path"]): n for n in nodes}
         assert {"reference/wilayah", "reference/facility"} <= set(by_key)
         groups = {n["groupName"] for n in nodes}
@@ -99,18 +67,18 @@ def test_webserver_graph_and_a_run_launched_through_the_api(kolab_home: Path, tm
         params = {"selector": {"repositoryLocationName": "kolab_pipeline",
                                "repositoryName": "__repository__", "jobName": "ingest_job"},
                   "runConfigData": {}}
-        launched = _gql(base, LAUNCH, {"p": params})["launchRun"]
+        launched = gql(base, LAUNCH, {"p": params})["launchRun"]
         assert launched["__typename"] == "LaunchRunSuccess", launched
         run_id = launched["run"]["runId"]
         deadline = time.time() + 180
         while True:
-            status = _gql(base, RUN, {"id": run_id})["runOrError"]["status"]
+            status = gql(base, RUN, {"id": run_id})["runOrError"]["status"]
             if status in {"SUCCESS", "FAILURE", "CANCELED"}:
                 break
             assert time.time() < deadline, f"run {run_id} still {status} after 180 s"
             time.sleep(1)
         assert status == "SUCCESS", (tmp_path / "webserver.log").read_text()[-3000:]
-        events = _gql(base, CHECKS, {"id": run_id})["logsForRun"]["events"]
+        events = gql(base, CHECKS, {"id": run_id})["logsForRun"]["events"]
         evaluations = [e["evaluation"] for e in events
                        if e["__typename"] == "AssetCheckEvaluationEvent"]
         ingest_checks = {c["name"] for key, n in by_key.items()
@@ -118,10 +86,32 @@ def test_webserver_graph_and_a_run_launched_through_the_api(kolab_home: Path, tm
                          for c in (n["assetChecksOrError"].get("checks") or [])}
         # Every check of the ingest groups ran in that run and its result is visible.
         assert {e["checkName"] for e in evaluations} == ingest_checks
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+
+
+@pytest.mark.slow
+def test_failed_monthly_checks_show_failed_for_each_month_in_the_ui(kolab_home: Path,
+                                                                   tmp_path: Path):
+    """`kolab run` over two months runs the monthly checks in one run over the partition range.
+    Nothing was received (2 facilities, 6 expected reports a month, all past their cut-off), so
+    the three WARN checks of compliance/report_status fail in both months: the UI must show each
+    month as failed — not "Skipped" — and the latest result as failed, for the last month."""
+    write_minimal_registry(kolab_home)
+    run_pipeline(Settings.load(kolab_home), months=["2025-03", "2025-04"], emit=lambda _: None)
+    with webserver(kolab_home, tmp_path / "webserver.log") as base:
+        node = gql(base, CHECK_STATUS, {"key": {"path": ["compliance", "report_status"]}})
+        checks = {c["name"]: c for c in
+                  node["assetNodeOrError"]["assetChecksOrError"]["checks"]}
+    assert set(checks) == WARN_CHECKS
+    for name, c in checks.items():
+        # each month partition: FAILED (the two months form one range of the same status)
+        assert c["partitionStatuses"]["ranges"] == [
+            {"startKey": "2025-03-01", "endKey": "2025-04-01", "status": "FAILED"}], name
+        latest = c["executionForLatestMaterialization"]
+        assert (latest["status"], latest["partition"]) == ("FAILED", "2025-04-01"), name
+        evaluation = latest["evaluation"]
+        assert evaluation["success"] is False and evaluation["severity"] == "WARN"
+        assert evaluation["partition"] == "2025-04-01"
+        assert evaluation["description"].startswith("April 2025: "), evaluation["description"]
+    # 6 expected reports of April 2025, from the puskesmas and its klinik, none received
+    assert checks["no_missing_reports_after_cutoff"]["executionForLatestMaterialization"][
+        "evaluation"]["description"].startswith("April 2025: 6 laporan yang diharapkan dari 2")

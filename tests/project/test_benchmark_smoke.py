@@ -64,7 +64,8 @@ def test_benchmark_runs_end_to_end_at_tiny_scale(tmp_path):
     assert re.search(r"floor \(DuckDB alone.*\): [\d.]+ s, peak \d+ MB, [\d,]+ rows in", out)
     # one line per stage with wall s, rows in, rows out, rows/s, peak MB — and a total
     for stage in ("reference", "ingest", "clean", "compliance", "indicators", "evaluation"):
-        line = re.search(rf"^  {stage}\s+([\d.]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+(\d+)$", out, re.M)
+        line = re.search(rf"^  {stage}\s+([\d.]+)\s+([\d,]+)\s+([\d,]+)\s+([\d,]+)\s+(\d+)$",
+                         out, re.M)
         assert line, stage
         assert int(line.group(2).replace(",", "")) > 0, stage       # rows in
         assert int(line.group(5)) > 0, stage                          # peak MB

@@ -1,4 +1,5 @@
-"""The README stays true: the commands it promises and the table catalogue generated from the contract."""
+"""The README stays true: the commands it promises and the table catalogue generated from the
+contract."""
 
 from __future__ import annotations
 
@@ -18,7 +19,8 @@ def test_readme_gives_the_two_commands_and_ci_runs_the_test_one():
 
 def test_table_catalogue_matches_the_contract():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    block = re.search(r"<!-- BEGIN TABLE CATALOGUE.*?-->\n(.*?)\n<!-- END TABLE CATALOGUE -->", readme, re.S)
+    block = re.search(r"<!-- BEGIN TABLE CATALOGUE.*?-->\n(.*?)\n<!-- END TABLE CATALOGUE -->",
+                      readme, re.S)
     assert block, "README has no generated table catalogue"
     assert block.group(1).strip() == catalogue_markdown().strip(), (
         "README table catalogue is stale: paste `python -m kolab_pipeline.warehouse` into it")

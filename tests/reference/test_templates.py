@@ -1,5 +1,6 @@
-"""`kolab template FORM`: XLSX (codes row 1, labels row 2, frozen panes, instructions sheet) and CSV;
-a filled-in template is ingested by the raw layer with the label row and instructions skipped."""
+"""`kolab template FORM`: XLSX (codes row 1, labels row 2, frozen panes, instructions sheet) and
+CSV; a filled-in template is ingested by the raw layer with the label row and instructions
+skipped."""
 
 from __future__ import annotations
 
@@ -48,19 +49,22 @@ def test_cli_template_and_filled_template_ingests(tmp_path, settings, con, capsy
     assert capsys.readouterr().out.splitlines() == [str(tmp_path / "t" / "template_tb.xlsx"),
                                                      str(tmp_path / "t" / "template_tb.csv")]
     wb = openpyxl.load_workbook(tmp_path / "t" / "template_tb.xlsx")
-    wb["tb"].append(["2025-03", "KP001", "Klinik B", "2025-04-04", None, 9, 2, 2, 0, 1, 1, 1, 0, 0, 0])
+    wb["tb"].append(["2025-03", "KP001", "Klinik B", "2025-04-04", None,
+                     9, 2, 2, 0, 1, 1, 1, 0, 0, 0])
     dest = settings.paths.landing / "kp001" / "tb" / "KP001_tb_2025-03.xlsx"
     dest.parent.mkdir(parents=True)
     wb.save(dest)
     shutil.copy(tmp_path / "t" / "template_tb.csv", settings.paths.landing / "blank_tb.csv")
     s = raw.ingest_landing(con, settings, run_id="r1")
-    assert (s.files_ingested, s.files_rejected) == (1, 1)       # the blank CSV has no data rows (F02)
-    assert con.execute("SELECT sheet, row_number, form, kode_faskes FROM raw.submission_row").fetchall() == [
+    # the blank CSV has no data rows (F02)
+    assert (s.files_ingested, s.files_rejected) == (1, 1)
+    assert con.execute("SELECT sheet, row_number, form, kode_faskes "
+                       "FROM raw.submission_row").fetchall() == [
         ("tb", 3, "tb", "KP001")]                                  # row 2 = labels, skipped
     # 16 TB elements (10 + the 6 cohort outcomes of issue 17.3, left blank), all mapped; values
     # as text
-    cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell ORDER BY column_index"
-                        ).fetchall()
+    cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell "
+                        "ORDER BY column_index").fetchall()
     assert [c[1] for c in cells] == (["9", "2", "2", "0", "1", "1", "1", "0", "0", "0"]
                                      + [None] * 6)
     assert all(c[0] is not None for c in cells)

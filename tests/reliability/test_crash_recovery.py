@@ -1,7 +1,8 @@
 """Crash recovery (issue 10): `kolab run` killed with SIGKILL — once in the middle of the monthly
-computations (while the indicator step writes), once in the middle of the PostgreSQL copy — then run again, ends with exactly the
-tables of an uninterrupted run (the shared reference of `tests/test_idempotency.py`): no duplicate
-and no half-written month, in DuckDB and in PostgreSQL.
+computations (while the indicator step writes), once in the middle of the PostgreSQL copy — then
+run again, ends with exactly the tables of an uninterrupted run (the shared reference of
+`tests/test_idempotency.py`): no duplicate and no half-written month, in DuckDB and in
+PostgreSQL.
 
 The killed run leaves its Dagster run `STARTED` with a `duckdb_writer` pool slot claimed in the
 persistent instance (`KOLAB_HOME/.dagster`); without `runner.release_dead_runs()` the next
@@ -44,7 +45,8 @@ class KolabProcess:
         for key in ("KOLAB_SOURCE_DB_URL", "KOLAB_ALERT_WEBHOOK_URL"):
             env.pop(key, None)
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "kolab_pipeline.cli", "--home", str(home), "run"], cwd=REPO, env=env,
+            [sys.executable, "-m", "kolab_pipeline.cli", "--home", str(home), "run"],
+            cwd=REPO, env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
         self.lines: list[str] = []
         self._q: queue.Queue[str | None] = queue.Queue()
@@ -74,7 +76,8 @@ class KolabProcess:
             if found(line):
                 return line
         self.kill()
-        raise AssertionError(f"stage not reached in {timeout} s; last lines:\n" + "\n".join(self.lines[-15:]))
+        raise AssertionError(f"stage not reached in {timeout} s; last lines:\n"
+                             + "\n".join(self.lines[-15:]))
 
     def kill(self) -> None:
         """SIGKILL the child's process group (only the process this test started)."""
@@ -94,9 +97,10 @@ class KolabProcess:
 def _pg_copy_running(url: str, dbname: str) -> bool:
     import psycopg
 
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0] + "/postgres",
-                         autocommit=True) as c:
-        return c.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND query LIKE 'COPY %%'",
+    server = url.replace("postgresql+psycopg://", "postgresql://").rsplit("/", 1)[0]
+    with psycopg.connect(server + "/postgres", autocommit=True) as c:
+        return c.execute("SELECT count(*) FROM pg_stat_activity "
+                         "WHERE datname = %s AND query LIKE 'COPY %%'",
                          [dbname]).fetchone()[0] > 0
 
 
@@ -104,7 +108,8 @@ def _pg_row_counts(url: str) -> dict[str, int | None]:
     import psycopg
 
     out: dict[str, int | None] = {}
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as c:
         for t in analyst_tables():
             exists = c.execute("SELECT to_regclass(%s)", [t.qualified]).fetchone()[0]
             out[t.qualified] = (c.execute(f"SELECT count(*) FROM {t.schema}.{t.name}").fetchone()[0]
@@ -169,7 +174,8 @@ def test_sigkill_mid_month_and_mid_postgres_copy_then_rerun_gives_the_uninterrup
     caught = p2.wait_for(lambda line: "✓ evaluation/exports" in line,
                          poll=lambda: _pg_copy_running(url, dbname))
     p2.kill()
-    print(f"phase 2 SIGKILL {'during' if caught == '<poll>' else 'right after'} the PostgreSQL COPY")
+    print(f"phase 2 SIGKILL {'during' if caught == '<poll>' else 'right after'} "
+          "the PostgreSQL COPY")
     assert any("released" in line and "killed" in line for line in p2.lines), p2.lines[:5]
     counts = _pg_row_counts(url)
     if caught == "<poll>":

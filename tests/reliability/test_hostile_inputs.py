@@ -1,7 +1,7 @@
-"""Hostile inputs (issue 10): every malformed file of `tests/support/hostile_corpus.py` lands next to a good
-file; the raw and clean layers must finish, reach the outcome the corpus declares for each input
-(file rule / row rule / kept), account for every row, store hostile text verbatim, and leave the
-good file's clean rows exactly as they are without the corpus.
+"""Hostile inputs (issue 10): every malformed file of `tests/support/hostile_corpus.py` lands next
+to a good file; the raw and clean layers must finish, reach the outcome the corpus declares for
+each input (file rule / row rule / kept), account for every row, store hostile text verbatim,
+and leave the good file's clean rows exactly as they are without the corpus.
 
 The expectations come from the corpus generator, never from the assertion lines."""
 
@@ -63,8 +63,9 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
 
 
 def _file_outcome(con: duckdb.DuckDBPyConnection, rel: str) -> str:
-    rows = con.execute("SELECT f.status, f.reject_rule FROM raw.landing_path p JOIN raw.landing_file f "
-                       "USING (file_id) WHERE p.source_path = ?", [rel]).fetchall()
+    rows = con.execute("SELECT f.status, f.reject_rule FROM raw.landing_path p "
+                       "JOIN raw.landing_file f USING (file_id) WHERE p.source_path = ?",
+                       [rel]).fetchall()
     if not rows:
         return "absent"
     assert len(rows) == 1, f"{rel}: {len(rows)} landing_file rows"
@@ -76,7 +77,8 @@ def _row_outcome(con: duckdb.DuckDBPyConnection, e: hc.Expect) -> tuple[int, set
     kept = con.execute("SELECT count(*) FROM clean.submission WHERE source_path = ? AND sheet = ? "
                        "AND row_number = ?", [e.path, e.sheet, e.row]).fetchone()[0]
     rules = {r for (r,) in con.execute("SELECT rule_id FROM clean.quarantine WHERE source_path = ? "
-                                       "AND sheet = ? AND row_number = ?", [e.path, e.sheet, e.row]).fetchall()}
+                                       "AND sheet = ? AND row_number = ?",
+                                       [e.path, e.sheet, e.row]).fetchall()}
     return kept, rules
 
 
@@ -95,7 +97,8 @@ def test_every_hostile_input_reaches_its_declared_outcome(hostile: Run):
                 wrong.append(f"{e.case}: file {e.path!r} expected {e.outcome}, got {got}")
             continue
         kept, rules = _row_outcome(hostile.con, e)
-        ok = (kept == 1 and not rules) if e.outcome == "kept" else (kept == 0 and e.outcome in rules)
+        ok = ((kept == 1 and not rules) if e.outcome == "kept"
+              else (kept == 0 and e.outcome in rules))
         if not ok:
             wrong.append(f"{e.case}: row {e.row} of {e.path!r} expected {e.outcome}, "
                          f"got kept={kept} rules={sorted(rules)}")
@@ -128,7 +131,8 @@ def test_nothing_is_lost_every_raw_row_is_kept_or_quarantined_with_a_reason(host
     assert acc["ok"], acc["sample"]
     assert acc["raw_rows"] == acc["kept"] + acc["quarantined"] > 0
     assert raw.unreconciled_files(hostile.con).empty
-    blank = hostile.con.execute("SELECT count(*) FROM clean.quarantine WHERE coalesce(reason_en, '') = '' "
+    blank = hostile.con.execute("SELECT count(*) FROM clean.quarantine "
+                                "WHERE coalesce(reason_en, '') = '' "
                                 "OR coalesce(reason_id, '') = '' OR rule_id IS NULL").fetchone()[0]
     assert blank == 0
     # every file on disk (not hidden, not a folder) has exactly one landing_path row
@@ -137,15 +141,19 @@ def test_nothing_is_lost_every_raw_row_is_kept_or_quarantined_with_a_reason(host
     assert s.rows_read == s.rows_kept + s.rows_rejected
 
 
-def test_the_good_file_is_cleaned_identically_with_or_without_the_corpus(hostile: Run, baseline: Run):
+def test_the_good_file_is_cleaned_identically_with_or_without_the_corpus(hostile: Run,
+                                                                          baseline: Run):
     sql = {
-        "raw": ("SELECT r.* EXCLUDE (run_id), c.column_index, c.header, c.data_element, c.value_text "
+        "raw": ("SELECT r.* EXCLUDE (run_id), c.column_index, c.header, c.data_element, "
+                "c.value_text "
                 "FROM raw.submission_row r JOIN raw.submission_cell c USING (raw_row_id) "
                 "WHERE r.source_path = ? ORDER BY ALL"),
         "submission": "SELECT * FROM clean.submission WHERE source_path = ? ORDER BY ALL",
-        "values": ("SELECT v.* FROM clean.submission_value v JOIN clean.submission s USING (submission_id) "
+        "values": ("SELECT v.* FROM clean.submission_value v "
+                   "JOIN clean.submission s USING (submission_id) "
                    "WHERE s.source_path = ? ORDER BY ALL"),
-        "flags": ("SELECT g.* FROM clean.validation_flag g JOIN clean.submission s USING (submission_id) "
+        "flags": ("SELECT g.* FROM clean.validation_flag g "
+                  "JOIN clean.submission s USING (submission_id) "
                   "WHERE s.source_path = ? ORDER BY ALL"),
     }
     for name, q in sql.items():
@@ -154,7 +162,8 @@ def test_the_good_file_is_cleaned_identically_with_or_without_the_corpus(hostile
         assert with_corpus == alone, name
     # the good file: 2 rows × 2 elements = 4 values, `1.234` read as 1234 (thousands separator)
     values = baseline.con.execute(
-        "SELECT period, data_element, value FROM clean.submission_value WHERE kode_faskes = ? ORDER BY ALL",
+        "SELECT period, data_element, value FROM clean.submission_value "
+        "WHERE kode_faskes = ? ORDER BY ALL",
         [hc.GOOD_KODE]).fetchall()
     assert values == [("2025-01", "tb_skrining", 120), ("2025-01", "tb_terduga_ditemukan", 14),
                       ("2025-02", "tb_skrining", 98), ("2025-02", "tb_terduga_ditemukan", 1234)]
@@ -163,8 +172,10 @@ def test_the_good_file_is_cleaned_identically_with_or_without_the_corpus(hostile
 def test_hostile_strings_are_stored_verbatim_and_every_table_survives(hostile: Run):
     con = hostile.con
     for code in (hc.SQL_CODE, hc.SHELL_CODE, hc.BACKTICK_CODE):
-        assert con.execute("SELECT count(*) FROM raw.submission_row WHERE kode_faskes = ?", [code]).fetchone()[0] >= 1
-        q = con.execute("SELECT rule_id, value_text, reason_en FROM clean.quarantine WHERE value_text = ?",
+        assert con.execute("SELECT count(*) FROM raw.submission_row WHERE kode_faskes = ?",
+                           [code]).fetchone()[0] >= 1
+        q = con.execute("SELECT rule_id, value_text, reason_en FROM clean.quarantine "
+                        "WHERE value_text = ?",
                         [code]).fetchall()
         assert q and all(r[0] == "V01" and f"'{code}'" in r[2] for r in q), code
     names = {n for (n,) in con.execute("SELECT nama_faskes FROM raw.submission_row").fetchall()}
@@ -173,15 +184,16 @@ def test_hostile_strings_are_stored_verbatim_and_every_table_survives(hostile: R
         "SELECT table_schema, table_name FROM information_schema.tables").fetchall()}
     assert {"raw.submission_row", "clean.quarantine", "clean.submission"} <= tables
     # the placeholders of the reason templates in a value are not expanded twice
-    (reason,) = con.execute("SELECT reason_en FROM clean.quarantine WHERE source_path = 'inj/tb/placeholder.csv'"
-                            ).fetchone()
+    (reason,) = con.execute("SELECT reason_en FROM clean.quarantine "
+                            "WHERE source_path = 'inj/tb/placeholder.csv'").fetchone()
     assert "'{column}{value}%s?$1'" in reason
 
 
 def test_re_ingesting_the_corpus_changes_nothing(hostile: Run):
     con = hostile.con
     before = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0]
-              for t in ("raw.landing_file", "raw.landing_path", "raw.submission_row", "raw.submission_cell")}
+              for t in ("raw.landing_file", "raw.landing_path", "raw.submission_row",
+                        "raw.submission_cell")}
     again = raw.ingest_landing(con, hostile.settings, run_id="again")
     assert (again.files_ingested, again.files_rejected, again.rows_read) == (0, 0, 0)
     after = {t: con.execute(f"SELECT count(*) FROM {t}").fetchone()[0] for t in before}
@@ -206,7 +218,8 @@ def test_registry_with_duplicate_codes_fails_with_the_file_rows_and_codes(tmp_pa
     hc.write_registry(tmp_path)
     path = tmp_path / "registry" / "fasilitas.csv"
     # rows 2..5 are the four facilities; row 6 repeats K001 (header = row 1)
-    path.write_text(hc.REGISTRY + "K001,Klinik Kembar,klinik_pratama,P3273010201,32.73.01,2020-01-01,,tb\n",
+    path.write_text(hc.REGISTRY
+                    + "K001,Klinik Kembar,klinik_pratama,P3273010201,32.73.01,2020-01-01,,tb\n",
                     encoding="utf-8")
     settings = Settings.load(tmp_path)
     con = connect(settings.paths.warehouse)

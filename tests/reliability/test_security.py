@@ -1,6 +1,7 @@
 """Security (issue 10): no SQL injection through any entry point, file access confined to
 KOLAB_HOME, secrets only from the environment and never in logs/metadata/tables/files, the UI bound
-to 127.0.0.1, formula injection neutralised in Excel/CSV exports, person-identifying columns refused.
+to 127.0.0.1, formula injection neutralised in Excel/CSV exports, person-identifying columns
+refused.
 
 One small home runs the whole pipeline (`run_pipeline`) with hostile strings in every entry point:
 landing CSV, DHIS2 mapping + dataValueSet, the registry (codes and names), and a PostgreSQL SQL
@@ -38,7 +39,8 @@ HOSTILE_KODE = "K'9; DROP TABLE clean.submission; --"
 DROP_NAME = "Klinik'); DROP TABLE reference.facility; --"
 REGISTRY = hc.REGISTRY + "".join([
     f'"{HOSTILE_KODE}","{DROP_NAME}",klinik_pratama,{hc.PKM},32.73.01,2020-01-01,,tb;ptm\n',
-    *[f'KF{i},"{n.replace(chr(34), chr(34) * 2)}",klinik_pratama,{hc.PKM},32.73.01,2020-01-01,,tb;ptm\n'
+    *[f'KF{i},"{n.replace(chr(34), chr(34) * 2)}",klinik_pratama,{hc.PKM},'
+      '32.73.01,2020-01-01,,tb;ptm\n'
       for i, n in enumerate(hc.FORMULA_NAMES)],
 ])
 TB = hc.TB
@@ -67,7 +69,8 @@ def _write_home(home: Path) -> None:
     (landing / "inj" / "tb").mkdir(parents=True)
     (landing / "inj" / "tb" / "hostile.csv").write_text(
         "\n".join([TB, hostile_row, f'2025-03,"{hc.SQL_CODE}",x,2025-04-03,,1,1',
-                   f"2025-03,{hc.SHELL_CODE},x,2025-04-03,,1,1", f"2025-03,{hc.BACKTICK_CODE},x,2025-04-03,,1,1",
+                   f"2025-03,{hc.SHELL_CODE},x,2025-04-03,,1,1",
+                   f"2025-03,{hc.BACKTICK_CODE},x,2025-04-03,,1,1",
                    f"2025-03,{hc.PKM},Puskesmas Uji,2025-04-03,,10,2"]) + "\n", encoding="utf-8")
     (landing / "dhis2").mkdir()
     (landing / "dhis2" / "mapping.csv").write_text(
@@ -77,16 +80,19 @@ def _write_home(home: Path) -> None:
         f'data_element,DE2,"{hc.SHELL_CODE}"\n', encoding="utf-8")
     (landing / "dhis2" / "values.json").write_text(json.dumps({"dataValues": [
         {"dataElement": "DE1", "period": "202502", "orgUnit": "OU1", "value": "5"},
-        {"dataElement": "DE2", "period": "202502", "orgUnit": "OU1", "value": "6"}]}), encoding="utf-8")
+        {"dataElement": "DE2", "period": "202502", "orgUnit": "OU1", "value": "6"}]}),
+        encoding="utf-8")
 
 
 def _write_source(url: str) -> None:
     import psycopg
 
-    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as c:
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://"),
+                         autocommit=True) as c:
         c.execute("CREATE TABLE laporan_bulanan (periode text, kode_faskes text, nama_faskes text, "
                   "tb_skrining text, tb_terduga_ditemukan text, received_at timestamptz)")
-        for kode, nama in ((hc.SQL_CODE, "sql"), (hc.BACKTICK_CODE, "`whoami`"), ("K002", DROP_NAME)):
+        for kode, nama in ((hc.SQL_CODE, "sql"), (hc.BACKTICK_CODE, "`whoami`"),
+                           ("K002", DROP_NAME)):
             c.execute("INSERT INTO laporan_bulanan VALUES ('2025-02', %s, %s, '3', '1', "
                       "'2025-03-04T10:00:00+07:00')", [kode, nama])
 
@@ -121,7 +127,8 @@ def _all_text_in_duckdb(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[str, s
     """(table.column, value) of every text column of every table in the warehouse."""
     for schema, name, col in con.execute(
             "SELECT table_schema, table_name, column_name FROM information_schema.columns "
-            "WHERE data_type = 'VARCHAR' AND table_schema NOT IN ('information_schema', 'pg_catalog')"
+            "WHERE data_type = 'VARCHAR' "
+            "AND table_schema NOT IN ('information_schema', 'pg_catalog')"
     ).fetchall():
         for (v,) in con.execute(f'SELECT DISTINCT "{col}" FROM "{schema}"."{name}" '
                                 f'WHERE "{col}" IS NOT NULL').fetchall():
@@ -130,7 +137,8 @@ def _all_text_in_duckdb(con: duckdb.DuckDBPyConnection) -> Iterator[tuple[str, s
 
 @pytest.mark.slow
 @pytest.mark.postgres
-def test_hostile_strings_through_every_entry_point_are_data_and_every_table_survives(secure: SecureRun):
+def test_hostile_strings_through_every_entry_point_are_data_and_every_table_survives(
+        secure: SecureRun):
     con = connect(secure.settings.paths.warehouse, read_only=True)
     try:
         present = {f"{s}.{t}" for s, t in con.execute(
@@ -139,12 +147,15 @@ def test_hostile_strings_through_every_entry_point_are_data_and_every_table_surv
         # registry: the hostile code is a real facility, its name stored verbatim
         assert con.execute("SELECT nama_faskes FROM reference.facility WHERE kode_faskes = ?",
                            [HOSTILE_KODE]).fetchall() == [(DROP_NAME,)]
-        assert con.execute("SELECT count(*) FROM reference.facility").fetchone()[0] == 4 + 1 + len(hc.FORMULA_NAMES)
+        assert (con.execute("SELECT count(*) FROM reference.facility").fetchone()[0]
+                == 4 + 1 + len(hc.FORMULA_NAMES))
         # landing: the registered hostile code is kept as a submission; the others are V01 data
-        assert con.execute("SELECT count(*) FROM clean.submission WHERE kode_faskes = ? AND source_kind = 'file'",
+        assert con.execute("SELECT count(*) FROM clean.submission "
+                           "WHERE kode_faskes = ? AND source_kind = 'file'",
                            [HOSTILE_KODE]).fetchone()[0] == 1
         v01 = {(k, p) for k, p in con.execute(
-            "SELECT value_text, source_path FROM clean.quarantine WHERE rule_id = 'V01'").fetchall()}
+            "SELECT value_text, source_path FROM clean.quarantine WHERE rule_id = 'V01'"
+        ).fetchall()}
         assert {(hc.SQL_CODE, "inj/tb/hostile.csv"), (hc.SHELL_CODE, "inj/tb/hostile.csv"),
                 (hc.BACKTICK_CODE, "inj/tb/hostile.csv")} <= v01
         # DHIS2: the mapped org unit is the SQL string (V01); the element mapped to shell text is no
@@ -156,8 +167,10 @@ def test_hostile_strings_through_every_entry_point_are_data_and_every_table_surv
         src = con.execute("SELECT source_path, status, n_rows_read FROM raw.landing_file "
                           "WHERE source_kind = 'sql'").fetchall()
         assert src == [("sql:laporan_bulanan", "ingested", 3)]
-        assert {(hc.SQL_CODE, "sql:laporan_bulanan"), (hc.BACKTICK_CODE, "sql:laporan_bulanan")} <= v01
-        assert con.execute("SELECT nama_faskes FROM raw.submission_row WHERE source_kind = 'sql' AND "
+        assert {(hc.SQL_CODE, "sql:laporan_bulanan"),
+                (hc.BACKTICK_CODE, "sql:laporan_bulanan")} <= v01
+        assert con.execute("SELECT nama_faskes FROM raw.submission_row "
+                           "WHERE source_kind = 'sql' AND "
                            "kode_faskes = 'K002'").fetchall() == [(DROP_NAME,)]
         # the pipeline computed downstream layers over the hostile data
         assert con.execute("SELECT count(*) FROM compliance.report_status").fetchone()[0] > 0
@@ -175,9 +188,11 @@ def test_sql_source_table_name_is_an_identifier_never_sql(tmp_path: Path, con, s
     with sqlite3.connect(db) as c:
         c.execute("CREATE TABLE laporan_bulanan (periode TEXT, kode_faskes TEXT, tb_skrining TEXT)")
         c.execute("INSERT INTO laporan_bulanan VALUES ('2025-01', 'K001', '1')")
-    summary = raw.ingest_sql(con, settings, url, table="laporan_bulanan; DROP TABLE laporan_bulanan; --")
+    summary = raw.ingest_sql(con, settings, url,
+                             table="laporan_bulanan; DROP TABLE laporan_bulanan; --")
     assert summary.files_ingested == 0 and len(summary.warnings) == 1
-    assert summary.warnings[0].startswith("sql:laporan_bulanan__DROP_TABLE_laporan_bulanan____: could not read")
+    assert summary.warnings[0].startswith(
+        "sql:laporan_bulanan__DROP_TABLE_laporan_bulanan____: could not read")
     assert str(db) not in summary.warnings[0]
     with sqlite3.connect(db) as c:
         assert c.execute("SELECT count(*) FROM laporan_bulanan").fetchone()[0] == 1
@@ -186,7 +201,7 @@ def test_sql_source_table_name_is_an_identifier_never_sql(tmp_path: Path, con, s
 @pytest.mark.slow
 @pytest.mark.postgres
 def test_secrets_never_reach_logs_metadata_alerts_tables_or_files(secure: SecureRun):
-    from dagster._core.events import DagsterEventType
+    import dagster as dg
 
     from kolab_pipeline.orchestration.resources import Alerts
     from kolab_pipeline.orchestration.runner import open_instance
@@ -196,8 +211,10 @@ def test_secrets_never_reach_logs_metadata_alerts_tables_or_files(secure: Secure
     con = connect(secure.settings.paths.warehouse, read_only=True)
     try:
         # the pipeline did use both URLs (else the test proves nothing): the source was pulled …
-        assert con.execute("SELECT count(*) FROM raw.landing_file WHERE source_kind = 'sql'").fetchone()[0] == 1
-        leaks = [(where, v[:80]) for where, v in _all_text_in_duckdb(con) if any(s in v for s in secrets)]
+        assert con.execute("SELECT count(*) FROM raw.landing_file "
+                           "WHERE source_kind = 'sql'").fetchone()[0] == 1
+        leaks = [(where, v[:80]) for where, v in _all_text_in_duckdb(con)
+                 if any(s in v for s in secrets)]
     finally:
         con.close()
     assert leaks == []
@@ -225,7 +242,7 @@ def test_secrets_never_reach_logs_metadata_alerts_tables_or_files(secure: Secure
                 entry = record.event_log_entry
                 texts.append(entry.user_message or "")
                 ev = entry.dagster_event
-                if ev is not None and ev.event_type == DagsterEventType.ASSET_MATERIALIZATION:
+                if ev is not None and ev.event_type == dg.DagsterEventType.ASSET_MATERIALIZATION:
                     texts.append(repr(ev.step_materialization_data.materialization.metadata))
         assert len(texts) > 100
     finally:
@@ -243,13 +260,17 @@ def test_secrets_never_reach_logs_metadata_alerts_tables_or_files(secure: Secure
     # and the PostgreSQL warehouse copy
     import psycopg
 
-    with psycopg.connect(secure.warehouse_url.replace("postgresql+psycopg://", "postgresql://")) as c:
-        cols = c.execute("SELECT table_schema, table_name, column_name FROM information_schema.columns "
-                         "WHERE data_type = 'text' AND table_schema IN ('reference','clean','compliance',"
+    with psycopg.connect(secure.warehouse_url.replace("postgresql+psycopg://",
+                                                      "postgresql://")) as c:
+        cols = c.execute("SELECT table_schema, table_name, column_name "
+                         "FROM information_schema.columns "
+                         "WHERE data_type = 'text' "
+                         "AND table_schema IN ('reference','clean','compliance',"
                          "'indicators','evaluation')").fetchall()
         assert cols
         hits = [f"{s}.{t}.{col}" for s, t, col in cols
-                if c.execute(f'SELECT count(*) FROM "{s}"."{t}" WHERE "{col}" LIKE %s OR "{col}" LIKE %s',
+                if c.execute(f'SELECT count(*) FROM "{s}"."{t}" '
+                             f'WHERE "{col}" LIKE %s OR "{col}" LIKE %s',
                              [f"%{PASSWORD}%", f"%{TOKEN}%"]).fetchone()[0]]
     assert hits == []
 
@@ -304,15 +325,17 @@ def test_timezone_config_is_validated_before_it_reaches_sql(kolab_home: Path):
     """kolab.yaml time zones become SQL literals in the registry load: only real IANA zones and
     two-digit province codes are accepted (also a clear error for a typo)."""
     (kolab_home / "kolab.yaml").write_text(
-        "timezones:\n  by_province:\n    \"64\": \"Asia/Makassar'; DROP TABLE reference.facility; --\"\n")
+        "timezones:\n  by_province:\n"
+        "    \"64\": \"Asia/Makassar'; DROP TABLE reference.facility; --\"\n")
     with pytest.raises(ConfigError, match="not a time zone"):
         Settings.load(kolab_home)
-    (kolab_home / "kolab.yaml").write_text("timezones:\n  by_province:\n    \"6'4\": Asia/Makassar\n")
+    (kolab_home / "kolab.yaml").write_text(
+        "timezones:\n  by_province:\n    \"6'4\": Asia/Makassar\n")
     with pytest.raises(ConfigError, match="province code"):
         Settings.load(kolab_home)
 
 
-# --- UI binding ------------------------------------------------------------------------------------
+# --- UI binding -----------------------------------------------------------------------------------
 
 def test_ui_is_bound_to_localhost_by_default():
     makefile = (REPO / "Makefile").read_text(encoding="utf-8")
@@ -320,10 +343,11 @@ def test_ui_is_bound_to_localhost_by_default():
     command = next(line for line in ui.splitlines() if "dagster dev" in line)
     assert "-h 127.0.0.1" in command and "0.0.0.0" not in ui
     readme = (REPO / "README.md").read_text(encoding="utf-8")
-    assert "127.0.0.1" in readme and "0.0.0.0" not in readme.split("make ui", 1)[1].split("\n", 1)[0]
+    assert ("127.0.0.1" in readme
+            and "0.0.0.0" not in readme.split("make ui", 1)[1].split("\n", 1)[0])
 
 
-# --- formula injection in exports ------------------------------------------------------------------
+# --- formula injection in exports -----------------------------------------------------------------
 
 @pytest.mark.slow
 @pytest.mark.postgres
@@ -336,7 +360,8 @@ def test_excel_export_writes_formula_like_names_as_inert_text(secure: SecureRun)
         for ws in wb.worksheets:
             for row in ws.iter_rows():
                 for cell in row:
-                    if isinstance(cell.value, str) and cell.value.startswith(exports.FORMULA_PREFIXES):
+                    if (isinstance(cell.value, str)
+                            and cell.value.startswith(exports.FORMULA_PREFIXES)):
                         assert cell.data_type == "s", (book.name, ws.title, cell.coordinate)
                         assert cell.quotePrefix, (book.name, ws.title, cell.coordinate)
                         seen.add(cell.value)
@@ -351,7 +376,7 @@ def test_csv_neutralisation_prefixes_every_formula_trigger():
         assert exports.neutralise_csv(harmless) == harmless
 
 
-# --- person-identifying columns (F08) ----------------------------------------------------------------
+# --- person-identifying columns (F08) -------------------------------------------------------------
 
 def test_person_identifying_columns_are_refused_in_every_format(settings, con):
     landing = settings.paths.landing
@@ -368,7 +393,8 @@ def test_person_identifying_columns_are_refused_in_every_format(settings, con):
     assert got["x/tb/pasien.xlsx"][0] == "F08" and "'Nama Pasien'" in got["x/tb/pasien.xlsx"][1]
     assert "aggregate reports only" in got["x/tb/nik.csv"][1]
     with pytest.raises(raw.FileRejected) as err:
-        raw.parse_sql_rows(["periode", "kode_faskes", "no_rm"], [("2025-03", hc.PKM, "123")], "id", "Asia/Jakarta")
+        raw.parse_sql_rows(["periode", "kode_faskes", "no_rm"], [("2025-03", hc.PKM, "123")],
+                           "id", "Asia/Jakarta")
     assert err.value.rule == "F08" and "'no_rm'" in err.value.detail
     # nothing of those files reached the row tables
     assert con.execute("SELECT count(*) FROM raw.submission_row").fetchone()[0] == 0

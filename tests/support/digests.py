@@ -1,4 +1,5 @@
-"""Table digests and the shared reference run (sample → pipeline once) used by the reliability tests."""
+"""Table digests and the shared reference run (sample → pipeline once) used by the reliability
+tests."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def duckdb_digests(db: Path, drop_lineage: bool = False) -> dict[str, tuple[int,
             cols = ", ".join(_columns(key, drop_lineage))
             out[key] = con.execute(
                 f"SELECT count(*), md5(coalesce(string_agg(r, chr(10) ORDER BY r), '')) FROM "
-                f"(SELECT CAST(ROW({cols}) AS VARCHAR) AS r FROM {tables()[key].qualified})").fetchone()
+                f"(SELECT CAST(ROW({cols}) AS VARCHAR) AS r FROM {tables()[key].qualified})"
+            ).fetchone()
         return {k: (int(n), h) for k, (n, h) in out.items()}
     finally:
         con.close()
@@ -60,8 +62,9 @@ def postgres_digests(url: str) -> dict[str, tuple[int, str]]:
     out = {}
     with psycopg.connect(dsn) as pgc:
         for t in analyst_tables():
-            n, h = pgc.execute(f"SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) "
-                               f"FROM (SELECT CAST(x AS TEXT) AS r FROM {t.schema}.{t.name} x) s").fetchone()
+            n, h = pgc.execute(
+                "SELECT count(*), md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) "
+                f"FROM (SELECT CAST(x AS TEXT) AS r FROM {t.schema}.{t.name} x) s").fetchone()
             out[t.qualified] = (int(n), h)
     return out
 

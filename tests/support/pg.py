@@ -38,7 +38,8 @@ def ensure_binaries() -> Path:
     bindir = find_bindir()
     if bindir is None:
         if os.geteuid() != 0:
-            sys.exit("PostgreSQL server binaries not found and not root: install package 'postgresql'")
+            sys.exit("PostgreSQL server binaries not found and not root: "
+                     "install package 'postgresql'")
         env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
         subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
         subprocess.run(["apt-get", "install", "-y", "-qq", "postgresql"], check=True, env=env)
@@ -88,7 +89,8 @@ class PostgresServer:
 
 
 def start() -> PostgresServer:
-    """initdb into a temp folder, start on a free loopback port with trust auth, wait until ready."""
+    """initdb into a temp folder, start on a free loopback port with trust auth, wait until
+    ready."""
     bindir = ensure_binaries()
     root = Path(tempfile.mkdtemp(prefix="kolab-pg-"))
     datadir = root / "data"
@@ -99,7 +101,8 @@ def start() -> PostgresServer:
         shutil.chown(sockdir, SYSTEM_USER)
         os.chmod(root, 0o755)
     server = PostgresServer(bindir=bindir, datadir=datadir, port=_free_port(),
-                            user=SYSTEM_USER if os.geteuid() == 0 else os.environ.get("USER", "postgres"))
+                            user=(SYSTEM_USER if os.geteuid() == 0
+                                  else os.environ.get("USER", "postgres")))
     subprocess.run(server._as_owner([str(bindir / "initdb"), "-D", str(datadir), "-U", server.user,
                                      "--auth=trust", "--encoding=UTF8", "--no-sync", "-N"]),
                    check=True, capture_output=True)

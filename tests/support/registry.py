@@ -12,7 +12,8 @@ REGISTRY = (
 
 
 def write_minimal_registry(home: Path) -> None:
-    """Two facilities: a puskesmas with 4 forms and its klinik with 2 → 6 expected reports a month."""
+    """Two facilities: a puskesmas with 4 forms and its klinik with 2 → 6 expected reports a
+    month."""
     (home / "registry").mkdir(parents=True, exist_ok=True)
     (home / "landing").mkdir(parents=True, exist_ok=True)
     (home / "registry" / "fasilitas.csv").write_text(REGISTRY, encoding="utf-8")
