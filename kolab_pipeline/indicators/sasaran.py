@@ -153,6 +153,8 @@ _OFFICIAL_SQL = """
 # Per parent unit of $level × year × sasaran, the sum over one set of its children (resolved
 # earlier): how many children, how many resolved, how much of the sum is official. A kecamatan
 # has two sets (networks, desa): the one with an official figure is taken, networks first.
+# Sums run in child order: a parallel sum of formula values (doubles) could differ in the last
+# bit from run to run, and the table must be identical on a re-run.
 _CHILD_SUMS_SQL = """
     WITH kids AS (
         SELECT unit.parent_code, unit.unit_level AS child_level, unit.unit_code AS child_code,
@@ -166,8 +168,9 @@ _CHILD_SUMS_SQL = """
          WHERE unit.parent_level = $level AND unit.parent_code IS NOT NULL
     )
     SELECT $level AS parent_level, parent_code, child_level, tahun, sasaran,
-           count(*) AS n_children, count(nilai) AS n_resolved, sum(nilai) AS nilai,
-           sum(official_part) AS official_part,
+           count(*) AS n_children, count(nilai) AS n_resolved,
+           sum(nilai ORDER BY child_code) AS nilai,
+           sum(official_part ORDER BY child_code) AS official_part,
            coalesce(bool_or(has_official), false) AS has_official,
            string_agg(child_code || '=' || nilai, ';' ORDER BY child_code) AS children
       FROM kids GROUP BY parent_code, child_level, tahun, sasaran
