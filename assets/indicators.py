@@ -16,7 +16,8 @@ from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
 from kolab_pipeline.orchestration.specs import monthly_asset, monthly_multi_asset, table_spec
 
 CLEAN_VALUES = ["clean", "submission_value"]
-REFERENCE_DEPS = [["reference", "facility"], ["reference", "sasaran"], ["reference", "wilayah"]]
+REFERENCE_DEPS = [["reference", "facility"], ["reference", "sasaran"], ["reference", "wilayah"],
+                  ["reference", "form_assignment"]]
 
 KABKOTA_YTD_SQL = """
     SELECT unit_code AS kabkota, indicator_code, numerator,
@@ -36,9 +37,11 @@ def _kabkota_ytd_markdown(con: duckdb.DuckDBPyConnection, period: str) -> dg.Met
 
 @monthly_asset(
     "indicators.sasaran_resolved",
-    "Denominators for every network and wilayah of the registry and the year of the month: "
-    "official sasaran.csv numbers, else formulas from population (kolab.yaml sasaran:), else the "
-    "sum of children — method recorded per row. A month's run recomputes its whole year.",
+    "Denominators for every network and wilayah of the registry and the year of the month, "
+    "bottom-up: the unit's official sasaran.csv number, else the sum of its children when a unit "
+    "below is official, else the formula on its population (kolab.yaml sasaran:) — method "
+    "recorded per row; an official number > 5 % from its children's sum is flagged "
+    "(consistency_warning). A month's run recomputes its whole year.",
     deps=REFERENCE_DEPS,
 )
 def sasaran_resolved(context: dg.AssetExecutionContext, kolab: KolabHome,
@@ -50,10 +53,12 @@ def sasaran_resolved(context: dg.AssetExecutionContext, kolab: KolabHome,
         meta: dict[str, Any] = period_metadata(con, "indicators.sasaran_resolved", years,
                                                column="tahun")
         methods = con.execute("""
-            SELECT unit_level, metode, count(*) AS n FROM indicators.sasaran_resolved
+            SELECT unit_level, method, count(*) AS n FROM indicators.sasaran_resolved
              WHERE list_contains($years, tahun) GROUP BY ALL ORDER BY ALL""",
                               {"years": years}).df()
         meta["methods"] = md_table(methods)
+        meta["consistency_warnings"] = md_table(
+            indicators.denominator_warnings(con, years), empty="_(none)_")
         return dg.MaterializeResult(metadata=meta)
 
 

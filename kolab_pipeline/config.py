@@ -188,28 +188,21 @@ class Thresholds(BaseModel):
     denominator_consistency_pct: float = 10
 
 
-class IdlAntigens(BaseModel):
-    from_: date = Field(alias="from")
-    antigens: list[str]
-
-
-class ImmunisationConfig(BaseModel):
-    idl_antigens: list[IdlAntigens] = []
-
-    def antigens_on(self, day: date) -> list[str]:
-        """The IDL antigen list in force on `day` (the latest entry starting on or before it)."""
-        valid = [a for a in self.idl_antigens if a.from_ <= day]
-        return max(valid, key=lambda a: a.from_).antigens if valid else []
-
-
 class SasaranConfig(BaseModel):
+    """Parameters of the sasaran formulas (`catalog/sasaran_formulas.csv`) and of the bottom-up
+    resolution (`indicators/sasaran.py`)."""
+
     cbr_per_1000: float = 16.0
     imr_per_1000: float = 16.9
     prevalence_ht_15plus: float = 0.30
     prevalence_dm_15plus: float = 0.02
     share_15plus: float = 0.72
+    share_15_59: float = 0.64
     tb_incidence_per_100k: float = 387
-    share_baduta: float = 0.034
+    tb_terduga_per_kasus: float = 10
+    # An official figure differing from the sum of its children by more than this is used, and
+    # flagged (indicators.sasaran_resolved.consistency_warning).
+    consistency_tolerance_pct: float = Field(5, ge=0)
 
 
 class IngestConfig(BaseModel):
@@ -248,7 +241,6 @@ class KolabConfig(BaseModel):
     reporting: ReportingConfig = ReportingConfig()
     timezones: TimezoneConfig = TimezoneConfig()
     thresholds: Thresholds = Thresholds()
-    immunisation: ImmunisationConfig = ImmunisationConfig()
     sasaran: SasaranConfig = SasaranConfig()
     ingest: IngestConfig = IngestConfig()
     partitions: PartitionConfig = PartitionConfig()

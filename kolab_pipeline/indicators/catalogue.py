@@ -14,11 +14,12 @@ from pathlib import Path
 import pandas as pd
 
 from kolab_pipeline import catalog
-from kolab_pipeline.config import SasaranConfig
+from kolab_pipeline.config import SasaranConfig, Thresholds
 from kolab_pipeline.warehouse import Staging, ident
 
 LEVELS = ("facility", "puskesmas_network", "kecamatan", "kabkota", "provinsi")
-AGGREGATIONS = ("SUM_MONTH", "SUM_YTD", "PWS", "RATIO_YTD", "SHARE", "UCI", "UNIQUE_YTD")
+AGGREGATIONS = ("SUM_MONTH", "SUM_YTD", "PWS", "RATIO_YTD", "SHARE", "UCI", "UCI_DESA",
+                "UNIQUE_YTD", "ANNUALISED", "COHORT")
 DIRECTIONS = ("increasing", "decreasing")
 # Sasaran codes of docs/domain.md §8.4 that may be supplied officially (formulas add their own).
 OFFICIAL_SASARAN = ("pend_total", "pend_15plus", "pend_15_59", "pend_60plus", "bumil", "bulin",
@@ -26,10 +27,16 @@ OFFICIAL_SASARAN = ("pend_total", "pend_15plus", "pend_15_59", "pend_60plus", "b
                     "est_penderita_dm_15plus", "est_insiden_tb", "est_terduga_tb",
                     "kontak_serumah_tb")
 PARAM_TRANSFORMS = ("as_is", "per_1000", "per_100k", "one_minus_per_1000")
+BASE_YEARS = {"same": 0, "previous": -1}
 RELATION_TYPES = ("eq", "aGTb", "do")
 # Aggregations whose denominator must be `sasaran:<code>` / a data-element expression.
-NEEDS_SASARAN = ("PWS", "UCI", "UNIQUE_YTD")
-NEEDS_ELEMENT_DENOMINATOR = ("RATIO_YTD", "SHARE")
+NEEDS_SASARAN = ("PWS", "UCI", "UCI_DESA", "UNIQUE_YTD", "ANNUALISED")
+NEEDS_ELEMENT_DENOMINATOR = ("RATIO_YTD", "SHARE", "COHORT")
+# Cumulative indicators: their year-to-date rows are judged against the pro-rata (PWS) line
+# target × months ÷ 12 (a sasaran denominator is an annual figure).
+PRO_RATA = ("PWS", "SUM_YTD", "UNIQUE_YTD")
+# `target` may name a kolab.yaml `thresholds:` key instead of a number (`config:<key>`).
+TARGET_FROM_CONFIG = "config:"
 
 CatalogueError = catalog.CatalogueError
 
@@ -106,6 +113,17 @@ class Indicator:
     aggregation: str
     direction: str
     levels: tuple[str, ...]
+    form: str = ""                   # the form whose reports carry the numerator
+    target_ref: str | None = None    # `config:<thresholds key>` when the target is configured
+    lag_months: int = 0              # COHORT: months between the denominator and the numerator
+    source: str = ""                 # official source of the definition
+    description: str = ""            # numerator and denominator in words
+
+    def target_value(self, thresholds: Thresholds | None = None) -> float | None:
+        """The annual target: the catalogue number, or the configured threshold it names."""
+        if self.target_ref is None:
+            return self.target
+        return float(getattr(thresholds or Thresholds(), self.target_ref))
 
     @property
     def den_kind(self) -> str:
@@ -146,6 +164,25 @@ def _one_of(value: str, allowed: Sequence[str], where: str) -> str:
     return value
 
 
+def _target(text: str, at: _Where) -> tuple[float | None, str | None]:
+    """(number, None) or (None, thresholds key) from the `target` cell."""
+    text = (text or "").strip()
+    if text.startswith(TARGET_FROM_CONFIG):
+        key = text[len(TARGET_FROM_CONFIG):].strip()
+        if key not in Thresholds.model_fields:
+            raise CatalogueError(f"{at('target')}: {key!r} is not a key of kolab.yaml "
+                                 "`thresholds:`")
+        return None, key
+    return _float(text, at("target"), required=False), None
+
+
+def _form_of(expr: Expression, at: _Where) -> str:
+    forms = {catalog.element_forms()[c] for c in expr.codes}
+    if len(forms) != 1:
+        raise CatalogueError(f"{at('numerator')}: elements of more than one form ({sorted(forms)})")
+    return forms.pop()
+
+
 def _parse_indicator(row: dict[str, str], at: _Where, known: frozenset[str],
                      sasaran_codes: set[str]) -> Indicator:
     """One catalogue row → `Indicator` (the code was checked by the caller)."""
@@ -171,20 +208,26 @@ def _parse_indicator(row: dict[str, str], at: _Where, known: frozenset[str],
     factor = _float(row["factor"], at("factor"), required=True)
     if factor is None or factor <= 0:
         raise CatalogueError(f"{at('factor')}: must be > 0")
+    lag = _float(row.get("lag_months", ""), at("lag_months"), required=False) or 0
+    if lag != int(lag) or lag < 0 or (agg == "COHORT") != (lag > 0):
+        raise CatalogueError(f"{at('lag_months')}: a whole number of months > 0 for COHORT "
+                             "(the cohort's start), empty otherwise")
+    target, target_ref = _target(row.get("target", ""), at)
     return Indicator(
         code=row["code"].strip(), program=row["program"].strip(),
         name_id=row["name_id"].strip(), name_en=row["name_en"].strip(),
-        numerator=num, denominator=den, sasaran=sas, factor=factor,
-        target=_float(row.get("target", ""), at("target"), required=False),
+        numerator=num, denominator=den, sasaran=sas, factor=factor, target=target,
         target_source=(row.get("target_source") or "").strip(), aggregation=agg,
-        direction=direction, levels=levels,
+        direction=direction, levels=levels, form=_form_of(num, at), target_ref=target_ref,
+        lag_months=int(lag), source=(row.get("source") or "").strip(),
+        description=(row.get("description") or "").strip(),
     )
 
 
 def load_catalogue(path: Path = catalog.INDICATORS) -> list[Indicator]:
     """Read and validate the indicator catalogue; errors name the file, row and column."""
     known = catalog.element_codes()
-    sasaran_codes = set(OFFICIAL_SASARAN) | {f.sasaran for f in load_sasaran_formulas()}
+    known_sasaran = set(sasaran_codes())
     out: list[Indicator] = []
     seen: set[str] = set()
     for rowno, row in enumerate(catalog.read_rows(path), start=2):
@@ -195,21 +238,27 @@ def load_catalogue(path: Path = catalog.INDICATORS) -> list[Indicator]:
         if code in seen:
             raise CatalogueError(f"{at('code')}: duplicate indicator {code}")
         seen.add(code)
-        out.append(_parse_indicator(row, at, known, sasaran_codes))
+        out.append(_parse_indicator(row, at, known, known_sasaran))
     return out
 
 
-def catalogue_frame(indicators: Sequence[Indicator]) -> pd.DataFrame:
-    """The catalogue as a small DataFrame to join in SQL (one row per indicator)."""
+def catalogue_frame(indicators: Sequence[Indicator],
+                    thresholds: Thresholds | None = None) -> pd.DataFrame:
+    """The catalogue as a small DataFrame to join in SQL (one row per indicator); configured
+    targets (`config:<key>`) resolved from `thresholds` (the shipped defaults when None)."""
     return pd.DataFrame({
         "indicator_code": [i.code for i in indicators],
         "program": [i.program for i in indicators],
+        "form": [i.form for i in indicators],
         "factor": [i.factor for i in indicators],
-        "target": [i.target for i in indicators],
+        "target": pd.Series([i.target_value(thresholds) for i in indicators], dtype="float64"),
         "aggregation": [i.aggregation for i in indicators],
+        "direction": [i.direction for i in indicators],
+        "pro_rata": [i.aggregation in PRO_RATA and i.den_kind == "sasaran" for i in indicators],
         "den_kind": [i.den_kind for i in indicators],
         "sasaran_code": [i.sasaran for i in indicators],
         "den_text": [i.den_text for i in indicators],
+        "lag_months": [i.lag_months for i in indicators],
         "levels": [list(i.levels) for i in indicators],
     })
 
@@ -228,7 +277,9 @@ def stage_frame(stage: Staging, short: str, frame: pd.DataFrame) -> str:
 
 @dataclass(frozen=True)
 class SasaranFormula:
-    """One row of `catalog/sasaran_formulas.csv`: nilai = base × constant × f(param)."""
+    """One row of `catalog/sasaran_formulas.csv`: nilai = base × constant × f(param), the base
+    taken in the same year or the previous one (`base_year`); `param` may be empty (constant
+    only). Several rows may define one sasaran: each fills only what the earlier rows left."""
 
     sasaran: str
     base: str
@@ -236,9 +287,17 @@ class SasaranFormula:
     param: str
     param_transform: str
     constant: float
+    base_year: str = "same"
 
-    def coefficient(self, cfg: SasaranConfig) -> tuple[float, float]:
-        """(multiplier applied to the base, raw parameter value from kolab.yaml)."""
+    @property
+    def year_offset(self) -> int:
+        """0 (same year) or −1 (the base of the previous year)."""
+        return BASE_YEARS[self.base_year]
+
+    def coefficient(self, cfg: SasaranConfig) -> tuple[float, float | None]:
+        """(multiplier applied to the base, raw parameter value from kolab.yaml or None)."""
+        if not self.param:
+            return self.constant, None
         p = float(getattr(cfg, self.param))
         scaled = {"as_is": p, "per_1000": p / 1000, "per_100k": p / 100_000,
                   "one_minus_per_1000": 1 - p / 1000}[self.param_transform]
@@ -254,19 +313,27 @@ def load_sasaran_formulas(path: Path = catalog.SASARAN_FORMULAS) -> tuple[Sasara
         at = _Where(path, rowno)
         f = SasaranFormula(row["sasaran"].strip(), row["base"].strip(), row["metode"].strip(),
                            row["param"].strip(), row["param_transform"].strip(),
-                           float(row["constant"]))
-        if f.param not in SasaranConfig.model_fields:
+                           float(row["constant"]), (row.get("base_year") or "same").strip())
+        if f.param and f.param not in SasaranConfig.model_fields:
             raise CatalogueError(f"{at('param')}: {f.param!r} "
                                  "is not a key of kolab.yaml `sasaran:`")
-
         if f.param_transform not in PARAM_TRANSFORMS:
             raise CatalogueError(f"{at('param_transform')}: {f.param_transform!r} "
                                  f"not in {PARAM_TRANSFORMS}")
+        if f.base_year not in BASE_YEARS:
+            raise CatalogueError(f"{at('base_year')}: {f.base_year!r} not in "
+                                 f"{tuple(BASE_YEARS)}")
         if f.base not in defined:
             raise CatalogueError(f"{at('base')}: {f.base!r} is not defined on an earlier row")
         defined.add(f.sasaran)
         out.append(f)
     return tuple(out)
+
+
+def sasaran_codes() -> tuple[str, ...]:
+    """Every sasaran code an indicator may use: the official ones and the formulas'."""
+    formulas = [f.sasaran for f in load_sasaran_formulas()]
+    return tuple(dict.fromkeys([*OFFICIAL_SASARAN, *formulas]))
 
 
 # --- contribution elements and DQ relations ------------------------------------------------

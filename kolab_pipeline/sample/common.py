@@ -32,6 +32,10 @@ META_COLS = ("periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_
 # Value model: element → ("rate", sasaran key of the network, annual count per person of it)
 #                        ("thin", parent element, share of the parent) — binomial, never > parent
 #                        ("ytd", parent element, share of the parent's year-to-date sum)
+#                        ("cohort", parent element, share of the parent 12 months earlier) —
+#                        treatment outcomes of the facility's cohort that started then; the
+#                        cohort elements of one parent split it (binomial in turn), so their sum
+#                        never exceeds it
 ELEMENT_MODEL: dict[str, tuple[str, str, float]] = {
     "tb_skrining": ("rate", "pend_total", 0.06),
     "tb_terduga_ditemukan": ("rate", "est_insiden_tb", 6.0),
@@ -43,6 +47,13 @@ ELEMENT_MODEL: dict[str, tuple[str, str, float]] = {
     "tb_kasus_dirujuk_obat": ("thin", "tb_kasus_ditemukan", 0.1),
     "tb_kontak_diinvestigasi": ("rate", "est_insiden_tb", 3.0),
     "tb_tpt_mulai": ("thin", "tb_kontak_diinvestigasi", 0.3),
+    "tb_hasil_sembuh": ("cohort", "tb_kasus_diobati", 0.55),
+    "tb_hasil_lengkap": ("cohort", "tb_kasus_diobati", 0.30),
+    "tb_hasil_gagal": ("cohort", "tb_kasus_diobati", 0.02),
+    "tb_hasil_meninggal": ("cohort", "tb_kasus_diobati", 0.04),
+    "tb_hasil_putus_obat": ("cohort", "tb_kasus_diobati", 0.05),
+    "tb_hasil_tidak_dievaluasi": ("cohort", "tb_kasus_diobati", 0.02),
+    "ptm_skrining_usia_produktif_ytd_unik": ("ytd", "ht_skrining", 0.6),
     "ht_skrining": ("rate", "pend_15plus", 0.35),
     "ht_kasus_baru": ("thin", "ht_skrining", 0.08),
     "ht_dilayani_standar": ("rate", "est_penderita_ht_15plus", 1.8),
@@ -90,7 +101,7 @@ DR_LAST = ("Wijaya", "Santoso", "Hartono", "Pratama", "Siregar", "Nasution", "Le
 SASARAN_METODE = {"pend_total": "dukcapil", "pend_15plus": "share_estimate",
                   "bumil": "cbr_formula", "bulin": "cbr_formula", "bufas": "cbr_formula",
                   "lahir_hidup": "cbr_formula", "bayi": "cbr_formula",
-                  "baduta": "share_estimate",
+                  "baduta": "surviving_infants_previous_year",
                   "est_penderita_ht_15plus": "prevalence_estimate",
                   "est_penderita_dm_15plus": "prevalence_estimate",
                   "est_insiden_tb": "prevalence_estimate"}
@@ -365,7 +376,8 @@ def sasaran_values(pend_total: np.ndarray | float, cfg: KolabConfig) -> dict[str
         "bufas": 1.05 * s.cbr_per_1000 * pop / 1000,
         "lahir_hidup": lahir_hidup,
         "bayi": lahir_hidup * (1 - s.imr_per_1000 / 1000),
-        "baduta": s.share_baduta * pop,
+        # one birth cohort (12–23 months): last year's surviving infants (population constant)
+        "baduta": lahir_hidup * (1 - s.imr_per_1000 / 1000),
         "est_penderita_ht_15plus": s.prevalence_ht_15plus * pend15,
         "est_penderita_dm_15plus": s.prevalence_dm_15plus * pend15,
         "est_insiden_tb": s.tb_incidence_per_100k * pop / 100000,
@@ -432,6 +444,8 @@ def generate_values(slots: pd.DataFrame, network_sasaran: pd.DataFrame,
         col = {e: i for i, e in enumerate(elements)}
         year = s["period"].str[:4].to_numpy()
         month = s["period"].str[5:7].astype(int).to_numpy()
+        cohort_row = _cohort_rows(s)
+        cohort_left: dict[str, tuple[np.ndarray, float]] = {}
         for e in elements:
             kind, ref, p = ELEMENT_MODEL[e]
             if kind == "rate":
@@ -440,6 +454,9 @@ def generate_values(slots: pd.DataFrame, network_sasaran: pd.DataFrame,
                 mat[:, col[e]] = rng.poisson(lam)
             elif kind == "thin":
                 mat[:, col[e]] = rng.binomial(mat[:, col[ref]], p)
+            elif kind == "cohort":
+                mat[:, col[e]] = _cohort_outcome(mat[:, col[ref]], cohort_row,
+                                                 s["nil"].to_numpy(), cohort_left, ref, p, rng)
             else:  # ytd
                 parent = pd.Series(mat[:, col[ref]])
                 key = [s["kode_faskes"].to_numpy(), year]
@@ -455,6 +472,32 @@ def generate_values(slots: pd.DataFrame, network_sasaran: pd.DataFrame,
         mat[nil] = np.where(mat[nil] < 0, -1, 0)
         out[form] = mat
     return out
+
+
+def _cohort_rows(s: pd.DataFrame) -> np.ndarray:
+    """Per slot row, the row of the same facility 12 months earlier (−1 when not generated)."""
+    rows = pd.DataFrame({"kode_faskes": s["kode_faskes"].to_numpy(),
+                         "period": s["period"].to_numpy(), "row": np.arange(len(s))})
+    earlier = rows.assign(period=[add_months(p, 12) for p in rows["period"]])
+    merged = rows.merge(earlier, on=["kode_faskes", "period"], how="left",
+                        suffixes=("", "_cohort"))
+    return merged["row_cohort"].fillna(-1).astype(np.int64).to_numpy()
+
+
+def _cohort_outcome(parent: np.ndarray, cohort_row: np.ndarray, nil: np.ndarray,
+                    left: dict[str, tuple[np.ndarray, float]], ref: str, p: float,
+                    rng: np.random.Generator) -> np.ndarray:
+    """One outcome of the cohort that started 12 months earlier: binomial over what the earlier
+    outcomes left of it, with the share conditional on them. A cohort month before the data
+    starts takes the facility's own month as its size; a nil report's cohort is empty."""
+    if ref not in left:
+        earlier = np.maximum(cohort_row, 0)
+        cohort = np.where(nil[earlier], 0, parent[earlier])
+        left[ref] = (np.where(cohort_row >= 0, cohort, parent), 1.0)
+    remaining, share_left = left[ref]
+    drawn = rng.binomial(remaining, min(1.0, p / share_left))
+    left[ref] = (remaining - drawn, share_left - p)
+    return drawn
 
 
 # --- registry, manifest, ground truth -----------------------------------------------------------

@@ -179,7 +179,7 @@ def test_workbook_speaks_indonesian_and_prints_on_a4(built, settings):
     k1 = next(r for r in rows if r[header.index("Kode indikator")] == "KIA_K1"
               and r[header.index("Kode unit")] == "P0001" and r[header.index("Jenis periode")]
               == "Kumulatif s.d. bulan ini")
-    assert k1[header.index("Indikator")] == "Cakupan kunjungan ibu hamil K1"
+    assert k1[header.index("Indikator")] == "Cakupan kunjungan ibu hamil K1 (dilaporkan FKTP)"
     assert k1[header.index("Memenuhi target")] == "tidak"  # 9.5 < 15.8 (PWS line)
     header, rows = _sheet(wb["Kualitas Data"])
     dq = next(r for r in rows if r[header.index("Kode aturan / metode")] == "outlier_extreme_sd")

@@ -125,7 +125,7 @@ def test_key_indicators_and_ranking_judge_through_one_rule(built, settings):
     # kab/kota ytd 10.0 % against a PWS line of 95 × 2/12 = 15.8 %: attainment 63.2 %, not met
     assert (k1["kumulatif"], k1["pws"], k1["pencapaian"], k1["cls"]) == (
         "10,0 %", "15,8 %", "63,2 %", "buruk")
-    assert k1["nama"] == "Cakupan kunjungan ibu hamil K1"
+    assert k1["nama"] == "Cakupan kunjungan ibu hamil K1 (dilaporkan FKTP)"  # issue 17.6
     ranking = ctx["ranking"]
     # P0002 4/4 = 100 % ranks above P0001 8/10 = 80 %; completeness judged against 90 %
     assert [r["kode"] for r in ranking] == ["P0002", "P0001"]

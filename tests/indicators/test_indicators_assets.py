@@ -29,7 +29,7 @@ def test_assets_materialise_a_month_and_checks_evaluate(con, settings: Settings)
     assert result.success
     checks = {e.check_name: e for e in result.get_asset_check_evaluations()}
     assert checks["totals_reconcile"].passed
-    # TB_SPM_TERDUGA: PB tested 6 of 5 found in January → the February YTD of PB is 120 %: WARN
+    # TB_TERDUGA_DIPERIKSA: PB tested 6 of 5 found in January → February YTD of PB 120 %: WARN
     assert not checks["coverage_above_100"].passed
     assert checks["coverage_above_100"].severity == dg.AssetCheckSeverity.WARN
     mats = {tuple(m.asset_key.path): m for m in result.get_asset_materialization_events()}

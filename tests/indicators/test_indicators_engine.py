@@ -20,7 +20,7 @@ import pytest
 
 from kolab_pipeline import catalog, indicators
 from kolab_pipeline.config import Settings
-from tests.support.indicators import add_facility, build_world
+from tests.support.indicators import add_facility, add_value, build_world
 
 
 @pytest.fixture
@@ -75,7 +75,7 @@ def test_expressions_are_parsed_against_a_whitelist():
 def test_catalogue_errors_name_file_row_and_column(tmp_path):
     src = catalog.INDICATORS.read_text(encoding="utf-8").splitlines()
     bad = tmp_path / "indicators.csv"
-    broken = src[2].replace("tb_kasus_ternotifikasi", "tb_kasus_x", 1)
+    broken = src[3].replace("tb_kasus_ternotifikasi", "tb_kasus_x", 1)  # TB_TC
     bad.write_text("\n".join([src[0], src[1], broken]) + "\n")
     with pytest.raises(indicators.CatalogueError,
                        match=r"indicators.csv: row 3, column numerator: "
@@ -86,19 +86,23 @@ def test_catalogue_errors_name_file_row_and_column(tmp_path):
 # --- sasaran -------------------------------------------------------------------------------
 
 def test_sasaran_official_formula_and_sum_of_children(world):
-    got = {(lvl, unit, code): (nilai, metode) for lvl, unit, code, nilai, metode in world.execute(
-        "SELECT unit_level, kode_unit, sasaran, nilai, metode FROM indicators.sasaran_resolved "
+    got = {(lvl, unit, code): (nilai, method) for lvl, unit, code, nilai, method in world.execute(
+        "SELECT unit_level, kode_unit, sasaran, nilai, method FROM indicators.sasaran_resolved "
         "WHERE tahun = 2025").fetchall()}
-    # official beats the formula at kab/kota: 110, not 1.10 × 16 × 100 000 / 1000 = 1760
-    assert got[("kabkota", "99.01", "bumil")] == (110, "pusdatin_official")
-    assert got[("kabkota", "99.01", "pend_total")] == (100_000, "penduduk_dukcapil")
-    # lahir_hidup = CBR 16 × 100 000 / 1000 = 1600; bayi = 1600 × (1 − 16.9/1000) = 1572.96
-    assert got[("kabkota", "99.01", "lahir_hidup")] == (pytest.approx(1600), "cbr_formula")
-    assert got[("kabkota", "99.01", "bayi")] == (pytest.approx(1572.96), "imr_formula")
+    # official beats the sum of children at kab/kota: 110, not 60 + 40 = 100 (and not the formula
+    # 1.10 × 16 × 100 000 / 1000 = 1760)
+    assert got[("kabkota", "99.01", "bumil")] == (110, "official")
+    assert got[("kabkota", "99.01", "pend_total")] == (100_000, "official")  # Dukcapil
+    # bottom-up (issue 16.1; before: CBR formula 1600 and 1572.96): the networks' official
+    # figures roll up through their kecamatan: lahir_hidup 50 + 30 = 80, bayi 48 + 29 = 77
+    assert got[("kabkota", "99.01", "lahir_hidup")] == (80, "sum_of_children")
+    assert got[("kabkota", "99.01", "bayi")] == (77, "sum_of_children")
+    # no unit below has an HT or TB figure: formulas on the kab/kota population
     # est HT = 0.30 × (0.72 × 100 000) = 21 600; est TB = 387 per 100 000 × 100 000 = 387
-    assert got[("kabkota", "99.01", "est_penderita_ht_15plus")] == (pytest.approx(21_600),
-                                                                     "prevalence_estimate")
-    assert got[("kabkota", "99.01", "est_insiden_tb")] == (pytest.approx(387), "incidence_estimate")
+    assert got[("kabkota", "99.01", "est_penderita_ht_15plus")] == (
+        pytest.approx(21_600), "formula:prevalence_estimate")
+    assert got[("kabkota", "99.01", "est_insiden_tb")] == (pytest.approx(387),
+                                                           "formula:incidence_estimate")
     # kecamatan 99.01.01 has one network puskesmas (PA): its sum of children is PA's 60
     assert got[("kecamatan", "99.01.01", "bumil")] == (60, "sum_of_children")
     assert got[("kecamatan", "99.01.02", "bayi")] == (29, "sum_of_children")
@@ -107,8 +111,17 @@ def test_sasaran_official_formula_and_sum_of_children(world):
     # a network without official numbers and without population stays unknown
     assert ("puskesmas_network", "PA", "est_penderita_ht_15plus") not in got
     params = world.execute("""SELECT params FROM indicators.sasaran_resolved
-                               WHERE unit_level = 'kabkota' AND sasaran = 'bayi'""").fetchone()[0]
-    assert '"imr_per_1000":16.9' in params and '"base":"lahir_hidup"' in params
+                               WHERE unit_level = 'kabkota'
+                                 AND sasaran = 'est_penderita_ht_15plus'""").fetchone()[0]
+    assert '"param_value":0.3' in params and '"base":"pend_15plus"' in params
+    # the official 110 differs from its children's 100 by (110 − 100) ÷ 100 = 10 % > 5 %: used,
+    # and flagged naming both numbers
+    warning = world.execute("""SELECT consistency_warning, children_sum, children_diff_pct,
+                                      consistency_message
+                                 FROM indicators.sasaran_resolved
+                                WHERE unit_level = 'kabkota' AND sasaran = 'bumil'""").fetchone()
+    assert warning[:3] == (True, 100, pytest.approx(10))
+    assert "110" in warning[3] and "100" in warning[3]
 
 
 def test_sum_of_children_needs_every_child(con, settings):
@@ -177,36 +190,62 @@ def test_kia_mortality_per_live_births_and_count(world):
 
 # --- TB ------------------------------------------------------------------------------------
 
-def test_tb_spm_terduga_ratio_of_sums_and_above_100(world):
+def test_tb_terduga_diperiksa_ratio_of_sums_and_above_100(world):
+    # the found-count ratio, its own indicator since TB_SPM_TERDUGA divides by the sasaran
     # PB January: 6 tested of 5 found = 120 % → flagged, not clipped
-    r = row(world, "TB_SPM_TERDUGA", "facility", "PB", "2025-01", "month")
+    r = row(world, "TB_TERDUGA_DIPERIKSA", "facility", "PB", "2025-01", "month")
     assert r["value"] == pytest.approx(120) and r["above_100"]
     # kab/kota January: tested 8 + 4 + 6 = 18 over found 10 + 4 + 5 = 19 (DA1 left "tested" blank,
     # so its 2 found are not in the denominator either) → 94.737 %; target 100 → attainment
     # 94.737
-    r = row(world, "TB_SPM_TERDUGA", "kabkota", "99.01", "2025-01", "month")
+    r = row(world, "TB_TERDUGA_DIPERIKSA", "kabkota", "99.01", "2025-01", "month")
     assert (r["numerator"], r["denominator"]) == (18, 19)
     assert r["value"] == pytest.approx(1800 / 19) and r["attainment"] == pytest.approx(1800 / 19)
     assert r["denominator_method"] == "data_element:tb_terduga_ditemukan" and not r["above_100"]
     # February YTD: (18 + 6) / (19 + 6) = 24 / 25 = 96 %  — a ratio of sums, not the mean of
     # the facility percentages (which would be (80 + 100 + 120 + 100) / 4 = 100)
-    r = row(world, "TB_SPM_TERDUGA", "kabkota", "99.01", "2025-02", "ytd")
+    r = row(world, "TB_TERDUGA_DIPERIKSA", "kabkota", "99.01", "2025-02", "ytd")
     assert r["value"] == pytest.approx(96)
+
+
+def test_tb_spm_over_the_sasaran_of_presumptive_tb(world):
+    # SPM (Permenkes 4/2019): tested ÷ the year's sasaran of presumptive TB. Tested YTD February:
+    # Jan 8 + 4 + 6 = 18 (DA1's blank "tested" counts nothing), Feb 6 → 24; est_terduga_tb =
+    # est_insiden_tb 387 × tb_terduga_per_kasus 10 = 3 870 → 24 ÷ 3 870 × 100 = 0.6202 %.
+    # Cumulative: judged against the pro-rata line 100 × 2/12 = 16.667 → attainment 3.7209 %
+    r = row(world, "TB_SPM_TERDUGA", "kabkota", "99.01", "2025-02", "ytd")
+    assert (r["numerator"], r["denominator"]) == (24, pytest.approx(3870))
+    assert r["value"] == pytest.approx(2400 / 3870)
+    assert r["target"] == 100 and r["pws_target"] == pytest.approx(100 * 2 / 12)
+    assert r["attainment"] == pytest.approx((2400 / 3870) / (200 / 12) * 100)
+    assert r["denominator_method"] == "est_terduga_tb:presumptive_estimate"
+    assert not r["on_track"]
+    # no sasaran for one facility: not a facility indicator any more
+    assert pd.isna(row(world, "TB_SPM_TERDUGA", "facility", "PB", "2025-01", "month")["value"])
 
 
 def test_tb_case_finding_cnr_and_network_share(world):
     # notified YTD Feb: 2 + 1 + 1 + 1 + 0 + 1 = 6; est. incidence 387 → 6 / 387 × 100 = 1.5504 %
-    # SUM_YTD: YTD compared with the annual target 90 → attainment 1.5504 / 90 × 100 = 1.7227 %
+    # cumulative (issue 17.1; before: against the annual 90): judged against the pro-rata line
+    # 90 × 2/12 = 15 → attainment 1.5504 / 15 × 100 = 10.336 %; the annual target still shown
     r = row(world, "TB_TC", "kabkota", "99.01", "2025-02", "ytd")
-    assert r["value"] == pytest.approx(600 / 387)
-    assert pd.isna(r["pws_target"]) and r["attainment"] == pytest.approx(600 / 387 / 90 * 100)
+    assert r["value"] == pytest.approx(600 / 387) and r["target"] == 90
+    assert r["pws_target"] == pytest.approx(15)
+    assert r["attainment"] == pytest.approx(600 / 387 / 15 * 100) and not r["on_track"]
     # month: 1 / 387 × 100 = 0.2584 %, compared with 90 / 12 = 7.5
     r = row(world, "TB_TC", "kabkota", "99.01", "2025-02", "month")
     assert r["pws_target"] == pytest.approx(7.5)
     assert r["attainment"] == pytest.approx(100 / 387 / 7.5 * 100)
-    # CNR: 6 / 100 000 × 100 000 = 6 per 100 000 (no target)
+    # CNR annualised (issue 17.1; before: 6, half the yearly rate in February):
+    # 6 / 100 000 × 100 000 × 12 ÷ 2 months = 36 per 100 000 per year (no target)
     r = row(world, "TB_CNR", "kabkota", "99.01", "2025-02", "ytd")
-    assert r["value"] == pytest.approx(6) and pd.isna(r["attainment"])
+    assert r["value"] == pytest.approx(36) and pd.isna(r["attainment"])
+    assert r["value"] == pytest.approx(r["numerator"] / r["denominator"] * r["factor"])
+    # = the monthly rates annualised, averaged: January 5 × 12 = 60, February 1 × 12 = 12
+    months = [row(world, "TB_CNR", "kabkota", "99.01", p, "month")["value"]
+              for p in ("2025-01", "2025-02")]
+    assert months == [pytest.approx(60), pytest.approx(12)]
+    assert r["value"] == pytest.approx(sum(months) / 2)
     # network share, kab/kota January: KA1 1 + DA1 1 + KB1 0 = 2 of 5 → 40 %
     share = "TB_KONTRIBUSI_JEJARING"
     assert row(world, share, "kabkota", "99.01", "2025-01", "month")["value"] == pytest.approx(40)
@@ -222,11 +261,12 @@ def test_tb_case_finding_cnr_and_network_share(world):
 def test_ptm_unique_ytd_uses_max_per_facility(world):
     # per facility max over Jan..Feb of ht_dilayani_standar_ytd_unik: PA max(100, 90) = 100,
     # KA1 max(20, 30) = 30, PB 50 (Feb blank) → 180 unique persons; est HT 21 600
-    # → 180 / 21 600 × 100 = 0.8333 %; target 100 → attainment 0.8333
+    # → 180 / 21 600 × 100 = 0.8333 %; target 100, pro rata 100 × 2/12 = 16.667 (issue 17.1;
+    # before: against 100) → attainment 0.8333 / 16.667 × 100 = 5 %
     r = row(world, "PTM_SPM_HT", "kabkota", "99.01", "2025-02", "ytd")
     assert r["numerator"] == 180 and r["denominator"] == pytest.approx(21_600)
     assert r["value"] == pytest.approx(18_000 / 21_600)
-    assert r["attainment"] == pytest.approx(18_000 / 21_600)
+    assert r["pws_target"] == pytest.approx(200 / 12) and r["attainment"] == pytest.approx(5)
     assert r["denominator_method"] == "est_penderita_ht_15plus:prevalence_estimate"
     # no month rows above facility level for a unique-persons count
     assert not has_row(world, "PTM_SPM_HT", "kabkota", "99.01", "2025-02", "month")
@@ -248,17 +288,18 @@ def test_immunisation_coverage_and_dropout(world):
     r = row(world, "IMUN_DPT1", "puskesmas_network", "PA", "2025-02", "ytd")
     assert r["value"] == pytest.approx(2000 / 48) and r["pws_target"] == pytest.approx(95 * 2 / 12)
     assert r["attainment"] == pytest.approx((2000 / 48) / (95 * 2 / 12) * 100)
-    # kab/kota IDL uses the derived bayi 1572.96: (20 + 5 + 10 + 15 + 12) = 62 → 3.9416 %
+    # kab/kota IDL over the sum of its networks' official bayi 48 + 29 = 77 (issue 16.1; before:
+    # the formula 1572.96): (20 + 5 + 10 + 15 + 12) = 62 → 80.519 %
     r = row(world, "IMUN_IDL", "kabkota", "99.01", "2025-02", "ytd")
-    assert r["value"] == pytest.approx(6200 / 1572.96)
-    assert r["denominator_method"] == "bayi:imr_formula"
+    assert r["value"] == pytest.approx(6200 / 77)
+    assert r["denominator_method"] == "bayi:sum_of_children"
     # drop-out DPT1→DPT3 kab/kota YTD: DPT1 10+2+5+8+4 = 29, DPT3 8+2+6+7+3 = 26
-    # → (29 − 26) / 29 × 100 = 10.345 %; target ≤ 5 → attainment 206.9
-    # (decreasing: > 100 is bad)
+    # → (29 − 26) / 29 × 100 = 10.345 %; target ≤ 5 (kolab.yaml dropout_max_pct) → attainment
+    # 206.9 (decreasing: > 100 is bad), not on track
     r = row(world, "IMUN_DO_DPT1_DPT3", "kabkota", "99.01", "2025-02", "ytd")
     assert (r["numerator"], r["denominator"]) == (3, 29)
-    assert r["value"] == pytest.approx(300 / 29)
-    assert r["attainment"] == pytest.approx(300 / 29 / 5 * 100)
+    assert r["value"] == pytest.approx(300 / 29) and r["target"] == 5
+    assert r["attainment"] == pytest.approx(300 / 29 / 5 * 100) and not r["on_track"]
     # DPT1→MR1: MR1 9+1+5+8+4 = 27 → 2 / 29 × 100 = 6.897 %
     assert (row(world, "IMUN_DO_DPT1_MR1", "kabkota", "99.01", "2025-02", "ytd")["value"]
             == pytest.approx(200 / 29))
@@ -267,23 +308,40 @@ def test_immunisation_coverage_and_dropout(world):
             == pytest.approx(-20))
 
 
-def test_uci_share_of_networks(world):
-    # IDL YTD coverage per network, February: PA (20 + 5 + 15) / 48 = 83.3 % ≥ 80 → UCI;
-    # PB (10 + 12) / 29 = 75.9 % < 80 → not. kab/kota: 1 of 2 networks = 50 %; target 100 → 50
+def test_uci_proxy_share_of_networks_against_a_pro_rata_threshold(world):
+    # no desa sasaran anywhere: the network proxy. February threshold 80 × 2/12 = 13.33 %:
+    # IDL YTD PA (20 + 5 + 15) / 48 = 83.3 %, PB (10 + 12) / 29 = 75.9 % → 2 of 2 networks
     r = row(world, "IMUN_UCI", "kabkota", "99.01", "2025-02", "ytd")
-    assert (r["numerator"], r["denominator"], r["value"]) == (1, 2, 50)
-    assert r["attainment"] == pytest.approx(50)
-    assert r["denominator_method"] == "puskesmas_network_idl_ytd>=80%"
-    # networks belong to their puskesmas' kecamatan: 99.01.01 → PA (100 %), 99.01.02 → PB (0 %)
+    assert (r["numerator"], r["denominator"], r["value"]) == (2, 2, 100)
+    assert r["attainment"] == pytest.approx(100) and r["on_track"]
+    assert r["denominator_method"] == "proksi_jejaring_puskesmas_idl_ytd>=13.33% (80% x 2/12)"
+    # networks belong to their puskesmas' kecamatan: 99.01.01 → PA, 99.01.02 → PB
     assert row(world, "IMUN_UCI", "kecamatan", "99.01.01", "2025-02", "ytd")["value"] == 100
-    assert row(world, "IMUN_UCI", "kecamatan", "99.01.02", "2025-02", "ytd")["value"] == 0
-    # January: PA 25 / 48 = 52.1 %, PB 10 / 29 = 34.5 % → 0 of 2
-    assert row(world, "IMUN_UCI", "kabkota", "99.01", "2025-01", "ytd")["value"] == 0
-    # UCI is annual and cumulative: no month rows, no network rows
+    # UCI is annual and cumulative: no month rows, no network rows; no desa rows without desa
     assert world.execute("""SELECT count(*) FROM indicators.indicator_value
-                             WHERE indicator_code = 'IMUN_UCI' AND unit_level <> 'facility'
-                               AND (period_type = 'month' OR unit_level = 'puskesmas_network')
+                             WHERE indicator_code IN ('IMUN_UCI', 'IMUN_UCI_DESA')
+                               AND unit_level <> 'facility'
+                               AND (period_type = 'month' OR unit_level = 'puskesmas_network'
+                                    OR indicator_code = 'IMUN_UCI_DESA')
                          """).fetchone()[0] == 0
+
+
+def test_uci_proxy_in_december_and_a_network_without_reports(con, settings):
+    build_world(con)
+    # PC: a third puskesmas (kecamatan 99.01.02) with a sasaran of 30 infants and no IDL report;
+    # before issue 17.2 it was dropped from the denominator, now it is a network not reaching UCI
+    add_facility(con, "PC", "puskesmas", None, "99.01.02")
+    con.execute("INSERT INTO reference.sasaran VALUES "
+                "(2025, 'puskesmas_network', 'PC', 'bayi', 30, 'pusdatin_official', NULL)")
+    for kode in ("PA", "PB"):
+        add_value(con, kode, "2025-12", "imun_idl", 0)
+    indicators.compute_indicator_values(con, settings, ["2025-12"])
+    # December: the full threshold 80 %. PA 40 / 48 = 83.3 % ✓, PB 22 / 29 = 75.9 % ✗,
+    # PC 0 / 30 = 0 % ✗ → 1 of 3 = 33.3 %; kecamatan 99.01.02: 0 of 2
+    r = row(con, "IMUN_UCI", "kabkota", "99.01", "2025-12", "ytd")
+    assert (r["numerator"], r["denominator"]) == (1, 3) and r["value"] == pytest.approx(100 / 3)
+    assert r["denominator_method"] == "proksi_jejaring_puskesmas_idl_ytd>=80% (80% x 12/12)"
+    assert row(con, "IMUN_UCI", "kecamatan", "99.01.02", "2025-12", "ytd")["value"] == 0
 
 
 def test_uci_threshold_from_config(con, kolab_home):
@@ -291,9 +349,11 @@ def test_uci_threshold_from_config(con, kolab_home):
                                            encoding="utf-8")
     settings = Settings.load(kolab_home)
     build_world(con)
-    indicators.compute_indicator_values(con, settings, ["2025-02"])
-    # with 75 %: PA 83.3 % and PB 75.9 % both reach it → 2 of 2
-    r = row(con, "IMUN_UCI", "kabkota", "99.01", "2025-02", "ytd")
+    for kode in ("PA", "PB"):
+        add_value(con, kode, "2025-12", "imun_idl", 0)
+    indicators.compute_indicator_values(con, settings, ["2025-12"])
+    # with 75 % in December: PA 83.3 % and PB 75.9 % both reach it → 2 of 2
+    r = row(con, "IMUN_UCI", "kabkota", "99.01", "2025-12", "ytd")
     assert (r["numerator"], r["denominator"]) == (2, 2)
 
 

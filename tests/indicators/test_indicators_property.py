@@ -17,7 +17,8 @@ from tests.support.indicators import add_facility, add_value
 SETTINGS = Settings(paths=Paths(home=Path("/nonexistent")), config=KolabConfig())
 PERIODS = ("2025-01", "2025-02")
 # a small catalogue slice: one sasaran (PWS) indicator and one element-ratio indicator
-CATALOGUE = [i for i in indicators.load_catalogue() if i.code in ("KIA_K1", "TB_SPM_TERDUGA")]
+CATALOGUE = [i for i in indicators.load_catalogue()
+             if i.code in ("KIA_K1", "TB_TERDUGA_DIPERIKSA")]
 
 value = st.one_of(st.none(), st.integers(min_value=0, max_value=500))
 facility = st.fixed_dictionaries({
@@ -70,7 +71,7 @@ def test_unit_numerators_are_sums_and_values_follow_the_formula(facilities, bumi
                          for f in mine for m in months]
                 tested = [a for a, b in pairs if a is not None and b is not None]
                 assert unit_numerator("KIA_K1", kab, period, "ytd") == (sum(k1) if k1 else None)
-                assert (unit_numerator("TB_SPM_TERDUGA", kab, period, "ytd")
+                assert (unit_numerator("TB_TERDUGA_DIPERIKSA", kab, period, "ytd")
                         == (sum(tested) if tested else None))
         assert indicators.reconcile_totals(con, "2025-02").empty
         rows = con.execute("""SELECT numerator, denominator, factor, value, denominator_method

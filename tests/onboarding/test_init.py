@@ -31,7 +31,9 @@ CILEGON = {
 }
 # indicators.csv sasaran denominators + the bases their formulas need
 SASARAN = {"pend_total", "pend_15plus", "bumil", "bulin", "bufas", "lahir_hidup", "bayi",
-           "baduta", "est_penderita_ht_15plus", "est_penderita_dm_15plus", "est_insiden_tb"}
+           "baduta", "est_penderita_ht_15plus", "est_penderita_dm_15plus", "est_insiden_tb",
+           # issue 17.1: SPM usia produktif and the SPM sasaran of presumptive TB
+           "pend_15_59", "est_terduga_tb"}
 
 
 def rows(path: Path) -> list[dict]:
@@ -50,10 +52,10 @@ def test_cilegon_starter_files(tmp_path: Path):
     assert {(r["jenis_faskes"], r["formulir"], r["kode_puskesmas_induk"]) for r in fas} == {
         ("puskesmas", "tb;ptm;kia;imun", "")}
     assert result.n_puskesmas == 8
-    # sasaran: 11 codes × (kab/kota 36.72 + 8 puskesmas) = 99 rows, nilai and metode blank
+    # sasaran: 13 codes × (kab/kota 36.72 + 8 puskesmas) = 117 rows, nilai and metode blank
     sas = rows(tmp_path / "registry" / "sasaran.csv")
     assert set(sasaran_codes()) == SASARAN
-    assert len(sas) == 11 * 9
+    assert len(sas) == 13 * 9
     assert {r["kode_unit"] for r in sas} == {"36.72", *CILEGON}
     assert {r["tahun"] for r in sas} == {"2025"} and {r["nilai"] for r in sas} == {""}
     bumil = next(r for r in sas if r["kode_unit"] == "P3672030201" and r["sasaran"] == "bumil")
@@ -75,8 +77,8 @@ def test_the_starter_registry_loads_and_its_blank_sasaran_are_not_zeros(tmp_path
     init_home(tmp_path, kabkota="36.72", tahun=2025)
     con = duckdb.connect()
     counts = reference.load_registry(con, Settings.load(tmp_path))
-    # 8 puskesmas × 4 forms = 32 assignments; 99 sasaran rows, none with a value
-    assert counts == {"facility": 8, "form_assignment": 32, "sasaran": 99}
+    # 8 puskesmas × 4 forms = 32 assignments; 117 sasaran rows, none with a value
+    assert counts == {"facility": 8, "form_assignment": 32, "sasaran": 117}
     assert con.execute("SELECT count(nilai) FROM reference.sasaran").fetchone()[0] == 0
 
 
@@ -106,7 +108,7 @@ def test_provinsi(tmp_path: Path):
     assert {r["kode_wilayah"][:2] for r in fas} == {"36"}
     sas = rows(tmp_path / "registry" / "sasaran.csv")
     # every kab/kota of Banten (8) + every puskesmas, 11 codes each
-    assert len(sas) == 11 * (8 + len(fas))
+    assert len(sas) == 13 * (8 + len(fas))
 
 
 @pytest.mark.parametrize("text, kode", [("cilegon", "36.72"), ("Kota Cilegon", "36.72"),

@@ -21,8 +21,16 @@ def test_shipped_defaults(kolab_home):
     assert cfg.timezones.for_wilayah("64.71.05.1002") == "Asia/Makassar"
     assert cfg.timezones.for_wilayah("36.72") == "Asia/Jakarta"
     assert cfg.timezones.for_wilayah("91.71") == "Asia/Jayapura"
-    assert cfg.immunisation.antigens_on(date(2025, 1, 1)) == [
-        "imun_hb0", "imun_bcg", "imun_polio4", "imun_dpt3", "imun_mr1"]
+    # sasaran parameters read by catalog/sasaran_formulas.csv and the bottom-up resolution
+    assert (cfg.sasaran.share_15_59, cfg.sasaran.consistency_tolerance_pct) == (0.64, 5)
+
+
+def test_old_idl_antigen_key_is_ignored(kolab_home):
+    # `immunisation.idl_antigens` was never read (IDL is reported per child, not composed from
+    # dose counts) and was dropped: a kolab.yaml that still has it keeps loading
+    (kolab_home / "kolab.yaml").write_text(
+        "immunisation:\n  idl_antigens:\n    - {from: '2000-01-01', antigens: [imun_hb0]}\n")
+    assert not hasattr(load_config(kolab_home), "immunisation")
 
 
 def test_user_file_overrides_only_its_keys(kolab_home):

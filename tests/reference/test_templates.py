@@ -16,7 +16,8 @@ from kolab_pipeline.templates import write_template
 
 PTM_CODES = ["ht_skrining", "ht_kasus_baru", "ht_dilayani_standar", "ht_dilayani_standar_ytd_unik",
              "ht_terkendali", "dm_skrining", "dm_kasus_baru", "dm_dilayani_standar",
-             "dm_dilayani_standar_ytd_unik", "dm_terkendali"]
+             "dm_dilayani_standar_ytd_unik", "dm_terkendali",
+             "ptm_skrining_usia_produktif_ytd_unik"]   # SPM usia produktif (issue 17.1)
 META = ["periode", "kode_faskes", "nama_faskes", "tanggal_lapor", "laporan_nihil",
         "lingkup_laporan"]
 
@@ -63,8 +64,10 @@ def test_cli_template_and_filled_template_ingests(tmp_path, settings, con, capsy
                        "FROM raw.submission_row").fetchall() == [
         ("tb", 3, "tb", "KP001")]                                  # row 2 = labels, skipped
     assert con.execute("SELECT lingkup_laporan FROM raw.submission_row").fetchall() == [("faskes",)]
-    # 10 TB elements, all mapped; values as text
+    # 16 TB elements (10 + the 6 cohort outcomes of issue 17.3, left blank), all mapped; values
+    # as text
     cells = con.execute("SELECT data_element, value_text FROM raw.submission_cell "
                         "ORDER BY column_index").fetchall()
-    assert [c[1] for c in cells] == ["9", "2", "2", "0", "1", "1", "1", "0", "0", "0"]
+    assert [c[1] for c in cells] == (["9", "2", "2", "0", "1", "1", "1", "0", "0", "0"]
+                                     + [None] * 6)
     assert all(c[0] is not None for c in cells)
