@@ -395,9 +395,11 @@ def _area_recaps(run: Run, fac: pd.DataFrame, slots: pd.DataFrame,
     pkm = fac[fac["jenis_faskes"] == "puskesmas"]
     column = set(sorted(pkm.index[pkm["kode_kabkota"] == RECAP_COLUMN_KABKOTA])
                  [::RECAP_COLUMN_EVERY])
-    # the undeclared one: a reliable puskesmas with the largest Klinik Pratama network (KIA and
-    # imunisasi come from clinics, not TPMD) — a recap must visibly exceed its own variation
-    clinics = fac[fac["jenis_faskes"] == "klinik_pratama"].groupby("network")["share_w"].sum()
+    # the undeclared one: a reliable puskesmas with the largest network of *reliable* Klinik
+    # Pratama (KIA and imunisasi come from clinics, not TPMD) — a recap must visibly exceed its
+    # own variation, so the network reports it adds must be in by `as_of` in its last months
+    reliable = (fac["jenis_faskes"] == "klinik_pratama") & (fac["profile"] == "good")
+    clinics = fac[reliable].groupby("network")["share_w"].sum()
     metro = pkm[(pkm["kode_kabkota"] == RECAP_UNDECLARED_KABKOTA)
                 & (pkm.index != meta["dhis2_pkm"]) & (pkm["profile"] == "good")]
     ranked = sorted(metro.index, key=lambda k: (-clinics.get(k, 0.0), k))
