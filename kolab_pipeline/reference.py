@@ -285,6 +285,50 @@ SASARAN_SQL = """
 """
 
 
+# --- the network of a facility in a month ---------------------------------------------------------
+
+# `reference.form_assignment` as dated intervals: open ends made explicit, ends exclusive, empty
+# intervals dropped.
+ASSIGNMENT_INTERVALS_SQL = """
+    SELECT kode_faskes, form, kode_puskesmas_induk,
+           coalesce(valid_from, DATE '0001-01-01') AS assigned_from,
+           coalesce(valid_to, DATE '9999-12-31') AS assigned_until
+      FROM reference.form_assignment
+     WHERE valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from
+"""
+
+# The one rule (`network_of_month_sql`). `{keys}`: a relation (kode_faskes, form, period).
+NETWORK_OF_MONTH_SQL = """
+    SELECT keyed.kode_faskes, keyed.form, keyed.period,
+           CASE WHEN any_value(facility.jenis_faskes) = 'puskesmas' THEN keyed.kode_faskes
+                ELSE coalesce(arg_max(assignment.kode_puskesmas_induk,
+                                      (assignment.assigned_from <= keyed.month_last
+                                       AND assignment.assigned_until > keyed.month_last,
+                                       assignment.assigned_from)),
+                              any_value(facility.kode_jejaring)) END AS kode_jejaring
+      FROM (SELECT kode_faskes, form, period,
+                   CAST(period || '-01' AS DATE) AS month_first,
+                   last_day(CAST(period || '-01' AS DATE)) AS month_last
+              FROM {keys}) keyed
+      JOIN reference.facility facility ON facility.kode_faskes = keyed.kode_faskes
+      LEFT JOIN ({intervals}) assignment
+        ON assignment.kode_faskes = keyed.kode_faskes AND assignment.form = keyed.form
+       AND assignment.assigned_from <= keyed.month_last
+       AND assignment.assigned_until > keyed.month_first
+     GROUP BY keyed.kode_faskes, keyed.form, keyed.period
+"""
+
+
+def network_of_month_sql(keys: str) -> str:
+    """SELECT giving, for each facility × form × period (`YYYY-MM`) of the relation `keys`
+    (a table name or a parenthesised subquery), `kode_jejaring`: the facility's puskesmas network
+    that month. A puskesmas is its own network; any other facility belongs to the induk of its
+    assignment of that form in force on the month's last day, else of the latest assignment
+    overlapping the month, else to the registry's induk. Facilities not in the registry drop out.
+    """
+    return NETWORK_OF_MONTH_SQL.format(keys=keys, intervals=ASSIGNMENT_INTERVALS_SQL)
+
+
 def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, int]:
     """Load fasilitas / jejaring / sasaran into `reference.facility`, `facility_alias`,
     `form_assignment` and `reference.sasaran` (official numbers only; derived sasaran are added

@@ -69,6 +69,14 @@ def forms_frame() -> pd.DataFrame:
     return pd.DataFrame(list(rows(FORMS_FILE))).set_index("form")
 
 
+@cache
+def form_facility_types() -> dict[str, tuple[str, ...]]:
+    """Form → the facility types it is assigned to (`forms.csv` `assigned_to`): the types a
+    report of it is expected from."""
+    return {r["form"]: tuple(t.strip() for t in r["assigned_to"].split(";") if t.strip())
+            for r in rows(FORMS_FILE)}
+
+
 def data_elements() -> pd.DataFrame:
     """The data-element catalogue (code, form, program, name_id, name_en, person_or_event, ...)."""
     return pd.DataFrame(list(rows(DATA_ELEMENTS)))

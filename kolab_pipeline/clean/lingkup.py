@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from kolab_pipeline.clean.flags import FLAGS
 from kolab_pipeline.config import Settings
+from kolab_pipeline.reference import network_of_month_sql
 from kolab_pipeline.warehouse import Staging, table
 
 SCOPE_RULES = ("L02", "L03")   # the warnings `derive` owns (L01 is an error, L04 in flags.py)
@@ -73,36 +74,6 @@ def stage_lingkup(stage: Staging, settings: Settings) -> None:
     stage.create("lingkup", LINGKUP)
 
 
-# --- the network of a puskesmas in a month ------------------------------------------------------
-
-# Facility × period × form of `{keys}` → its puskesmas network that month: a puskesmas is its own;
-# a network facility belongs to the induk of its form assignment in force on the month's last
-# day (the same dated history compliance uses; an assignment of that form first, else of any
-# form), else to the induk in the registry. Assignment ends are exclusive.
-NETWORK_OF = """
-SELECT keyed.kode_faskes, keyed.period, keyed.form,
-       CASE WHEN any_value(facility.jenis_faskes) = 'puskesmas' THEN keyed.kode_faskes
-            ELSE coalesce(
-                arg_max(assignment.kode_puskesmas_induk,
-                        (assignment.form = keyed.form,
-                         assignment.valid_from <= last_day(CAST(keyed.period || '-01' AS DATE))
-                         AND assignment.valid_to > last_day(CAST(keyed.period || '-01' AS DATE)),
-                         assignment.valid_from))
-                    FILTER (WHERE assignment.kode_faskes IS NOT NULL),
-                any_value(facility.kode_puskesmas_induk)) END AS kode_jejaring
-  FROM {keys} keyed
-  JOIN reference.facility facility ON facility.kode_faskes = keyed.kode_faskes
-  LEFT JOIN (SELECT kode_faskes, form, kode_puskesmas_induk,
-                    coalesce(valid_from, DATE '0001-01-01') AS valid_from,
-                    coalesce(valid_to, DATE '9999-12-31') AS valid_to
-               FROM reference.form_assignment
-              WHERE kode_puskesmas_induk IS NOT NULL) assignment
-         ON assignment.kode_faskes = keyed.kode_faskes
-        AND assignment.valid_from <= last_day(CAST(keyed.period || '-01' AS DATE))
-        AND assignment.valid_to > CAST(keyed.period || '-01' AS DATE)
- GROUP BY keyed.kode_faskes, keyed.period, keyed.form
-"""
-
 # --- which puskesmas × form to recompute ---------------------------------------------------------
 
 ALL_PAIRS = """
@@ -115,7 +86,7 @@ SELECT DISTINCT submission.kode_faskes AS kode_puskesmas, submission.form
 # the networks of the keys the dirty files touched (a puskesmas key is its own network)
 TOUCHED_PAIRS = f"""
 SELECT DISTINCT network.kode_jejaring AS kode_puskesmas, network.form
-  FROM ({NETWORK_OF.format(keys="_clean_keys")}) network
+  FROM ({network_of_month_sql("_clean_keys")}) network
   JOIN reference.facility puskesmas
     ON puskesmas.kode_faskes = network.kode_jejaring AND puskesmas.jenis_faskes = 'puskesmas'
 """
@@ -148,7 +119,7 @@ WITH candidate AS (
 )
 SELECT candidate.submission_id, network.kode_jejaring, candidate.period, candidate.form
   FROM candidate
-  JOIN ({NETWORK_OF.format(keys="candidate")}) network
+  JOIN ({network_of_month_sql("candidate")}) network
     ON network.kode_faskes = candidate.kode_faskes AND network.period = candidate.period
    AND network.form = candidate.form
   SEMI JOIN _clean_recap_pairs pair

@@ -157,8 +157,7 @@ def _display_name(raw: str) -> str:
 
 def default_forms(jenis: str) -> list[str]:
     """Forms a facility type reports by default (`catalog/forms.csv` `assigned_to`)."""
-    forms = catalog.forms_frame()
-    return [f for f in FORMS if jenis in forms.loc[f, "assigned_to"].split(";")]
+    return [f for f, types in catalog.form_facility_types().items() if jenis in types]
 
 
 def starter_facilities(con: duckdb.DuckDBPyConnection, area: Area) -> pd.DataFrame:
