@@ -120,6 +120,27 @@ _PROVINCES_SQL = """
      GROUP BY registry.kode_prov
 """
 
+# Where each code of $codes (a `kode_unit` of sasaran.csv) lands in the tree of `_UNITS_SQL`:
+# `placed`, `not_puskesmas` (a facility that heads no network), `partial_province` (its figure is
+# the sum of its kab/kota, its own row unused) or `outside` (no kab/kota of the registry).
+PLACEMENT_SQL = """
+    WITH registry_kab AS (
+        SELECT DISTINCT kode_kabkota FROM reference.facility WHERE length(kode_kabkota) = 5
+    )
+    SELECT code.kode_unit,
+           CASE WHEN facility.jenis_faskes = 'puskesmas' THEN 'placed'
+                WHEN facility.kode_faskes IS NOT NULL THEN 'not_puskesmas'
+                WHEN length(code.kode_unit) = 2 AND province.partial THEN 'partial_province'
+                WHEN length(code.kode_unit) = 2 AND province.kode_prov IS NOT NULL THEN 'placed'
+                WHEN length(code.kode_unit) IN (5, 8, 13) AND kab.kode_kabkota IS NOT NULL
+                THEN 'placed'
+                ELSE 'outside' END AS placement
+      FROM (SELECT DISTINCT unnest($codes::VARCHAR[]) AS kode_unit) code
+      LEFT JOIN reference.facility facility ON facility.kode_faskes = code.kode_unit
+      LEFT JOIN ({provinces}) province ON province.kode_prov = code.kode_unit
+      LEFT JOIN registry_kab kab ON kab.kode_kabkota = substr(code.kode_unit, 1, 5)
+"""
+
 _RESOLVED_COLUMNS = """(tahun INTEGER, unit_level VARCHAR, kode_unit VARCHAR, sasaran VARCHAR,
                        nilai DOUBLE, metode VARCHAR, params VARCHAR, method VARCHAR,
                        official_part DOUBLE, has_official BOOLEAN)"""
@@ -339,6 +360,13 @@ def resolve_sasaran(con: duckdb.DuckDBPyConnection, settings: Settings,
             _WRITE_SQL.format(provinces=provinces, **tables),
             where="list_contains($write_years, tahun)",
             params={"write_years": write_years, "tolerance": cfg.consistency_tolerance_pct})
+
+
+def sasaran_placement(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> dict[str, str]:
+    """`kode_unit` → where the resolution places it (`PLACEMENT_SQL`): placed | not_puskesmas |
+    partial_province | outside. Reads the registry only, so it works before sasaran.csv loads."""
+    sql = PLACEMENT_SQL.format(provinces=_PROVINCES_SQL)
+    return dict(con.execute(sql, {"codes": list(codes)}).fetchall())
 
 
 def denominator_warnings(con: duckdb.DuckDBPyConnection, years: Sequence[int]) -> pd.DataFrame:

@@ -35,6 +35,7 @@ from kolab_pipeline.indicators.catalogue import (
     load_catalogue,
     load_sasaran_formulas,
 )
+from kolab_pipeline.indicators.sasaran import resolve_sasaran, sasaran_placement
 from kolab_pipeline.onboarding import feedback
 from kolab_pipeline.onboarding.init import recorded_area
 from kolab_pipeline.raw.dhis2 import DHIS2_DIR
@@ -311,6 +312,16 @@ def _number(text: object) -> float | None:
         return None
 
 
+_UNPLACED = {  # sasaran.sasaran_placement → why a row is not used
+    "not_puskesmas": "is a facility but not a puskesmas: sasaran are per puskesmas (its network) "
+                     "or wilayah",
+    "outside": "is neither a puskesmas of the registry nor a wilayah code (provinsi, kab/kota, "
+               "kecamatan, desa) of a kab/kota it holds",
+    "partial_province": "is a province the registry holds only some kab/kota of: its sasaran is "
+                        "the sum of theirs",
+}
+
+
 def check_sasaran_file(con: duckdb.DuckDBPyConnection, settings: Settings, report: Report,
                        registry_loaded: bool) -> None:
     """Findings on the rows of `sasaran.csv` (codes, numbers, units)."""
@@ -325,14 +336,9 @@ def check_sasaran_file(con: duckdb.DuckDBPyConnection, settings: Settings, repor
         report.add("sasaran_invalid", rel, f"missing column(s) {', '.join(missing)}")
         return
     known = set(OFFICIAL_SASARAN) | {f.sasaran for f in load_sasaran_formulas()}
-    facilities: dict[str, str] = {}
-    units: set[str] = set()
+    placement: dict[str, str] = {}
     if registry_loaded:
-        facilities = dict(con.execute(
-            "SELECT kode_faskes, jenis_faskes FROM reference.facility").fetchall())
-        units = {u for (u,) in con.execute(
-            "SELECT DISTINCT unnest([kode_kec, kode_kabkota, kode_prov]) FROM reference.facility"
-        ).fetchall() if u}
+        placement = sasaran_placement(con, [str(u).strip() for u in frame["kode_unit"].dropna()])
     filled = 0
     for i, rec in enumerate(frame.to_dict("records"), start=2):
         tahun, code = rec.get("tahun"), str(rec.get("sasaran") or "").strip()
@@ -351,14 +357,10 @@ def check_sasaran_file(con: duckdb.DuckDBPyConnection, settings: Settings, repor
             close = difflib.get_close_matches(code, sorted(known), n=1)
             report.add("sasaran_code_unknown", rel, f"{code!r} is not a sasaran code"
                        + (f"; did you mean {close[0]}?" if close else ""), i, "sasaran")
-        if registry_loaded and unit:
-            if unit in facilities and facilities[unit] != "puskesmas":
-                report.add("sasaran_unit_unknown", rel, f"{unit} is a {facilities[unit]}: "
-                           "sasaran are per puskesmas (its network) or wilayah", i, "kode_unit")
-            elif unit not in facilities and unit not in units:
-                report.add("sasaran_unit_unknown", rel, f"{unit} is neither a puskesmas of "
-                           "the registry nor a kecamatan / kab/kota / provinsi holding one",
-                           i, "kode_unit")
+        why = unit and _UNPLACED.get(placement.get(unit, "placed"))
+        if why:
+            report.add("sasaran_unit_unknown", rel, f"{unit} {why}: the row is not used", i,
+                       "kode_unit")
     report.looked_at.append(f"{len(frame)} sasaran rows ({filled} with nilai) in {rel}")
 
 
@@ -401,8 +403,6 @@ def sasaran_gaps(con: duckdb.DuckDBPyConnection, settings: Settings,
     there. `resolve`: run the sasaran resolution first (a scratch warehouse); after `kolab run`
     `indicators.sasaran_resolved` is already there."""
     if resolve:
-        from kolab_pipeline.indicators.sasaran import resolve_sasaran
-
         resolve_sasaran(con, settings, years)
     pairs: dict[tuple[str, str], list[str]] = {}
     for ind in load_catalogue():
