@@ -69,7 +69,8 @@ def who_rules_only(settings: Settings) -> Settings:
 
 def add_sasaran(con, level: str, code: str, tahun: int, **nilai: float) -> None:
     for sasaran, value in nilai.items():
-        con.execute("INSERT INTO indicators.sasaran_resolved VALUES (?, ?, ?, ?, ?, 'test', NULL)",
+        con.execute("INSERT INTO indicators.sasaran_resolved (tahun, unit_level, kode_unit, "
+                    "sasaran, nilai, metode, method) VALUES (?, ?, ?, ?, ?, 'test', 'official')",
                     [tahun, level, code, sasaran, value])
 
 
