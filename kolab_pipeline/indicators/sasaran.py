@@ -1,24 +1,13 @@
 """Sasaran (denominators) → `indicators.sasaran_resolved`, one row per sasaran code × unit × year
 with the value used, how it was obtained (`method`: `official`, `sum_of_children`,
 `formula:<metode>` or `mixed:official=x%;formula=y%`; `metode`/`params` the detail) and the
-denominator-consistency warning (an official figure far from the sum of the units below it);
-and the facility → unit map every indicator step joins on.
+denominator-consistency warning (an official figure far from the sum of the units below it).
 
-Bottom-up, per unit × year × sasaran (docs/design/indicators.md, "Sasaran resolution"):
-1. the unit's official figure (`reference.sasaran`);
-2. else, when any unit below it has an official figure, the sum of its children's resolved
-   figures — only when every child resolves (children without an official figure resolve the same
-   way, down to the formula); a partial sum would understate the denominator;
-3. else the formula (`catalog/sasaran_formulas.csv`) on the unit's own resolved base (a kab/kota's
-   population: `reference.wilayah.penduduk`).
-
-The tree: desa → kecamatan; puskesmas network → the kecamatan of its puskesmas (so puskesmas
-figures roll up through their kecamatan); kecamatan → kab/kota; kab/kota → provinsi. A kecamatan
-sums its networks, or its desa when only desa have official figures. A kab/kota's children are
-every kecamatan of it (the registry's and `reference.wilayah`'s); a province's are the registry's
-kab/kota. A province of which the registry holds only some kab/kota is `partial`: its figure is
-always the sum of those kab/kota (never the whole province's official number), so numerator and
-denominator cover the same area.
+Bottom-up per unit × year × sasaran: the unit's official figure, else — when a unit below it is
+official and every child resolves — the sum of its children, else the formula on its own base.
+Tree: desa → kecamatan; network → the kecamatan of its puskesmas; kecamatan → kab/kota →
+provinsi; a province held only partly by the registry is always the sum of its kab/kota. Design:
+docs/design/indicators.md, "Sasaran resolution".
 """
 
 from __future__ import annotations
@@ -31,34 +20,6 @@ import pandas as pd
 from kolab_pipeline.config import Settings
 from kolab_pipeline.indicators.catalogue import load_sasaran_formulas, sasaran_codes
 from kolab_pipeline.warehouse import Staging, bind, ensure_schema, replace_rows
-
-# facility → every unit it counts in (itself, its network, kecamatan, kab/kota, provinsi). Units
-# come from the facility's own wilayah: a clinic located in another kecamatan than its puskesmas
-# counts in its own kecamatan. The network here is the registry's current one; the indicator
-# engine and the contribution use the network of each month (`membership.py`).
-FACILITY_UNITS_SQL = """
-    SELECT kode_faskes, jenis_faskes, 'facility' AS unit_level, kode_faskes AS unit_code
-      FROM reference.facility
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'puskesmas_network', kode_jejaring
-      FROM reference.facility WHERE kode_jejaring IS NOT NULL
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'kecamatan', kode_kec
-      FROM reference.facility WHERE length(kode_kec) = 8
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'kabkota', kode_kabkota
-      FROM reference.facility WHERE length(kode_kabkota) = 5
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'provinsi', kode_prov
-      FROM reference.facility WHERE length(kode_prov) = 2
-"""
-
-
-def facility_units(stage: Staging) -> str:
-    """Temp table `<prefix>_fac_unit` (kode_faskes, jenis_faskes, unit_level, unit_code): each
-    facility × every unit it counts in (registry network). Returns its name."""
-    return stage.create("fac_unit", FACILITY_UNITS_SQL)
-
 
 # Every unit that can carry a sasaran, with its parent. Desa are units only in a kecamatan where
 # sasaran.csv gives some desa a figure; then every desa of that kecamatan is a child.
