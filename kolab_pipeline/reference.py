@@ -124,7 +124,9 @@ def load_catalogues(con: duckdb.DuckDBPyConnection) -> int:
     )
 
 
-def _registry_file(settings: Settings, stem: str, required: bool = True) -> Path | None:
+def registry_file(settings: Settings, stem: str, required: bool = True) -> Path | None:
+    """`registry/<stem>.csv` or `.xlsx` of KOLAB_HOME; a missing required file raises
+    `RegistryError`, an optional one gives None."""
     for ext in (".csv", ".xlsx"):
         path = settings.paths.registry / f"{stem}{ext}"
         if path.exists():
@@ -137,7 +139,8 @@ def _registry_file(settings: Settings, stem: str, required: bool = True) -> Path
     return None
 
 
-def _read_registry(path: Path) -> pd.DataFrame:
+def read_registry(path: Path) -> pd.DataFrame:
+    """A registry file as text (CSV with any delimiter, or XLSX), column names lower case."""
     if path.suffix == ".xlsx":
         df = pd.read_excel(path, dtype=str, engine="openpyxl")
     else:
@@ -161,7 +164,7 @@ JEJARING_COLUMNS = ["kode_faskes", "kode_puskesmas_induk", "formulir", "berlaku_
 
 def _facilities(path: Path) -> pd.DataFrame:
     """`fasilitas.csv` read and checked: codes unique, known types, dates that parse."""
-    fas = _read_registry(path)
+    fas = read_registry(path)
     _require(fas, path, FACILITY_COLUMNS)
     fas["kode_faskes"] = fas["kode_faskes"].str.strip()
     dup = fas[fas["kode_faskes"].duplicated(keep=False)]
@@ -193,7 +196,7 @@ def _jejaring(path: Path | None) -> pd.DataFrame:
     """`jejaring.csv` (dated overrides), or an empty frame when there is none."""
     if path is None:
         return pd.DataFrame(columns=JEJARING_COLUMNS)
-    jej = _read_registry(path)
+    jej = read_registry(path)
     _require(jej, path, JEJARING_COLUMNS)
     for col in ("berlaku_mulai", "berlaku_sampai"):
         jej[col] = pd.to_datetime(jej[col], errors="coerce").dt.date
@@ -334,8 +337,8 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
     `form_assignment` and `reference.sasaran` (official numbers only; derived sasaran are added
     by the indicator layer, which records their method)."""
     ensure_schema(con)
-    fas = _facilities(_registry_file(settings, "fasilitas"))
-    jej = _jejaring(_registry_file(settings, "jejaring", required=False))
+    fas = _facilities(registry_file(settings, "fasilitas"))
+    jej = _jejaring(registry_file(settings, "jejaring", required=False))
     tz = settings.config.timezones
     tz_case = " ".join(f"WHEN '{p}' THEN '{z}'" for p, z in tz.by_province.items())
     with _registered(con, {"_fasilitas": fas, "_jejaring": jej}):
@@ -347,9 +350,9 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
         n_assign = replace_rows(con, "reference.form_assignment",
                                 ASSIGNMENT_SQL.format(forms=_forms_sql("formulir")))
     n_sas = 0
-    sas_path = _registry_file(settings, "sasaran", required=False)
+    sas_path = registry_file(settings, "sasaran", required=False)
     if sas_path is not None:
-        sas = _read_registry(sas_path)
+        sas = read_registry(sas_path)
         _require(sas, sas_path, ["tahun", "kode_unit", "sasaran", "nilai", "metode"])
         with _registered(con, {"_sasaran": sas}):
             n_sas = replace_rows(con, "reference.sasaran", SASARAN_SQL)

@@ -9,7 +9,8 @@ import pytest
 
 from kolab_pipeline import catalog
 from kolab_pipeline.cli import main
-from kolab_pipeline.onboarding.check import Report, run_checks, severities
+from kolab_pipeline.onboarding.check import Report, run_checks
+from kolab_pipeline.onboarding.findings import severities
 from kolab_pipeline.onboarding.init import init_home
 
 HEADER = ("kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,"
