@@ -77,6 +77,11 @@ def form_facility_types() -> dict[str, tuple[str, ...]]:
             for r in rows(FORMS_FILE)}
 
 
+def type_forms(jenis: str) -> list[str]:
+    """The forms a facility type is expected to report, in catalogue order."""
+    return [form for form, types in form_facility_types().items() if jenis in types]
+
+
 def data_elements() -> pd.DataFrame:
     """The data-element catalogue (code, form, program, name_id, name_en, person_or_event, ...)."""
     return pd.DataFrame(list(rows(DATA_ELEMENTS)))
