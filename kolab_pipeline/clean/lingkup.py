@@ -1,25 +1,18 @@
-"""Report scope (lingkup laporan): what a report row counts, and the one place a puskesmas's area
-recap is turned into its own share, so nothing downstream counts a network twice.
+"""Report scope (lingkup laporan): the scope of every kept row, and the one place a puskesmas's
+area recap becomes its own share, so nothing downstream counts a network twice.
 
-A row is either the facility's own services (`faskes`, the default) or — for a puskesmas — the
-recap of its whole working area including its network (`wilayah`). The scope is declared by the
-row's `lingkup_laporan` cell, else per form (and kab/kota) in `kolab.yaml`
-(`reporting.puskesmas_scope`, `puskesmas_scope_by_kabkota`), else `faskes`.
+A row is the facility's own services (`faskes`, the default) or — a puskesmas only — the recap
+of its working area (`wilayah`): its `lingkup_laporan` cell, else kolab.yaml
+`reporting.puskesmas_scope*`. For a `wilayah` recap `clean.submission_value` keeps
+`reported_value`, the network's sum that month in `network_value` (the network of the month:
+`reference.network_of_month_sql`) and in `value` the own share max(reported − network, 0);
+warnings L02 (recap below its network) and L03 (a `faskes` row that looks like a recap, settings
+`config.RecapDetection`). Design: docs/design/clean.md, "Report scope".
 
-For a `wilayah` recap, `clean.submission_value` keeps the recap in `reported_value`, the sum of
-the network's valid current reports of that month (same form, same element, network as it was
-that month) in `network_value`, and in `value` — what every roll-up, indicator, contribution and
-DQ figure reads — the puskesmas's own share `max(reported_value − network_value, 0)`. A recap
-below its network's sum is warning L02 and its own share 0: the network's reports are each
-valid evidence of their own services, so the unit total is their sum (never less, never a
-negative share), and the puskesmas still counts as having reported. Warning L03 marks a
-`faskes` row that looks like an area recap (rule and settings: `config.RecapDetection`).
-
-Staged tables of a build (grain): `_clean_scope_config` (one kab/kota or '' × form declared in
-kolab.yaml), `_clean_lingkup` (one kept row: its scope and what decided it), `_clean_recap_pairs`
-(one puskesmas × form whose figures are recomputed), `_clean_recap_sub` (one current submission
-of those puskesmas), `_clean_network_sub` (one current network submission counted in them),
-`_clean_network_sum` (one puskesmas network × period × form × element: the network's sum).
+Staged tables (grain): `_clean_scope_config` (kab/kota or '' × form), `_clean_lingkup` (kept
+row), `_clean_recap_pairs` (puskesmas × form recomputed), `_clean_recap_sub` and
+`_clean_network_sub` (current submission), `_clean_network_sum` (network × period × form ×
+element).
 """
 
 from __future__ import annotations
