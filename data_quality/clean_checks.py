@@ -121,6 +121,19 @@ def every_raw_row_accounted(warehouse: Warehouse) -> dg.AssetCheckResult:
     )
 
 
+def _none_failing(n: int, total: int, sample: pd.DataFrame, unit: str, failing: str,
+                  ok: str) -> dg.AssetCheckResult:
+    """Passed when none of `total` {unit} fails: `n dari total <failing>` / `semua total <ok>`,
+    with `evaluated_<unit>`, `failed_<unit>` and a sample of the failures."""
+    return dg.AssetCheckResult(
+        passed=n == 0,
+        description=(f"{labels.number(n)} dari {labels.number(total)} {failing}" if n
+                     else f"semua {labels.number(total)} {ok}"),
+        metadata={f"evaluated_{unit}": dg.MetadataValue.int(int(total)),
+                  f"failed_{unit}": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
+    )
+
+
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
                 description="Tepat satu versi terkini per faskes × periode × formulir; duplikat "
                             "akan menghitung ganda laporan dan nilai indikator. Memblokir.")
@@ -129,14 +142,9 @@ def one_current_version(warehouse: Warehouse) -> dg.AssetCheckResult:
         n, sample = clean.duplicate_current_versions(con, SAMPLE)
         groups = con.execute("SELECT count(DISTINCT (kode_faskes, period, form)) "
                              "FROM clean.submission").fetchone()[0]
-    return dg.AssetCheckResult(
-        passed=n == 0,
-        description=(f"{labels.number(n)} dari {labels.number(groups)} kelompok faskes × "
-                     "periode × formulir punya lebih dari satu versi terkini" if n
-                     else f"semua {labels.number(groups)} kelompok punya satu versi terkini"),
-        metadata={"evaluated_groups": dg.MetadataValue.int(int(groups)),
-                  "failed_groups": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
-    )
+    return _none_failing(n, groups, sample, "groups",
+                         "kelompok faskes × periode × formulir punya lebih dari satu versi "
+                         "terkini", "kelompok punya satu versi terkini")
 
 
 @dg.asset_check(asset=SUBMISSION, blocking=True, pool=WRITER_POOL,
@@ -148,14 +156,9 @@ def keys_resolved(warehouse: Warehouse) -> dg.AssetCheckResult:
         n, sample = clean.unresolved_keys(con, SAMPLE)
         evaluated = con.execute("SELECT (SELECT count(*) FROM clean.submission) + "
                                 "(SELECT count(*) FROM clean.submission_value)").fetchone()[0]
-    return dg.AssetCheckResult(
-        passed=n == 0,
-        description=(f"{labels.number(n)} dari {labels.number(evaluated)} baris tidak merujuk "
-                     "ke registri, periode, formulir atau laporan terkini" if n
-                     else f"semua {labels.number(evaluated)} baris merujuk dengan benar"),
-        metadata={"evaluated_rows": dg.MetadataValue.int(int(evaluated)),
-                  "failed_rows": dg.MetadataValue.int(int(n)), "sample": md_table(sample)},
-    )
+    return _none_failing(n, evaluated, sample, "rows",
+                         "baris tidak merujuk ke registri, periode, formulir atau laporan terkini",
+                         "baris merujuk dengan benar")
 
 
 # --- warnings: Great Expectations suites -----------------------------------------------------

@@ -1,19 +1,10 @@
-"""Asset checks (WARN) on each month of `compliance/report_status`, one result per month partition.
-
-- `no_missing_reports_after_cutoff`: every expected report of the month arrived by its cut-off;
-  lists the reports still missing (facility by code and name, its type, form, network and
-  kab/kota by name) and the networks with the most missing reports.
-- `completeness_above_threshold` / `timeliness_above_threshold`: every kab/kota and puskesmas
-  network meets `thresholds.completeness_pct` / `timeliness_pct` (WHO DQ Tool defaults 90 % /
-  75 %); the units that do not are listed worst first, by code and name, with the counts behind
-  the percentage. The one judgement rule (`kolab_pipeline.judgement`: value ≥ threshold meets
-  it) decides, so a unit exactly *at* the threshold meets it — as in the scorecard, the report
-  and the Excel workbook (the WHO tool's own flag is `≤ threshold`, data_quality_anchors §0
-  item 5; one rule everywhere was chosen over it, README "Definitions pinned").
-
-WARN: late reporting by facilities is a finding for the dinkes, not a pipeline failure, so the
-downstream assets still run. Logic: `kolab_pipeline.compliance` (SQL on the status table). Text
-people read (descriptions, table headings, names) is Indonesian; codes stay in their own columns.
+"""Asset checks (WARN) on each month of `compliance/report_status`, one result per month partition:
+`no_missing_reports_after_cutoff` (expected reports still missing after the cut-off, and the
+networks with most of them) and `completeness_above_threshold` / `timeliness_above_threshold`
+(kab/kota and puskesmas networks below `thresholds.completeness_pct` / `timeliness_pct`, worst
+first, judged by the one rule of `kolab_pipeline.judgement`). WARN: late reporting is a finding
+for the Dinkes, not a pipeline failure. Logic: `kolab_pipeline.compliance`; text people read is
+Indonesian, codes stay in their own columns. Design: docs/design/orch.md.
 """
 
 from datetime import date

@@ -1,15 +1,9 @@
-"""Asset checks on each month of `indicators/indicator_value`, one result per month partition.
-
-- `totals_reconcile` (blocking): every network, kecamatan, kab/kota and provinsi numerator (and
-  data-element denominator) equals the sum of its facilities' stored rows, month and YTD; a
-  mismatch means the hierarchy or YTD logic is broken, so the evaluation must not use it.
-- `coverage_above_100` (WARN): units whose coverage is above 100 %, highest first. Not an error
-  (resident-based sasaran vs service-based reports, `docs/domain.md` §5), but the program holder
-  must look at them.
-
-Logic: `kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100` (SQL). Text people
-read (descriptions, table headings, indicator and unit names) is Indonesian; codes stay in their
-own columns.
+"""Asset checks on each month of `indicators/indicator_value`, one result per month partition:
+`totals_reconcile` (blocking: every unit's numerator and element denominator equals the sum of
+its facilities' rows, month and YTD) and `coverage_above_100` (WARN: units above 100 %, highest
+first — resident-based sasaran vs service-based reports, `docs/domain.md` §5). Logic:
+`kolab_pipeline.indicators.reconcile_totals` / `coverage_above_100`; text people read is
+Indonesian, codes stay in their own columns.
 """
 
 import dagster as dg

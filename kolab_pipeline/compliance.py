@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
-from kolab_pipeline import calendar
+from kolab_pipeline import calendar, catalog, reference
 from kolab_pipeline.calendar import add_months
 from kolab_pipeline.config import Settings
 from kolab_pipeline.judgement import meets_sql
@@ -106,15 +106,15 @@ def _cutoff_sql(month_first: str) -> str:
 # --- expected reports -------------------------------------------------------------------------
 
 # Form assignments of one facility × form are merged into continuous spells first, so a change of
-# induk on the 15th (two adjacent rows) does not make the form look unassigned that month. The
-# induk of the month is the one of the assignment in force on its last day.
+# induk on the 15th (two adjacent rows) does not make the form look unassigned that month. A report
+# is expected only of the facility types the form is assigned to (`_compliance_form_type`), so a
+# hospital listing a form counts in the numerators but is never expected. The network of the
+# month: `reference.network_of_month_sql`.
+FORM_TYPE_SQL = """
+    SELECT unnest($forms::VARCHAR[]) AS form, unnest($types::VARCHAR[]) AS jenis_faskes
+"""
 EXPECTED_SQL = """
-    WITH assignment AS (
-        SELECT kode_faskes, form, kode_puskesmas_induk,
-               coalesce(valid_from, DATE '0001-01-01') AS assigned_from,
-               coalesce(valid_to, DATE '9999-12-31') AS assigned_until
-          FROM reference.form_assignment
-         WHERE valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from
+    WITH assignment AS ({intervals}
     ), ordered AS (
         SELECT *, max(assigned_until) OVER (
                       PARTITION BY kode_faskes, form ORDER BY assigned_from, assigned_until
@@ -134,23 +134,12 @@ EXPECTED_SQL = """
     ), assigned AS (
         SELECT DISTINCT spell.kode_faskes, spell.form, p.period, p.month_first, p.month_last
           FROM spell JOIN _compliance_periods p ON {assigned_rule}
-    ), induk AS (
-        -- induk of the month: the assignment in force on its last day (else the latest overlap)
-        SELECT a.kode_faskes, a.form, a.period,
-               arg_max(asg.kode_puskesmas_induk,
-                       (asg.assigned_from <= a.month_last AND asg.assigned_until > a.month_last,
-                        asg.assigned_from)) AS induk
-          FROM assigned a
-          JOIN assignment asg ON asg.kode_faskes = a.kode_faskes AND asg.form = a.form
-                             AND asg.assigned_from <= a.month_last
-                             AND asg.assigned_until > a.month_first
-         GROUP BY ALL
+    ), network AS ({network_of_month}
     )
     SELECT f.kode_faskes, p.period, a.form, f.jenis_faskes,
-           CASE WHEN f.jenis_faskes = 'puskesmas' THEN NULL
-                ELSE coalesce(i.induk, f.kode_puskesmas_induk) END AS kode_puskesmas_induk,
-           CASE WHEN f.jenis_faskes = 'puskesmas' THEN f.kode_faskes
-                ELSE coalesce(i.induk, f.kode_jejaring) END AS kode_jejaring,
+           CASE WHEN f.jenis_faskes <> 'puskesmas' THEN network.kode_jejaring
+                END AS kode_puskesmas_induk,
+           network.kode_jejaring,
            f.kode_kec, f.kode_kabkota, f.kode_prov, f.reporting_level,
            {due_date} AS due_date,
            {cutoff_date} AS cutoff_date,
@@ -158,8 +147,10 @@ EXPECTED_SQL = """
       FROM reference.facility f
       JOIN _compliance_periods p ON {open_rule}
       JOIN assigned a ON a.kode_faskes = f.kode_faskes AND a.period = p.period
-      LEFT JOIN induk i ON i.kode_faskes = f.kode_faskes AND i.form = a.form
-                       AND i.period = p.period
+      SEMI JOIN _compliance_form_type by_type
+        ON by_type.form = a.form AND by_type.jenis_faskes = f.jenis_faskes
+      JOIN network ON network.kode_faskes = f.kode_faskes AND network.form = a.form
+                  AND network.period = p.period
       CROSS JOIN _compliance_params setting
 """
 
@@ -173,13 +164,20 @@ def build_expected_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
       month (`tanggal_buka` NULL or ≤ the 1st, `tanggal_tutup` NULL or ≥ the last day) and the
       form is assigned on every day of it;
     - `period_end` (`docs/domain.md` §8.9): open on the last day, the form assigned that day.
+    Only of the facility types the form is assigned to (`catalog/forms.csv` `assigned_to`).
     Due date and cut-off are local dates of the facility's kab/kota (`reference.facility.timezone`).
     """
     rule = settings.config.reporting.expected_rule
-    sql = EXPECTED_SQL.format(assigned_rule=_ASSIGNED_RULE[rule], open_rule=_OPEN_RULE[rule],
+    sql = EXPECTED_SQL.format(intervals=reference.ASSIGNMENT_INTERVALS_SQL,
+                              network_of_month=reference.network_of_month_sql("assigned"),
+                              assigned_rule=_ASSIGNED_RULE[rule], open_rule=_OPEN_RULE[rule],
                               due_date=_due_sql("p.month_first", "f.reporting_level"),
                               cutoff_date=_cutoff_sql("p.month_first"))
-    with _staged(con, settings, periods):
+    pairs = [(form, jenis) for form, types in catalog.form_facility_types().items()
+             for jenis in types]
+    with _staged(con, settings, periods) as stage:
+        stage.create("form_type", FORM_TYPE_SQL, {"forms": [f for f, _ in pairs],
+                                                  "types": [j for _, j in pairs]})
         return replace_rows(con, "compliance.expected_report", sql, where=PERIODS_WHERE)
 
 

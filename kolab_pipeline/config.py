@@ -178,7 +178,7 @@ class Thresholds(BaseModel):
     outlier_modified_z: float = 3.5
     related_indicator_pct: float = 10
     consistency_over_time_pct: float = 33
-    # WHO DQR choices of indicators/dq.py (README "Definitions pinned"; docs/design/indicators.md)
+    # WHO DQR choices of indicators/dq/ (README "Definitions pinned"; docs/design/indicators.md)
     consistency_compare_with: Literal["kabkota", "one"] = "kabkota"
     outlier_min_months: int = Field(6, ge=2, le=12)
     outlier_min_abs_deviation: float = Field(2, ge=0)

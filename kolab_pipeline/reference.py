@@ -124,7 +124,9 @@ def load_catalogues(con: duckdb.DuckDBPyConnection) -> int:
     )
 
 
-def _registry_file(settings: Settings, stem: str, required: bool = True) -> Path | None:
+def registry_file(settings: Settings, stem: str, required: bool = True) -> Path | None:
+    """`registry/<stem>.csv` or `.xlsx` of KOLAB_HOME; a missing required file raises
+    `RegistryError`, an optional one gives None."""
     for ext in (".csv", ".xlsx"):
         path = settings.paths.registry / f"{stem}{ext}"
         if path.exists():
@@ -137,7 +139,8 @@ def _registry_file(settings: Settings, stem: str, required: bool = True) -> Path
     return None
 
 
-def _read_registry(path: Path) -> pd.DataFrame:
+def read_registry(path: Path) -> pd.DataFrame:
+    """A registry file as text (CSV with any delimiter, or XLSX), column names lower case."""
     if path.suffix == ".xlsx":
         df = pd.read_excel(path, dtype=str, engine="openpyxl")
     else:
@@ -161,7 +164,7 @@ JEJARING_COLUMNS = ["kode_faskes", "kode_puskesmas_induk", "formulir", "berlaku_
 
 def _facilities(path: Path) -> pd.DataFrame:
     """`fasilitas.csv` read and checked: codes unique, known types, dates that parse."""
-    fas = _read_registry(path)
+    fas = read_registry(path)
     _require(fas, path, FACILITY_COLUMNS)
     fas["kode_faskes"] = fas["kode_faskes"].str.strip()
     dup = fas[fas["kode_faskes"].duplicated(keep=False)]
@@ -193,7 +196,7 @@ def _jejaring(path: Path | None) -> pd.DataFrame:
     """`jejaring.csv` (dated overrides), or an empty frame when there is none."""
     if path is None:
         return pd.DataFrame(columns=JEJARING_COLUMNS)
-    jej = _read_registry(path)
+    jej = read_registry(path)
     _require(jej, path, JEJARING_COLUMNS)
     for col in ("berlaku_mulai", "berlaku_sampai"):
         jej[col] = pd.to_datetime(jej[col], errors="coerce").dt.date
@@ -285,13 +288,57 @@ SASARAN_SQL = """
 """
 
 
+# --- the network of a facility in a month ---------------------------------------------------------
+
+# `reference.form_assignment` as dated intervals: open ends made explicit, ends exclusive, empty
+# intervals dropped.
+ASSIGNMENT_INTERVALS_SQL = """
+    SELECT kode_faskes, form, kode_puskesmas_induk,
+           coalesce(valid_from, DATE '0001-01-01') AS assigned_from,
+           coalesce(valid_to, DATE '9999-12-31') AS assigned_until
+      FROM reference.form_assignment
+     WHERE valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from
+"""
+
+# The one rule (`network_of_month_sql`). `{keys}`: a relation (kode_faskes, form, period).
+NETWORK_OF_MONTH_SQL = """
+    SELECT keyed.kode_faskes, keyed.form, keyed.period,
+           CASE WHEN any_value(facility.jenis_faskes) = 'puskesmas' THEN keyed.kode_faskes
+                ELSE coalesce(arg_max(assignment.kode_puskesmas_induk,
+                                      (assignment.assigned_from <= keyed.month_last
+                                       AND assignment.assigned_until > keyed.month_last,
+                                       assignment.assigned_from)),
+                              any_value(facility.kode_jejaring)) END AS kode_jejaring
+      FROM (SELECT kode_faskes, form, period,
+                   CAST(period || '-01' AS DATE) AS month_first,
+                   last_day(CAST(period || '-01' AS DATE)) AS month_last
+              FROM {keys}) keyed
+      JOIN reference.facility facility ON facility.kode_faskes = keyed.kode_faskes
+      LEFT JOIN ({intervals}) assignment
+        ON assignment.kode_faskes = keyed.kode_faskes AND assignment.form = keyed.form
+       AND assignment.assigned_from <= keyed.month_last
+       AND assignment.assigned_until > keyed.month_first
+     GROUP BY keyed.kode_faskes, keyed.form, keyed.period
+"""
+
+
+def network_of_month_sql(keys: str) -> str:
+    """SELECT giving, for each facility × form × period (`YYYY-MM`) of the relation `keys`
+    (a table name or a parenthesised subquery), `kode_jejaring`: the facility's puskesmas network
+    that month. A puskesmas is its own network; any other facility belongs to the induk of its
+    assignment of that form in force on the month's last day, else of the latest assignment
+    overlapping the month, else to the registry's induk. Facilities not in the registry drop out.
+    """
+    return NETWORK_OF_MONTH_SQL.format(keys=keys, intervals=ASSIGNMENT_INTERVALS_SQL)
+
+
 def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[str, int]:
     """Load fasilitas / jejaring / sasaran into `reference.facility`, `facility_alias`,
     `form_assignment` and `reference.sasaran` (official numbers only; derived sasaran are added
     by the indicator layer, which records their method)."""
     ensure_schema(con)
-    fas = _facilities(_registry_file(settings, "fasilitas"))
-    jej = _jejaring(_registry_file(settings, "jejaring", required=False))
+    fas = _facilities(registry_file(settings, "fasilitas"))
+    jej = _jejaring(registry_file(settings, "jejaring", required=False))
     tz = settings.config.timezones
     tz_case = " ".join(f"WHEN '{p}' THEN '{z}'" for p, z in tz.by_province.items())
     with _registered(con, {"_fasilitas": fas, "_jejaring": jej}):
@@ -303,9 +350,9 @@ def load_registry(con: duckdb.DuckDBPyConnection, settings: Settings) -> dict[st
         n_assign = replace_rows(con, "reference.form_assignment",
                                 ASSIGNMENT_SQL.format(forms=_forms_sql("formulir")))
     n_sas = 0
-    sas_path = _registry_file(settings, "sasaran", required=False)
+    sas_path = registry_file(settings, "sasaran", required=False)
     if sas_path is not None:
-        sas = _read_registry(sas_path)
+        sas = read_registry(sas_path)
         _require(sas, sas_path, ["tahun", "kode_unit", "sasaran", "nilai", "metode"])
         with _registered(con, {"_sasaran": sas}):
             n_sas = replace_rows(con, "reference.sasaran", SASARAN_SQL)

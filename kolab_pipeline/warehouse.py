@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import ctypes
 import gc
+import logging
 import os
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,6 +23,8 @@ from pathlib import Path
 import duckdb
 
 from kolab_pipeline import catalog
+
+log = logging.getLogger(__name__)
 
 LAYERS = ("reference", "raw", "clean", "compliance", "indicators", "evaluation")
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -124,13 +127,37 @@ def release_memory() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None = None) -> None:
-    """Create the layer schemas and the contract's tables that do not exist yet."""
+# The columns of the layer tables that exist in the open warehouse.
+_EXISTING_COLUMNS_SQL = """
+    SELECT schema_name || '.' || table_name, list(column_name)
+      FROM duckdb_columns()
+     WHERE database_name = current_database() AND list_contains($layers, schema_name)
+     GROUP BY ALL
+"""
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, keys: Sequence[str] | None = None) -> list[str]:
+    """Create the layer schemas and the contract's tables that do not exist yet, and add to an
+    existing table the contract columns it lacks (a warehouse built by an older version: existing
+    rows get NULL there), with one log line per table. Returns the columns added
+    (`schema.table.column`)."""
     for layer in LAYERS:
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {layer}")
-    for key, t in tables().items():
-        if keys is None or key in keys:
-            con.execute(t.ddl())
+    wanted = {key: t for key, t in tables().items() if keys is None or key in keys}
+    for t in wanted.values():
+        con.execute(t.ddl())
+    existing = dict(con.execute(_EXISTING_COLUMNS_SQL, {"layers": list(LAYERS)}).fetchall())
+    added: list[str] = []
+    for key, t in wanted.items():
+        missing = [c for c in t.columns if c.name not in existing.get(key, ())]
+        for c in missing:
+            con.execute(f"ALTER TABLE {t.qualified} ADD COLUMN {ident(c.name)} {c.type}")
+        if missing:
+            names = ", ".join(c.name for c in missing)
+            log.warning("warehouse upgraded: %s gains column(s) %s (%s); existing rows hold "
+                        "NULL there", key, names, catalog.TABLES.name)
+            added += [f"{key}.{c.name}" for c in missing]
+    return added
 
 
 @contextmanager

@@ -69,6 +69,19 @@ def forms_frame() -> pd.DataFrame:
     return pd.DataFrame(list(rows(FORMS_FILE))).set_index("form")
 
 
+@cache
+def form_facility_types() -> dict[str, tuple[str, ...]]:
+    """Form → the facility types it is assigned to (`forms.csv` `assigned_to`): the types a
+    report of it is expected from."""
+    return {r["form"]: tuple(t.strip() for t in r["assigned_to"].split(";") if t.strip())
+            for r in rows(FORMS_FILE)}
+
+
+def type_forms(jenis: str) -> list[str]:
+    """The forms a facility type is expected to report, in catalogue order."""
+    return [form for form, types in form_facility_types().items() if jenis in types]
+
+
 def data_elements() -> pd.DataFrame:
     """The data-element catalogue (code, form, program, name_id, name_en, person_or_event, ...)."""
     return pd.DataFrame(list(rows(DATA_ELEMENTS)))

@@ -1,31 +1,25 @@
-"""Report scope (lingkup laporan): what a report row counts, and the one place a puskesmas's area
-recap is turned into its own share, so nothing downstream counts a network twice.
+"""Report scope (lingkup laporan): the scope of every kept row, and the one place a puskesmas's
+area recap becomes its own share, so nothing downstream counts a network twice.
 
-A row is either the facility's own services (`faskes`, the default) or — for a puskesmas — the
-recap of its whole working area including its network (`wilayah`). The scope is declared by the
-row's `lingkup_laporan` cell, else per form (and kab/kota) in `kolab.yaml`
-(`reporting.puskesmas_scope`, `puskesmas_scope_by_kabkota`), else `faskes`.
+A row is the facility's own services (`faskes`, the default) or — a puskesmas only — the recap
+of its working area (`wilayah`): its `lingkup_laporan` cell, else kolab.yaml
+`reporting.puskesmas_scope*`. For a `wilayah` recap `clean.submission_value` keeps
+`reported_value`, the network's sum that month in `network_value` (the network of the month:
+`reference.network_of_month_sql`) and in `value` the own share max(reported − network, 0);
+warnings L02 (recap below its network) and L03 (a `faskes` row that looks like a recap, settings
+`config.RecapDetection`). Design: docs/design/clean.md, "Report scope".
 
-For a `wilayah` recap, `clean.submission_value` keeps the recap in `reported_value`, the sum of
-the network's valid current reports of that month (same form, same element, network as it was
-that month) in `network_value`, and in `value` — what every roll-up, indicator, contribution and
-DQ figure reads — the puskesmas's own share `max(reported_value − network_value, 0)`. A recap
-below its network's sum is warning L02 and its own share 0: the network's reports are each
-valid evidence of their own services, so the unit total is their sum (never less, never a
-negative share), and the puskesmas still counts as having reported. Warning L03 marks a
-`faskes` row that looks like an area recap (rule and settings: `config.RecapDetection`).
-
-Staged tables of a build (grain): `_clean_scope_config` (one kab/kota or '' × form declared in
-kolab.yaml), `_clean_lingkup` (one kept row: its scope and what decided it), `_clean_recap_pairs`
-(one puskesmas × form whose figures are recomputed), `_clean_recap_sub` (one current submission
-of those puskesmas), `_clean_network_sub` (one current network submission counted in them),
-`_clean_network_sum` (one puskesmas network × period × form × element: the network's sum).
+Staged tables (grain): `_clean_scope_config` (kab/kota or '' × form), `_clean_lingkup` (kept
+row), `_clean_recap_pairs` (puskesmas × form recomputed), `_clean_recap_sub` and
+`_clean_network_sub` (current submission), `_clean_network_sum` (network × period × form ×
+element).
 """
 
 from __future__ import annotations
 
 from kolab_pipeline.clean.flags import FLAGS
 from kolab_pipeline.config import Settings
+from kolab_pipeline.reference import network_of_month_sql
 from kolab_pipeline.warehouse import Staging, table
 
 SCOPE_RULES = ("L02", "L03")   # the warnings `derive` owns (L01 is an error, L04 in flags.py)
@@ -73,36 +67,6 @@ def stage_lingkup(stage: Staging, settings: Settings) -> None:
     stage.create("lingkup", LINGKUP)
 
 
-# --- the network of a puskesmas in a month ------------------------------------------------------
-
-# Facility × period × form of `{keys}` → its puskesmas network that month: a puskesmas is its own;
-# a network facility belongs to the induk of its form assignment in force on the month's last
-# day (the same dated history compliance uses; an assignment of that form first, else of any
-# form), else to the induk in the registry. Assignment ends are exclusive.
-NETWORK_OF = """
-SELECT keyed.kode_faskes, keyed.period, keyed.form,
-       CASE WHEN any_value(facility.jenis_faskes) = 'puskesmas' THEN keyed.kode_faskes
-            ELSE coalesce(
-                arg_max(assignment.kode_puskesmas_induk,
-                        (assignment.form = keyed.form,
-                         assignment.valid_from <= last_day(CAST(keyed.period || '-01' AS DATE))
-                         AND assignment.valid_to > last_day(CAST(keyed.period || '-01' AS DATE)),
-                         assignment.valid_from))
-                    FILTER (WHERE assignment.kode_faskes IS NOT NULL),
-                any_value(facility.kode_puskesmas_induk)) END AS kode_jejaring
-  FROM {keys} keyed
-  JOIN reference.facility facility ON facility.kode_faskes = keyed.kode_faskes
-  LEFT JOIN (SELECT kode_faskes, form, kode_puskesmas_induk,
-                    coalesce(valid_from, DATE '0001-01-01') AS valid_from,
-                    coalesce(valid_to, DATE '9999-12-31') AS valid_to
-               FROM reference.form_assignment
-              WHERE kode_puskesmas_induk IS NOT NULL) assignment
-         ON assignment.kode_faskes = keyed.kode_faskes
-        AND assignment.valid_from <= last_day(CAST(keyed.period || '-01' AS DATE))
-        AND assignment.valid_to > CAST(keyed.period || '-01' AS DATE)
- GROUP BY keyed.kode_faskes, keyed.period, keyed.form
-"""
-
 # --- which puskesmas × form to recompute ---------------------------------------------------------
 
 ALL_PAIRS = """
@@ -115,7 +79,7 @@ SELECT DISTINCT submission.kode_faskes AS kode_puskesmas, submission.form
 # the networks of the keys the dirty files touched (a puskesmas key is its own network)
 TOUCHED_PAIRS = f"""
 SELECT DISTINCT network.kode_jejaring AS kode_puskesmas, network.form
-  FROM ({NETWORK_OF.format(keys="_clean_keys")}) network
+  FROM ({network_of_month_sql("_clean_keys")}) network
   JOIN reference.facility puskesmas
     ON puskesmas.kode_faskes = network.kode_jejaring AND puskesmas.jenis_faskes = 'puskesmas'
 """
@@ -148,7 +112,7 @@ WITH candidate AS (
 )
 SELECT candidate.submission_id, network.kode_jejaring, candidate.period, candidate.form
   FROM candidate
-  JOIN ({NETWORK_OF.format(keys="candidate")}) network
+  JOIN ({network_of_month_sql("candidate")}) network
     ON network.kode_faskes = candidate.kode_faskes AND network.period = candidate.period
    AND network.form = candidate.form
   SEMI JOIN _clean_recap_pairs pair

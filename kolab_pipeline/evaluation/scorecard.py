@@ -244,7 +244,8 @@ COUNTS_SQL = """
     UNION ALL
     SELECT $unit_level AS unit_level,
            coalesce(fac.unit_code, CASE WHEN d.unit_level = $unit_level THEN d.unit_code END)
-           AS unit_code, d.period, 'dq_flag' AS what, count(*) AS n
+           AS unit_code, d.period, 'dq_flag' AS what,
+           count(DISTINCT (d.unit_level, d.unit_code, d.subject)) AS n  -- a value once
     FROM indicators.dq_flag d
     LEFT JOIN fac ON d.unit_level = 'facility' AND fac.kode_faskes = d.unit_code
     WHERE d.period BETWEEN $year_first AND $period_last

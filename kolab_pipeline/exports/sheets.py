@@ -71,7 +71,8 @@ RINGKASAN_SQL = f"""
     ), area AS (
         SELECT substr(d.unit_code, 1, 5) AS kab, 2 AS urut, NULL AS kode,
                'Temuan kualitas data tingkat kecamatan dan kab/kota' AS nama, 0 AS expected,
-               0 AS received, 0 AS on_time, 0 AS n_followup, 0 AS n_vf, 0 AS n_q, count(*) AS n_dq
+               0 AS received, 0 AS on_time, 0 AS n_followup, 0 AS n_vf, 0 AS n_q,
+               count(DISTINCT (d.unit_level, d.unit_code, d.subject)) AS n_dq
         FROM indicators.dq_flag d
         WHERE d.period = $p AND d.unit_level IN ('kecamatan', 'kabkota')
           AND substr(d.unit_code, 1, 5) IN (SELECT kab FROM {_KABS})

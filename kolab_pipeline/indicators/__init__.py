@@ -29,13 +29,13 @@ from kolab_pipeline.indicators.checks import coverage_above_100, reconcile_total
 from kolab_pipeline.indicators.contribution import compute_network_contribution
 from kolab_pipeline.indicators.engine import compute_indicator_values
 from kolab_pipeline.indicators.membership import geo_units, moved_members
-from kolab_pipeline.indicators.sasaran import denominator_warnings, facility_units, resolve_sasaran
+from kolab_pipeline.indicators.sasaran import denominator_warnings, resolve_sasaran
 
 __all__ = [
     "AGGREGATIONS", "DIRECTIONS", "LEVELS", "OFFICIAL_SASARAN", "CatalogueError", "Expression",
     "Indicator", "Relation", "SasaranFormula", "catalogue_frame", "compute_indicator_values",
     "compute_network_contribution", "contribution_elements", "coverage_above_100",
-    "denominator_warnings", "facility_units", "geo_units", "load_catalogue", "load_relations",
+    "denominator_warnings", "geo_units", "load_catalogue", "load_relations",
     "load_sasaran_formulas", "moved_members",
     "parse_expression", "reconcile_totals", "resolve_sasaran",
 ]

@@ -1,16 +1,11 @@
 """Which units a facility's values count in, month by month.
 
 Location units (facility, kecamatan, kab/kota, provinsi) come from the facility's own wilayah in
-the registry. The puskesmas network is **dated**: for a facility × form × month it is the
-puskesmas induk of `reference.form_assignment` in force that month — the history compliance
-uses for the expected reports (`compliance.EXPECTED_SQL`): the assignment valid on the month's
-last day, else the latest one overlapping the month. A month outside every assignment keeps the
-registry's network (`reference.facility.kode_jejaring`); a puskesmas is its own network. So a
-clinic moved to another network in July counts in its old network for January..June, and its
-past does not move with it.
-
-Only the exceptions are staged (`moved`: facility × form × month whose dated network differs
-from the registry's), so the common case costs one LEFT JOIN on a tiny table.
+the registry. The puskesmas network is dated: the network of the month
+(`reference.network_of_month_sql`, the rule compliance and the clean layer use too), so a clinic
+moved to another network in July counts in its old network for January..June. Only the
+exceptions are staged (`moved`: facility × form × month whose network differs from the
+registry's), so the common case costs one LEFT JOIN on a tiny table.
 """
 
 from __future__ import annotations
@@ -18,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from kolab_pipeline.calendar import add_months
+from kolab_pipeline.reference import ASSIGNMENT_INTERVALS_SQL, network_of_month_sql
 from kolab_pipeline.warehouse import Staging
 
 # facility → its location units (the network is joined per month, `NETWORK_OF_MONTH`).
@@ -35,35 +31,28 @@ GEO_UNITS_SQL = """
       FROM reference.facility WHERE length(kode_prov) = 2
 """
 
-# facility × form × month (of $periods) whose dated network is not the registry's. Assignments
-# are taken as compliance takes them: the one in force on the month's last day, else the latest
-# overlapping one; empty intervals are ignored.
+# facility × form × month (of $periods) whose network that month (`reference.network_of_month_sql`)
+# is not the registry's. Only keys with an assignment to another induk overlapping the month can
+# differ, so only those are judged.
 MOVED_SQL = """
     WITH months AS (
         SELECT period, CAST(period || '-01' AS DATE) AS month_first,
                last_day(CAST(period || '-01' AS DATE)) AS month_last
           FROM (SELECT unnest($periods::VARCHAR[]) AS period)
-    ), assignment AS (
-        SELECT kode_faskes, form, kode_puskesmas_induk,
-               coalesce(valid_from, DATE '0001-01-01') AS assigned_from,
-               coalesce(valid_to, DATE '9999-12-31') AS assigned_until
-          FROM reference.form_assignment
-         WHERE valid_to IS NULL OR valid_from IS NULL OR valid_to > valid_from
-    ), induk AS (
-        SELECT assignment.kode_faskes, assignment.form, months.period,
-               arg_max(assignment.kode_puskesmas_induk,
-                       (assignment.assigned_from <= months.month_last
-                        AND assignment.assigned_until > months.month_last,
-                        assignment.assigned_from)) AS induk
-          FROM assignment
+    ), candidate AS (
+        SELECT DISTINCT assignment.kode_faskes, assignment.form, months.period
+          FROM ({intervals}) assignment
+          JOIN reference.facility facility ON facility.kode_faskes = assignment.kode_faskes
           JOIN months ON assignment.assigned_from <= months.month_last
                      AND assignment.assigned_until > months.month_first
-         GROUP BY ALL
+         WHERE facility.jenis_faskes <> 'puskesmas'
+           AND assignment.kode_puskesmas_induk IS DISTINCT FROM facility.kode_jejaring
+           AND assignment.kode_puskesmas_induk IS NOT NULL
     )
-    SELECT induk.kode_faskes, induk.form, induk.period, induk.induk AS kode_jejaring
-      FROM induk JOIN reference.facility facility ON facility.kode_faskes = induk.kode_faskes
-     WHERE facility.jenis_faskes <> 'puskesmas'
-       AND induk.induk IS DISTINCT FROM facility.kode_jejaring
+    SELECT network.kode_faskes, network.form, network.period, network.kode_jejaring
+      FROM ({network_of_month}) network
+      JOIN reference.facility facility ON facility.kode_faskes = network.kode_faskes
+     WHERE network.kode_jejaring IS DISTINCT FROM facility.kode_jejaring
 """
 
 # The network of a facility in a month, given `facility` (reference.facility) and `moved` (the
@@ -88,4 +77,6 @@ def moved_members(stage: Staging, periods: Sequence[str]) -> str:
     """Temp table `<prefix>_moved` (kode_faskes, form, period, kode_jejaring) for every month of
     the years of `periods`: the facility × form × months whose network differs from the
     registry's. Returns its name."""
-    return stage.create("moved", MOVED_SQL, {"periods": year_months(periods)})
+    sql = MOVED_SQL.format(intervals=ASSIGNMENT_INTERVALS_SQL,
+                           network_of_month=network_of_month_sql("candidate"))
+    return stage.create("moved", sql, {"periods": year_months(periods)})

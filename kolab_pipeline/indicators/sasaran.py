@@ -1,24 +1,13 @@
 """Sasaran (denominators) → `indicators.sasaran_resolved`, one row per sasaran code × unit × year
 with the value used, how it was obtained (`method`: `official`, `sum_of_children`,
 `formula:<metode>` or `mixed:official=x%;formula=y%`; `metode`/`params` the detail) and the
-denominator-consistency warning (an official figure far from the sum of the units below it);
-and the facility → unit map every indicator step joins on.
+denominator-consistency warning (an official figure far from the sum of the units below it).
 
-Bottom-up, per unit × year × sasaran (docs/design/indicators.md, "Sasaran resolution"):
-1. the unit's official figure (`reference.sasaran`);
-2. else, when any unit below it has an official figure, the sum of its children's resolved
-   figures — only when every child resolves (children without an official figure resolve the same
-   way, down to the formula); a partial sum would understate the denominator;
-3. else the formula (`catalog/sasaran_formulas.csv`) on the unit's own resolved base (a kab/kota's
-   population: `reference.wilayah.penduduk`).
-
-The tree: desa → kecamatan; puskesmas network → the kecamatan of its puskesmas (so puskesmas
-figures roll up through their kecamatan); kecamatan → kab/kota; kab/kota → provinsi. A kecamatan
-sums its networks, or its desa when only desa have official figures. A kab/kota's children are
-every kecamatan of it (the registry's and `reference.wilayah`'s); a province's are the registry's
-kab/kota. A province of which the registry holds only some kab/kota is `partial`: its figure is
-always the sum of those kab/kota (never the whole province's official number), so numerator and
-denominator cover the same area.
+Bottom-up per unit × year × sasaran: the unit's official figure, else — when a unit below it is
+official and every child resolves — the sum of its children, else the formula on its own base.
+Tree: desa → kecamatan; network → the kecamatan of its puskesmas; kecamatan → kab/kota →
+provinsi; a province held only partly by the registry is always the sum of its kab/kota. Design:
+docs/design/indicators.md, "Sasaran resolution".
 """
 
 from __future__ import annotations
@@ -31,34 +20,6 @@ import pandas as pd
 from kolab_pipeline.config import Settings
 from kolab_pipeline.indicators.catalogue import load_sasaran_formulas, sasaran_codes
 from kolab_pipeline.warehouse import Staging, bind, ensure_schema, replace_rows
-
-# facility → every unit it counts in (itself, its network, kecamatan, kab/kota, provinsi). Units
-# come from the facility's own wilayah: a clinic located in another kecamatan than its puskesmas
-# counts in its own kecamatan. The network here is the registry's current one; the indicator
-# engine and the contribution use the network of each month (`membership.py`).
-FACILITY_UNITS_SQL = """
-    SELECT kode_faskes, jenis_faskes, 'facility' AS unit_level, kode_faskes AS unit_code
-      FROM reference.facility
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'puskesmas_network', kode_jejaring
-      FROM reference.facility WHERE kode_jejaring IS NOT NULL
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'kecamatan', kode_kec
-      FROM reference.facility WHERE length(kode_kec) = 8
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'kabkota', kode_kabkota
-      FROM reference.facility WHERE length(kode_kabkota) = 5
-    UNION ALL
-    SELECT kode_faskes, jenis_faskes, 'provinsi', kode_prov
-      FROM reference.facility WHERE length(kode_prov) = 2
-"""
-
-
-def facility_units(stage: Staging) -> str:
-    """Temp table `<prefix>_fac_unit` (kode_faskes, jenis_faskes, unit_level, unit_code): each
-    facility × every unit it counts in (registry network). Returns its name."""
-    return stage.create("fac_unit", FACILITY_UNITS_SQL)
-
 
 # Every unit that can carry a sasaran, with its parent. Desa are units only in a kecamatan where
 # sasaran.csv gives some desa a figure; then every desa of that kecamatan is a child.
@@ -118,6 +79,27 @@ _PROVINCES_SQL = """
                   WHERE level = 'kabkota' GROUP BY kode_prov) in_wilayah
         ON in_wilayah.kode_prov = registry.kode_prov
      GROUP BY registry.kode_prov
+"""
+
+# Where each code of $codes (a `kode_unit` of sasaran.csv) lands in the tree of `_UNITS_SQL`:
+# `placed`, `not_puskesmas` (a facility that heads no network), `partial_province` (its figure is
+# the sum of its kab/kota, its own row unused) or `outside` (no kab/kota of the registry).
+PLACEMENT_SQL = """
+    WITH registry_kab AS (
+        SELECT DISTINCT kode_kabkota FROM reference.facility WHERE length(kode_kabkota) = 5
+    )
+    SELECT code.kode_unit,
+           CASE WHEN facility.jenis_faskes = 'puskesmas' THEN 'placed'
+                WHEN facility.kode_faskes IS NOT NULL THEN 'not_puskesmas'
+                WHEN length(code.kode_unit) = 2 AND province.partial THEN 'partial_province'
+                WHEN length(code.kode_unit) = 2 AND province.kode_prov IS NOT NULL THEN 'placed'
+                WHEN length(code.kode_unit) IN (5, 8, 13) AND kab.kode_kabkota IS NOT NULL
+                THEN 'placed'
+                ELSE 'outside' END AS placement
+      FROM (SELECT DISTINCT unnest($codes::VARCHAR[]) AS kode_unit) code
+      LEFT JOIN reference.facility facility ON facility.kode_faskes = code.kode_unit
+      LEFT JOIN ({provinces}) province ON province.kode_prov = code.kode_unit
+      LEFT JOIN registry_kab kab ON kab.kode_kabkota = substr(code.kode_unit, 1, 5)
 """
 
 _RESOLVED_COLUMNS = """(tahun INTEGER, unit_level VARCHAR, kode_unit VARCHAR, sasaran VARCHAR,
@@ -339,6 +321,13 @@ def resolve_sasaran(con: duckdb.DuckDBPyConnection, settings: Settings,
             _WRITE_SQL.format(provinces=provinces, **tables),
             where="list_contains($write_years, tahun)",
             params={"write_years": write_years, "tolerance": cfg.consistency_tolerance_pct})
+
+
+def sasaran_placement(con: duckdb.DuckDBPyConnection, codes: Sequence[str]) -> dict[str, str]:
+    """`kode_unit` → where the resolution places it (`PLACEMENT_SQL`): placed | not_puskesmas |
+    partial_province | outside. Reads the registry only, so it works before sasaran.csv loads."""
+    sql = PLACEMENT_SQL.format(provinces=_PROVINCES_SQL)
+    return dict(con.execute(sql, {"codes": list(codes)}).fetchall())
 
 
 def denominator_warnings(con: duckdb.DuckDBPyConnection, years: Sequence[int]) -> pd.DataFrame:

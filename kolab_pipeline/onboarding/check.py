@@ -1,33 +1,24 @@
-"""`kolab check`: pre-flight findings on a KOLAB_HOME, one line each with file, row and column.
+"""`kolab check`: pre-flight findings on a KOLAB_HOME, one line each with file, row and column
+(`findings`). The registry and sasaran checks are here, the landing folder's in `landing_check`.
 
-Checks and their severity are data (`catalog/checks.csv`): an **error** makes `kolab check` exit
-1 (the run would fail, or a facility or sasaran cannot be placed at all); a **warning** is
-probably wrong but has a defined meaning. `kolab run` runs the quick checks (configuration,
-registry, sasaran file, receipt log, files missing from it) at its start and prints them as
-warnings; what depends on the files' content comes in its end-of-run summary instead.
-
-`kolab check` itself also reads the landing files: it ingests and cleans them into a scratch
-warehouse (a temporary folder, deleted afterwards) with the pipeline's own code, so what it says
-about receipt times, reports after `as_of` and quarantined rows is exactly what `kolab run` will
-do. The warehouse in KOLAB_HOME is never opened.
+An **error** (`catalog/checks.csv`) makes `kolab check` exit 1; a **warning** is probably wrong
+but has a defined meaning. `kolab run` runs the quick checks at its start and prints them as
+warnings. `kolab check` also ingests and cleans the landing files into a scratch warehouse (a
+temporary folder) with the pipeline's own code; the warehouse in KOLAB_HOME is never opened.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import re
 import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from kolab_pipeline import catalog, reference
+from kolab_pipeline import reference
 from kolab_pipeline.catalog import FORMS
 from kolab_pipeline.config import ConfigError, KolabConfig, Paths, Settings, load_config
 from kolab_pipeline.indicators.catalogue import (
@@ -35,95 +26,18 @@ from kolab_pipeline.indicators.catalogue import (
     load_catalogue,
     load_sasaran_formulas,
 )
+from kolab_pipeline.indicators.sasaran import resolve_sasaran, sasaran_placement
 from kolab_pipeline.onboarding import feedback
+from kolab_pipeline.onboarding.findings import Report
 from kolab_pipeline.onboarding.init import recorded_area
-from kolab_pipeline.raw.dhis2 import DHIS2_DIR
-from kolab_pipeline.raw.landing import (
-    RECEIPT_MANIFEST,
-    is_ignored,
-    list_landing,
-    manifest_key,
+from kolab_pipeline.onboarding.landing_check import (
+    check_receipt_log,
+    content_findings,
+    unlisted_files,
 )
-from kolab_pipeline.raw.readers import decode_text, parse_timestamp, sniff_delimiter
+from kolab_pipeline.raw.landing import RECEIPT_MANIFEST
 from kolab_pipeline.reference import REFERENCE_DIR, RegistryError, norm_text
 from kolab_pipeline.warehouse import connect
-
-LIMIT = 20  # lines per check before "… and N more"
-
-
-@cache
-def severities() -> dict[str, str]:
-    """check id → error | warning (`catalog/checks.csv`)."""
-    return {r["check"]: r["severity"] for r in catalog.rows(catalog.CHECKS)}
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One finding: which check, where (file relative to KOLAB_HOME, row, column), what."""
-
-    check: str
-    file: str
-    message: str
-    row: int | None = None
-    column: str | None = None
-
-    @property
-    def severity(self) -> str:
-        return severities()[self.check]
-
-    def where(self) -> str:
-        parts = [self.file]
-        if self.row is not None:
-            parts.append(f"row {self.row}")
-        if self.column:
-            parts.append(f"column {self.column}")
-        return ", ".join(parts)
-
-    def __str__(self) -> str:
-        return f"{self.severity:<7} {self.where()}: [{self.check}] {self.message}"
-
-
-@dataclass
-class Report:
-    """Every finding of one check run, and what was looked at."""
-
-    findings: list[Finding] = field(default_factory=list)
-    looked_at: list[str] = field(default_factory=list)
-
-    def add(self, check: str, file: str, message: str, row: int | None = None,
-            column: str | None = None) -> None:
-        if check not in severities():
-            raise KeyError(f"check {check!r} is not in {catalog.CHECKS.name}")
-        self.findings.append(Finding(check, file, message, row, column))
-
-    @property
-    def errors(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "error"]
-
-    @property
-    def warnings(self) -> list[Finding]:
-        return [f for f in self.findings if f.severity == "warning"]
-
-    def lines(self, limit: int | None = LIMIT) -> list[str]:
-        """One line per finding (errors first), at most `limit` per check."""
-        out: list[str] = []
-        order = {"error": 0, "warning": 1}
-        by_check: dict[str, list[Finding]] = {}
-        for f in sorted(self.findings, key=lambda f: order[f.severity]):
-            by_check.setdefault(f.check, []).append(f)
-        for check, found in by_check.items():
-            shown = found if limit is None else found[:limit]
-            out += [str(f) for f in shown]
-            if len(found) > len(shown):
-                out.append(f"{found[0].severity:<7} … and {len(found) - len(shown)} more "
-                           f"[{check}] (kolab check --all lists every one)")
-        return out
-
-    def summary(self) -> str:
-        return (f"kolab check: {len(self.errors)} error(s), {len(self.warnings)} warning(s) "
-                f"({'; '.join(self.looked_at)}). Errors make `kolab check` exit 1; "
-                "`kolab run` prints the same findings as warnings and goes on.")
-
 
 # --- registry ------------------------------------------------------------------------------------
 
@@ -195,7 +109,7 @@ def _closest_puskesmas(con: duckdb.DuckDBPyConnection, kode: str, nama: str, wil
 def check_registry(con: duckdb.DuckDBPyConnection, settings: Settings, report: Report) -> bool:
     """Registry findings; loads the registry into `con` and returns True when it loaded."""
     paths = settings.paths
-    path = reference._registry_file(settings, "fasilitas", required=False)
+    path = reference.registry_file(settings, "fasilitas", required=False)
     if path is None:
         report.add("registry_missing", "registry/fasilitas.csv",
                    "not found: run `kolab init --kabkota <kode>` for a starter registry, or put "
@@ -211,7 +125,7 @@ def check_registry(con: duckdb.DuckDBPyConnection, settings: Settings, report: R
     except Exception as exc:  # fasilitas loaded, sasaran.csv stopped the load (e.g. a bad tahun)
         report.add("sasaran_invalid", "registry/sasaran.csv",
                    f"`kolab run` would stop loading it: {str(exc).splitlines()[0]}")
-    frame = reference._read_registry(path)
+    frame = reference.read_registry(path)
     needed = ["kode_faskes", "nama_faskes", "jenis_faskes", "kode_puskesmas_induk",
               "kode_wilayah", "formulir"]
     if any(c not in frame.columns for c in needed):
@@ -221,7 +135,7 @@ def check_registry(con: duckdb.DuckDBPyConnection, settings: Settings, report: R
     report.looked_at.append(f"{len(frame)} facilities in {rel}")
     con.register("_fas", frame)
     try:
-        rows = feedback._dicts(con, REGISTRY_SQL)
+        rows = feedback.query_dicts(con, REGISTRY_SQL)
     finally:
         con.unregister("_fas")
     area = recorded_area(paths.home)
@@ -311,28 +225,33 @@ def _number(text: object) -> float | None:
         return None
 
 
+_UNPLACED = {  # sasaran.sasaran_placement → why a row is not used
+    "not_puskesmas": "is a facility but not a puskesmas: sasaran are per puskesmas (its network) "
+                     "or wilayah",
+    "outside": "is neither a puskesmas of the registry nor a wilayah code (provinsi, kab/kota, "
+               "kecamatan, desa) of a kab/kota it holds",
+    "partial_province": "is a province the registry holds only some kab/kota of: its sasaran is "
+                        "the sum of theirs",
+}
+
+
 def check_sasaran_file(con: duckdb.DuckDBPyConnection, settings: Settings, report: Report,
                        registry_loaded: bool) -> None:
     """Findings on the rows of `sasaran.csv` (codes, numbers, units)."""
-    path = reference._registry_file(settings, "sasaran", required=False)
+    path = reference.registry_file(settings, "sasaran", required=False)
     if path is None:
         return
     rel = _rel(settings.paths, path)
-    frame = reference._read_registry(path)
+    frame = reference.read_registry(path)
     missing = [c for c in ("tahun", "kode_unit", "sasaran", "nilai", "metode")
                if c not in frame.columns]
     if missing:
         report.add("sasaran_invalid", rel, f"missing column(s) {', '.join(missing)}")
         return
     known = set(OFFICIAL_SASARAN) | {f.sasaran for f in load_sasaran_formulas()}
-    facilities: dict[str, str] = {}
-    units: set[str] = set()
+    placement: dict[str, str] = {}
     if registry_loaded:
-        facilities = dict(con.execute(
-            "SELECT kode_faskes, jenis_faskes FROM reference.facility").fetchall())
-        units = {u for (u,) in con.execute(
-            "SELECT DISTINCT unnest([kode_kec, kode_kabkota, kode_prov]) FROM reference.facility"
-        ).fetchall() if u}
+        placement = sasaran_placement(con, [str(u).strip() for u in frame["kode_unit"].dropna()])
     filled = 0
     for i, rec in enumerate(frame.to_dict("records"), start=2):
         tahun, code = rec.get("tahun"), str(rec.get("sasaran") or "").strip()
@@ -351,14 +270,10 @@ def check_sasaran_file(con: duckdb.DuckDBPyConnection, settings: Settings, repor
             close = difflib.get_close_matches(code, sorted(known), n=1)
             report.add("sasaran_code_unknown", rel, f"{code!r} is not a sasaran code"
                        + (f"; did you mean {close[0]}?" if close else ""), i, "sasaran")
-        if registry_loaded and unit:
-            if unit in facilities and facilities[unit] != "puskesmas":
-                report.add("sasaran_unit_unknown", rel, f"{unit} is a {facilities[unit]}: "
-                           "sasaran are per puskesmas (its network) or wilayah", i, "kode_unit")
-            elif unit not in facilities and unit not in units:
-                report.add("sasaran_unit_unknown", rel, f"{unit} is neither a puskesmas of "
-                           "the registry nor a kecamatan / kab/kota / provinsi holding one",
-                           i, "kode_unit")
+        why = unit and _UNPLACED.get(placement.get(unit, "placed"))
+        if why:
+            report.add("sasaran_unit_unknown", rel, f"{unit} {why}: the row is not used", i,
+                       "kode_unit")
     report.looked_at.append(f"{len(frame)} sasaran rows ({filled} with nilai) in {rel}")
 
 
@@ -401,8 +316,6 @@ def sasaran_gaps(con: duckdb.DuckDBPyConnection, settings: Settings,
     there. `resolve`: run the sasaran resolution first (a scratch warehouse); after `kolab run`
     `indicators.sasaran_resolved` is already there."""
     if resolve:
-        from kolab_pipeline.indicators.sasaran import resolve_sasaran
-
         resolve_sasaran(con, settings, years)
     pairs: dict[tuple[str, str], list[str]] = {}
     for ind in load_catalogue():
@@ -410,7 +323,7 @@ def sasaran_gaps(con: duckdb.DuckDBPyConnection, settings: Settings,
             if ind.sasaran and level in _LEVEL_WORDS:
                 pairs.setdefault((ind.sasaran, level), []).append(ind.code)
     keys = sorted(pairs)
-    return feedback._dicts(con, GAPS_SQL, {
+    return feedback.query_dicts(con, GAPS_SQL, {
         "codes": [k[0] for k in keys], "levels": [k[1] for k in keys],
         "indicators": [", ".join(pairs[k]) for k in keys], "years": sorted(set(years))})
 
@@ -446,10 +359,10 @@ def gap_message(gap: dict) -> str:
 
 def _sasaran_row(settings: Settings, gap: dict) -> int | None:
     """The first row of sasaran.csv (e.g. a blank skeleton row) for a unit and code of `gap`."""
-    path = reference._registry_file(settings, "sasaran", required=False)
+    path = reference.registry_file(settings, "sasaran", required=False)
     if path is None:
         return None
-    frame = reference._read_registry(path)
+    frame = reference.read_registry(path)
     units = {u.split(" ", 1)[0] for u in gap["units_missing"]}
     for i, rec in enumerate(frame.to_dict("records"), start=2):
         if (str(rec.get("sasaran") or "").strip() in gap["sasaran"]
@@ -464,115 +377,6 @@ def add_sasaran_gaps(report: Report, settings: Settings, gaps: list[dict]) -> No
         row = _sasaran_row(settings, gap)
         report.add("sasaran_missing", "registry/sasaran.csv", gap_message(gap), row,
                    "nilai" if row else None)
-
-
-# --- landing folder ------------------------------------------------------------------------------
-
-def check_receipt_log(settings: Settings, report: Report) -> tuple[set[str], list[str]]:
-    """Rows of `landing/_diterima.csv` that are unreadable or name no landing file; returns the
-    paths it lists and the landing files (relative paths, submissions only)."""
-    landing = settings.paths.landing
-    files = [e.rel for e in list_landing(landing) if not is_ignored(e.rel)]
-    existing = set(files)
-    listed: set[str] = set()
-    path = landing / RECEIPT_MANIFEST
-    rel = f"landing/{RECEIPT_MANIFEST}"
-    if not path.exists():
-        return listed, files
-    try:
-        text, _ = decode_text(path.read_bytes())
-    except Exception as exc:  # FileRejected: unreadable encoding
-        report.add("receipt_log_unreadable", rel, f"unreadable ({exc}); file dates are used")
-        return listed, files
-    tz = settings.config.timezones.default
-    records = csv.DictReader(io.StringIO(text), delimiter=sniff_delimiter(text))
-    for i, rec in enumerate(records, start=2):
-        written = (rec.get("file") or "").strip()
-        name = manifest_key(written)
-        try:
-            ts = parse_timestamp(rec.get("received_at"), tz)
-        except ValueError:
-            ts = None
-        if not name or ts is None:
-            report.add("receipt_log_unreadable", rel,
-                       f"file {written!r}, received_at {rec.get('received_at')!r}: "
-                       "both are needed (received_at as 2025-04-08 or 2025-04-08T09:30+07:00)",
-                       i, "received_at" if name else "file")
-            continue
-        listed.add(name)
-        if name not in existing:
-            report.add("receipt_log_missing_file", rel,
-                       f"{written!r} is not in the landing folder; paths are relative to "
-                       f"KOLAB_HOME/landing{_closest_path(name, files)}", i, "file")
-    return listed, files
-
-
-def _closest_path(name: str, files: list[str]) -> str:
-    base = name.rsplit("/", 1)[-1]
-    same = [f for f in files if f.rsplit("/", 1)[-1] == base]
-    close = same or difflib.get_close_matches(name, files, n=1, cutoff=0.85)
-    return f"; did you mean {close[0]!r}?" if close else ""
-
-
-def unlisted_files(settings: Settings, report: Report, listed: set[str],
-                   files: list[str]) -> None:
-    """Quick form (no reading): landing files the receipt log does not list."""
-    by_rel = {e.rel: e for e in list_landing(settings.paths.landing)}
-    tz = settings.config.timezones.default
-    for rel in files:
-        if rel in listed or rel.split("/", 1)[0] == DHIS2_DIR:
-            continue
-        mtime = feedback.local_text(by_rel[rel].mtime, tz)
-        report.add("receipt_from_file_date", f"landing/{rel}",
-                   f"not in landing/{RECEIPT_MANIFEST}: its receipt at the Dinkes is the file's "
-                   f"date ({mtime}) unless its rows carry tanggal_lapor of a network facility; "
-                   f"add a line `{rel},<received_at>`")
-
-
-def content_findings(con: duckdb.DuckDBPyConnection, settings: Settings,
-                     report: Report) -> None:
-    """What the scratch ingest + clean of the landing files says (receipt sources, after
-    as_of, rejected files, quarantined rows)."""
-    tz = settings.config.timezones.default
-    for r in feedback._dicts(con, """
-            SELECT source_path, any_value(received_source) AS source, count(*) AS n,
-                   min(received_at) AS received_at, list(row_number ORDER BY row_number) AS rows
-              FROM clean.submission WHERE list_contains($sources::VARCHAR[], received_source)
-             GROUP BY source_path ORDER BY source_path""",
-            {"sources": list(feedback.FILE_DATE_SOURCES)}):
-        which = (f"row {_rows(r['rows'])} takes its" if r["n"] == 1
-                 else f"rows {_rows(r['rows'])} take their")
-        report.add("receipt_from_file_date", f"landing/{r['source_path']}",
-                   f"{which} receipt time from "
-                   f"{feedback.source_words(r['source'])}: "
-                   f"{feedback.local_text(r['received_at'], tz)}; add a line "
-                   f"`{r['source_path']},<received_at>` to landing/{RECEIPT_MANIFEST}")
-    for r in feedback.received_after_as_of(con, settings):
-        report.add("received_after_as_of", f"landing/{r['source_path']}",
-                   f"{feedback._facility(r)} {r['form']} {r['period']}: received "
-                   f"{feedback.local_text(r['received_at'], r['tz'])} "
-                   f"({feedback.source_words(r['received_source'])}), after as_of "
-                   f"{settings.config.reporting.as_of_text()}: not counted by this run",
-                   r["row_number"])
-    for path, rule, reason in con.execute(
-            "SELECT source_path, reject_rule, reject_reason FROM raw.landing_file "
-            "WHERE status = 'rejected' ORDER BY source_path").fetchall():
-        report.add("file_rejected", f"landing/{path}", f"{rule}: {reason}")
-    columns = dict(((p, n), c) for p, n, c in con.execute(
-        "SELECT source_path, row_number, any_value(column_name) FROM clean.quarantine "
-        "WHERE row_number IS NOT NULL GROUP BY ALL").fetchall())
-    for q in feedback.quarantined_rows(con):
-        if q.row_number is None:
-            continue
-        text = f"{'/'.join(q.rules)}: {q.reason}"
-        if q.suggestion:
-            text += f"; did you mean {q.suggestion}?"
-        report.add("row_quarantined", f"landing/{q.source_path}", text, q.row_number,
-                   columns.get((q.source_path, q.row_number)))
-
-
-def _rows(rows: list[int]) -> str:
-    return ", ".join(str(r) for r in rows[:8]) + (", …" if len(rows) > 8 else "")
 
 
 # --- running the checks --------------------------------------------------------------------------

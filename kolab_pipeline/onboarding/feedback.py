@@ -90,11 +90,13 @@ def received_after_as_of(con: duckdb.DuckDBPyConnection, settings: Settings,
     stage_as_of(con, settings)
     params = {"tz": settings.config.timezones.default, "limit": limit or NO_LIMIT,
               **_period_params(periods)}
-    return _dicts(con, AFTER_AS_OF_SQL.format(periods=_periods_filter(periods, "s.period")),
-                  params)
+    return query_dicts(
+        con, AFTER_AS_OF_SQL.format(periods=_periods_filter(periods, "s.period")), params)
 
 
-def _dicts(con: duckdb.DuckDBPyConnection, sql: str, params: dict | None = None) -> list[dict]:
+def query_dicts(con: duckdb.DuckDBPyConnection, sql: str,
+                params: dict | None = None) -> list[dict]:
+    """The rows of `sql` as dicts keyed by column name."""
     cur = con.execute(sql, params or {})
     names = [d[0] for d in cur.description]
     return [dict(zip(names, row, strict=True)) for row in cur.fetchall()]
@@ -191,7 +193,8 @@ def _names(lines: Sequence[str], total: int | None = None, limit: int = LISTED) 
     return out
 
 
-def _facility(r: dict) -> str:
+def facility_text(r: dict) -> str:
+    """`P… Puskesmas X`: a row's facility code and name."""
     return f"{r['kode_faskes']} {r.get('nama_faskes') or ''}".rstrip()
 
 
@@ -224,15 +227,16 @@ def collect(con: duckdb.DuckDBPyConnection, settings: Settings,
         fb.n_overdue += n_overdue
     fb.sources = [(src, n) for src, n in con.execute(SOURCES_SQL.format(periods=where),
                                                      params).fetchall()]
-    fb.file_date_files = _dicts(con, FILE_DATE_SQL.format(periods=where), {
+    fb.file_date_files = query_dicts(con, FILE_DATE_SQL.format(periods=where), {
         **params, "file_date": list(FILE_DATE_SOURCES), "limit": limit})
     for name, condition in STATUS_LISTS.items():
-        fb.lists[name] = _dicts(con, STATUS_LIST_SQL.format(periods=where, condition=condition),
-                                {**params, "limit": limit})
+        fb.lists[name] = query_dicts(
+            con, STATUS_LIST_SQL.format(periods=where, condition=condition),
+            {**params, "limit": limit})
     q_where = ("(q.period IS NULL OR list_contains($periods::VARCHAR[], q.period))"
                if periods is not None else "TRUE")
-    fb.quarantine_totals = _dicts(con, QUARANTINE_TOTALS_SQL.format(periods=q_where),
-                                  params)[0]
+    fb.quarantine_totals = query_dicts(con, QUARANTINE_TOTALS_SQL.format(periods=q_where),
+                                       params)[0]
     messages = rules()
     for rule, n in con.execute(QUARANTINE_RULES_SQL.format(periods=q_where), params).fetchall():
         fb.quarantine_by_rule.append(
@@ -326,7 +330,7 @@ def quarantined_rows(con: duckdb.DuckDBPyConnection, periods: Sequence[str] | No
     params: dict = {**_period_params(periods), "limit": limit or NO_LIMIT}
     if rule:
         params["rule"] = rule
-    rows = _dicts(con, QUARANTINE_SQL.format(periods=where, having=having), params)
+    rows = query_dicts(con, QUARANTINE_SQL.format(periods=where, having=having), params)
     unknown = [(r["kode_written"], r["nama_written"]) for r in rows if r["unknown_code"]]
     suggested = suggestions(con, unknown)
     out = []
@@ -354,7 +358,7 @@ def _by_facility(rows: Sequence[dict], describe) -> list[str]:
     """One line per facility: `P… Puskesmas X: tb 2025-01, 2025-02; kia 2025-02`."""
     grouped: dict[str, dict[str, list[str]]] = {}
     for r in rows:
-        grouped.setdefault(_facility(r), {}).setdefault(r["form"], []).append(describe(r))
+        grouped.setdefault(facility_text(r), {}).setdefault(r["form"], []).append(describe(r))
 
     def listed(items: list[str]) -> str:
         more = len(items) - ITEMS_PER_FACILITY
@@ -405,7 +409,7 @@ def summary_lines(fb: Feedback) -> list[str]:
         ignored.append(f"  {_total(fb.after_as_of)} report version(s) received after as_of "
                        f"{fb.as_of}: not counted until as_of is later")
         ignored += _names([
-            f"{_facility(r)} {r['form']} {r['period']} ({r['source_path']}"
+            f"{facility_text(r)} {r['form']} {r['period']} ({r['source_path']}"
             f"{' row ' + str(r['row_number']) if r['row_number'] else ''}): received "
             f"{local_text(r['received_at'], r['tz'])} from "
             f"{source_words(r['received_source'])}" for r in fb.after_as_of],

@@ -1,19 +1,14 @@
 """`kolab init --kabkota 36.72` (or `--provinsi 36`): a starter `KOLAB_HOME` for one kab/kota or
-provinsi, from the bundled reference data. Files (paths under KOLAB_HOME):
+provinsi, from the bundled reference data (paths under KOLAB_HOME):
 
-- `registry/fasilitas.csv`: one row per puskesmas of the Kemenkes 2019 list in the area — its
-  P-code, name, the **Kemendagri** kecamatan of its BPS kecamatan through the BPS↔Kemendagri
-  bridge (the P-code's digits are BPS codes, never read as Kemendagri) and the forms a puskesmas
-  reports (`catalog/forms.csv` `assigned_to`). Network facilities (Klinik Pratama, TPMD, …) are not
-  in any bundled list: the Dinkes adds them.
-- `registry/sasaran.csv`: one row per sasaran code the indicator catalogue uses × unit (the kab/kota
-  and each puskesmas) × year, `nilai` and `metode` blank for the Dinkes to fill; `keterangan` says
-  what the code is and what is used when it stays blank.
-- `kolab.yaml`: the area's time zone (`timezones.default`) and the keys a new user sets first.
-- `templates/template_<form>.xlsx|.csv`: the blank clinic templates (`kolab template`).
+- `registry/fasilitas.csv`: the area's puskesmas of the Kemenkes 2019 list, placed in their
+  **Kemendagri** kecamatan through the BPS↔Kemendagri bridge, with the forms a puskesmas reports
+  (`catalog/forms.csv` `assigned_to`); the Dinkes adds its network facilities;
+- `registry/sasaran.csv`: sasaran code × unit (kab/kota, each puskesmas) × year, `nilai` blank;
+- `kolab.yaml` (the area's time zone and first keys) and `templates/` (`kolab template`).
 
-Idempotent, and never overwrites a file the user edited: `.kolab/init.json` records the sha256 of
-every file as written; a file whose hash still matches is ours to refresh, any other file is kept.
+Idempotent, never overwriting a file the user edited (`.kolab/init.json` records each file's
+sha256 as written). Design: docs/design/onboarding.md.
 """
 
 from __future__ import annotations
@@ -157,8 +152,7 @@ def _display_name(raw: str) -> str:
 
 def default_forms(jenis: str) -> list[str]:
     """Forms a facility type reports by default (`catalog/forms.csv` `assigned_to`)."""
-    forms = catalog.forms_frame()
-    return [f for f in FORMS if jenis in forms.loc[f, "assigned_to"].split(";")]
+    return catalog.type_forms(jenis)
 
 
 def starter_facilities(con: duckdb.DuckDBPyConnection, area: Area) -> pd.DataFrame:

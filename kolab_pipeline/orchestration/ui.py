@@ -1,16 +1,10 @@
 """`make ui`: `dagster dev` on the warehouse of KOLAB_HOME, stopped cleanly.
 
 `python -m kolab_pipeline.orchestration.ui [--host 127.0.0.1] [--port 3000]` prepares
-`KOLAB_HOME/.dagster` (the instance `kolab run` records its runs in), then runs
-`dagster dev -w workspace.yaml` in a process group of its own. On Ctrl-C (SIGINT), SIGTERM or
-SIGHUP it asks `dagster dev` to shut down (SIGINT, its graceful path), and whatever of the group
-(webserver, daemon, code server and their helpers) is still alive after `GRACE_S` seconds gets
-SIGTERM, then SIGKILL: no Dagster process outlives `make ui`. Started by `make` with `exec`, so
-a SIGTERM sent to `make` reaches this process (GNU make forwards SIGTERM to its recipe).
-
-The Beta/Preview notices of the Dagster APIs the project uses are silenced where they are emitted
-(`kolab_pipeline/orchestration/__init__.py`); here only `dagster dev`'s own "use `dg dev`"
-notice is, by message (`PYTHONWARNINGS`).
+`KOLAB_HOME/.dagster` (the instance `kolab run` records its runs in) and runs `dagster dev` in a
+process group of its own; on SIGINT, SIGTERM or SIGHUP it asks it to shut down (SIGINT), then
+sends SIGTERM and SIGKILL to whatever of the group is alive after `GRACE_S` seconds.
+Why: docs/design/onboarding.md, "`make ui`".
 """
 
 from __future__ import annotations

@@ -1,18 +1,11 @@
-"""The receipt journal `landing/_jurnal_penerimaan.csv`: when each file content was first seen.
-
-A file's modification time is its receipt time only until the landing folder is copied,
-restored from a backup or synced — then every mtime changes. So the first time a content
-(sha256) is seen, its mtime is appended to this journal, kept inside the landing folder (a copy
-takes it along), and every later run — also a rebuild from an empty warehouse — reads the
-receipt time from here, never from the mtime again.
+"""The receipt journal `landing/_jurnal_penerimaan.csv`: when each file content was first seen,
+so a copied, restored or synced landing folder keeps its receipt times.
 
 Format: CSV `sha256,file,received_at,first_seen_at`, one line per content × path first seen
-(`received_at` = the file's mtime then, `first_seen_at` = the clock of the run that saw it; both
-ISO 8601 UTC with offset). A content's receipt time is the `received_at` of its first line: a
-later copy under another name (whatever its mtime) never moves it.
-Append-only: lines are written with one `write` on an `O_APPEND` descriptor and `fsync`ed; a
-line that does not end the way a whole line does (a crash mid-write) is ignored on reading, and
-the next append starts on a fresh line.
+(`received_at` = the file's mtime then, `first_seen_at` = the clock of the run; ISO 8601 UTC with
+offset). A content's receipt time is the `received_at` of its first line. Append-only, one
+`write` per batch on an `O_APPEND` descriptor, `fsync`ed; a cut last line is ignored on reading.
+Design: docs/design/raw.md, "Receipt times".
 """
 
 from __future__ import annotations

@@ -16,26 +16,28 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from kolab_pipeline import catalog
 from kolab_pipeline.calendar import add_months, cutoff_date, due_date, month_end, month_start
 from kolab_pipeline.catalog import FORMS
 from kolab_pipeline.sample.common import (
-    FORMS_BY_TYPE,
     Run,
     SampleDataError,
-    add_network_columns,
     generate_values,
     ground_truth_reports,
-    kabkota_places,
-    puskesmas_and_clinics,
-    real_puskesmas,
-    sasaran_table,
-    synthetic_clinics,
     write_ground_truth,
     write_manifest,
     write_registry,
 )
 from kolab_pipeline.sample.formats import Style, draw_style
 from kolab_pipeline.sample.kabupaten_writer import LandingWriter
+from kolab_pipeline.sample.places import (
+    add_network_columns,
+    kabkota_places,
+    puskesmas_and_clinics,
+    real_puskesmas,
+    sasaran_table,
+    synthetic_clinics,
+)
 
 KABUPATEN_BPS = ("3672", "6471", "3513", "3328", "1872")
 EXPECTED_PUSKESMAS = {"36.72": 8, "64.71": 22, "35.13": 33, "33.28": 29, "18.72": 10}
@@ -152,7 +154,7 @@ def _facilities(run: Run) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, dic
     chronic = [(take(), None) for _ in range(6)]
     other_pkm = sorted(fac[is_pkm].index.drop(dhis2_pkm))
     chronic.append((str(rng.choice(other_pkm)), "ptm"))
-    chronic = [(c, f or str(rng.choice(FORMS_BY_TYPE[fac.at[c, "jenis_faskes"]])))
+    chronic = [(c, f or str(rng.choice(catalog.type_forms(fac.at[c, "jenis_faskes"]))))
                for c, f in chronic]
     meta = {"places": places, "unbridged": unbridged, "events": events, "jejaring_kode": jk,
             "jejaring_change": m_c, "old_induk": old_induk, "tpmd_kia": tpmd_kia,

@@ -9,7 +9,6 @@ computed from it, so it describes exactly the files on disk.
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -34,6 +33,7 @@ from kolab_pipeline.sample.formats import (
     format_value,
     xlsx_bytes,
 )
+from kolab_pipeline.sample.kabupaten_dhis2 import Dhis2Files
 
 FORM_TITLE = {"tb": "TBC", "ptm": "PTM (HIPERTENSI DAN DIABETES MELITUS)", "kia": "KIA",
               "imun": "IMUNISASI"}
@@ -45,29 +45,8 @@ META_LABELS = {"periode": "Periode", "kode_faskes": "Kode Faskes", "nama_faskes"
 # and what its network's rows of the same file say.
 WILAYAH_SPELLINGS = ("wilayah", "Wilayah Kerja", "WILAYAH", "rekap wilayah")
 FASKES_SPELLINGS = ("faskes", "")
-DHIS2_DEFAULT_COC = "HllvX50cXC0"  # DHIS2's built-in "default" category option combo uid
 UNLOGGED_KABKOTA = "36.72"  # Kota Cilegon: clinic files without a _diterima.csv line
-DHIS2_CSV_HEADER = ["dataelement", "period", "orgunit", "categoryoptioncombo",
-                    "attributeoptioncombo", "value", "storedby", "lastupdated", "comment",
-                    "followup"]
 UNREADABLE_PERIODS = ("13/{y}", "Maret", "{y}-13", "bln lalu", "")
-# Balikpapan's own DHIS2 instance (issue 16): data sets disaggregated by category option combo.
-# form → (combo names, share of the first); kia stays on the default combo.
-BPP_COMBOS = {"tb": (("Laki-laki", "Perempuan"), (1, 2)),
-              "ptm": (("Laki-laki", "Perempuan"), (1, 2)),
-              "imun": (("Dalam gedung", "Luar gedung"), (7, 10))}
-# BCG is mapped pair by pair (both infant combos → imun_bcg); a third combo, doses given at one
-# year or older, is in the export but not mapped: the import summary reports it, never counted.
-BPP_PAIRED = "imun_bcg"
-BPP_UNMAPPED_COMBO = "Usia 1 tahun ke atas"
-
-
-def _uid(rng: np.random.Generator) -> str:
-    """A DHIS2-shaped uid: a letter and ten letters or digits."""
-    letters = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-    alnum = letters + "0123456789"
-    return (letters[rng.integers(len(letters))]
-            + "".join(alnum[i] for i in rng.integers(0, len(alnum), 10)))
 
 
 def _perturb(vals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -79,7 +58,7 @@ def _perturb(vals: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return v
 
 
-class LandingWriter:
+class LandingWriter(Dhis2Files):
     """Turns the scheduled slots into files, recording every row it writes (for the ground
     truth)."""
 
@@ -522,120 +501,6 @@ class LandingWriter:
             text = f"columns of forms {r['form']} and {other}"
         self.run.broken.append({"file": f["rel"], "rule_id": rule, "what": text})
         self.run.write(f["rel"], data, f["received"], "broken", f["in_manifest"])
-
-    def _write_dhis2(self, f: dict, rows: list[dict]) -> None:
-        if not rows:
-            return
-        uid = self._dhis2_uids()
-        recv: datetime = f["received"]
-        stamp = recv.strftime("%Y-%m-%dT%H:%M:%S.000")   # local time, no offset (as DHIS2 does)
-        rows = sorted(rows, key=lambda r: r["kode"])
-        if not f["in_manifest"]:   # Balikpapan's instance
-            self._write_dhis2_combos(f, rows, stamp)
-            return
-        dv = []
-        for r in rows:
-            for code, v in zip(catalog.form_elements(r["form"]), r["values"], strict=True):
-                if v >= 0:
-                    dv.append({"dataElement": uid[code], "period": r["period"].replace("-", ""),
-                               "orgUnit": uid[r["kode"]], "value": str(int(v)),
-                               "completeDate": stamp})
-            self._record(f, "", 0, r, valid=True, seq=len(self.versions))
-        if f["rel"].endswith(".json"):
-            body = {"completeDate": stamp, "dataValues": dv}
-            data = (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode()
-        else:
-            lines = [DHIS2_CSV_HEADER]
-            lines += [[d["dataElement"], d["period"], d["orgUnit"], DHIS2_DEFAULT_COC,
-                       DHIS2_DEFAULT_COC, d["value"], "admin_puskesmas", stamp, "", "false"]
-                      for d in dv]
-            data = csv_bytes(lines, Style())
-        self.run.write(f["rel"], data, recv, f["kind"])
-
-    def _write_dhis2_combos(self, f: dict, rows: list[dict], stamp: str) -> None:
-        """A dataValueSet of Balikpapan's instance: each value split over its category option
-        combos (`BPP_COMBOS`, integer shares that add up to the value), BCG with its unmapped
-        combo besides; `completeDate` in the org unit's local time (WITA), without an offset."""
-        ids = self._bpp_uids()
-        dv = []
-        for r in rows:
-            combos, (num, den) = BPP_COMBOS.get(r["form"], ((), (1, 1)))
-            for code, v in zip(catalog.form_elements(r["form"]), r["values"], strict=True):
-                if v < 0:
-                    continue
-                v = int(v)
-                base = {"dataElement": ids[f"de:{code}"], "period": r["period"].replace("-", ""),
-                        "orgUnit": ids[f"ou:{r['kode']}"], "completeDate": stamp}
-                if not combos:
-                    dv.append({**base, "value": str(v)})
-                    continue
-                first = (v * num + den // 2) // den
-                for combo, part in zip(combos, (first, v - first), strict=True):
-                    dv.append({**base, "categoryOptionCombo": ids[f"coc:{combo}"],
-                               "value": str(part)})
-                if code == BPP_PAIRED:
-                    dv.append({**base, "categoryOptionCombo": ids[f"coc:{BPP_UNMAPPED_COMBO}"],
-                               "value": str(v % 3)})
-            self._record(f, "", 0, r, valid=True, seq=len(self.versions))
-        body = {"dataSet": ids[f"ds:{rows[0]['form']}"], "completeDate": stamp, "dataValues": dv}
-        data = (json.dumps(body, indent=1, ensure_ascii=False) + "\n").encode()
-        self.run.write(f["rel"], data, f["received"], f["kind"], in_manifest=False)
-
-    def _bpp_uids(self) -> dict[str, str]:
-        """uids of Balikpapan's instance (`de:<code>`, `coc:<combo>`, `ou:<kode>`, `ds:<form>`),
-        from their own draw (Kota Metro's uids do not move); appended to the mapping: data
-        elements whole, BCG pair by pair without its `BPP_UNMAPPED_COMBO`."""
-        if self._bpp_ids is None:
-            self._dhis2_uids()
-        assert self._bpp_ids is not None
-        return self._bpp_ids
-
-    def _dhis2_uids(self) -> dict[str, str]:
-        """uids of the DHIS2 network's data elements and org units (written once to
-        `landing/dhis2/mapping.csv`)."""
-        if self._uids is None:
-            rng = self.run.rng(50)
-            pkm = self.dhis2_pkm
-            units = sorted(self.fac.index[(self.fac["network"] == pkm) | (self.fac.index == pkm)])
-            codes = [c for fm in FORMS for c in catalog.form_elements(fm)]
-            self._uids = {c: _uid(rng) for c in codes + units}
-            lines = [["kind", "dhis2_id", "kode"]]
-            lines += [["data_element", self._uids[c], c] for c in codes]
-            lines += [["org_unit", self._uids[u], u] for u in units]
-            lines += self._bpp_mapping(codes)
-            path = self.run.landing / "dhis2" / "mapping.csv"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(csv_bytes(lines, Style()))
-        return self._uids
-
-    def _bpp_mapping(self, codes: list[str]) -> list[list[str]]:
-        """Balikpapan's uids (rng component 60) and their mapping rows."""
-        if not self.dhis2_bpp:
-            self._bpp_ids = {}
-            return []
-        rng = self.run.rng(60)
-        pkm = self.dhis2_bpp
-        units = sorted(self.fac.index[(self.fac["network"] == pkm) | (self.fac.index == pkm)])
-        combos = sorted({c for names, _ in BPP_COMBOS.values() for c in names}
-                        | {BPP_UNMAPPED_COMBO})
-        keys = ([f"de:{c}" for c in codes] + [f"coc:{c}" for c in combos]
-                + [f"ou:{u}" for u in units] + [f"ds:{fm}" for fm in FORMS])
-        ids = {k: _uid(rng) for k in keys}
-        self._bpp_ids = ids
-        lines = [["data_element", ids[f"de:{c}"], c] for c in codes if c != BPP_PAIRED]
-        lines += [["data_element", f"{ids['de:' + BPP_PAIRED]}.{ids['coc:' + combo]}", BPP_PAIRED]
-                  for combo in BPP_COMBOS["imun"][0]]
-        lines += [["org_unit", ids[f"ou:{u}"], u] for u in units]
-        self.run.notes["dhis2_disaggregated"] = {
-            "kode_puskesmas": pkm, "format": "dataValueSet JSON, completeDate in WITA without "
-            "offset, not in _diterima.csv",
-            "combos": {fm: list(names) for fm, (names, _) in BPP_COMBOS.items()},
-            "paired_element": BPP_PAIRED,
-            "unmapped_combo": {"dhis2_id": f"{ids['de:' + BPP_PAIRED]}."
-                                           f"{ids['coc:' + BPP_UNMAPPED_COMBO]}",
-                               "name": BPP_UNMAPPED_COMBO,
-                               "value": "BCG value % 3, reported as ignored, never counted"}}
-        return lines
 
     def resubmissions(self, reports: pd.DataFrame) -> pd.DataFrame:
         """Final values of every report with two or more valid versions."""

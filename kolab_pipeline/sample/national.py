@@ -20,19 +20,21 @@ from kolab_pipeline.sample.common import (
     META_COLS,
     RESUBMISSION_COLS,
     Run,
-    add_network_columns,
     due_and_cutoff,
     generate_values,
-    kabkota_places,
     local_dt,
-    puskesmas_and_clinics,
-    real_puskesmas,
-    sasaran_table,
-    synthetic_clinics,
     tz_offset_text,
     write_ground_truth,
     write_manifest,
     write_registry,
+)
+from kolab_pipeline.sample.places import (
+    add_network_columns,
+    kabkota_places,
+    puskesmas_and_clinics,
+    real_puskesmas,
+    sasaran_table,
+    synthetic_clinics,
 )
 
 SLOT_COLS = ["kode_faskes", "nama_faskes", "jenis_faskes", "network", "share", "kode_kabkota",

@@ -215,6 +215,31 @@ def test_unexpected_and_closed_facility(con, kolab_home):
     assert counts == {"missing": 6, "unexpected": 2}
 
 
+def test_only_the_types_a_form_is_assigned_to_are_expected(con, kolab_home):
+    """catalog/forms.csv: tb → puskesmas, klinik_pratama, tpmd; kia → puskesmas, klinik_pratama,
+    tpmb. The registry lists forms for a hospital, a lab and a TPMD's kia as well."""
+    settings = write_home(kolab_home, [
+        ("P1", "puskesmas", None, WIB, None, None, "tb;kia"),
+        ("T1", "tpmd", "P1", WIB, None, None, "tb;kia"),
+        ("RS1", "rs", None, WIB, None, None, "tb;kia"),
+        ("L1", "lab", None, WIB, None, None, "tb"),
+    ])
+    load(con, settings)
+    submit(con, "P1", "2024-07", "tb", "2024-08-02T09:00:00+07:00")
+    submit(con, "RS1", "2024-07", "tb", "2024-08-02T09:00:00+07:00")
+    compliance.run_compliance(con, settings, ["2024-07"], as_of=_jkt("2024-09-15T00:00:00"))
+    # expected: P1 tb, P1 kia, T1 tb = 3 (not T1 kia, nothing of RS1 or L1)
+    assert con.execute("SELECT kode_faskes, form FROM compliance.expected_report "
+                       "ORDER BY 1, 2").fetchall() == [("P1", "kia"), ("P1", "tb"), ("T1", "tb")]
+    # RS1's report is kept as unexpected; kab/kota completeness = P1 tb 1 received ÷ 3 expected
+    assert status_of(con, "RS1", "2024-07")["status"] == "unexpected"
+    rate = con.execute("SELECT expected, received, unexpected FROM compliance.reporting_rate "
+                       "WHERE unit_level = 'kabkota' AND period = '2024-07' "
+                       "AND period_type = 'month' AND jenis_faskes = 'semua' AND form = 'semua'"
+                       ).fetchone()
+    assert rate == (3, 1, 1)
+
+
 def test_assignment_history_and_induk_change(con, kolab_home):
     """jejaring.csv: K1 moves from P1 to P2 on 2024-03-15 (tb kept), ptm assigned until
     2024-05-01."""

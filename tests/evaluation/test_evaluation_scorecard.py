@@ -111,6 +111,23 @@ def test_network_contribution_and_quality_counts(built):
     assert sc(built, "P0001", "2025-02", "ytd")["n_validation_flags"] == 3
 
 
+def test_a_value_flagged_by_two_methods_counts_once(con, settings: Settings):
+    seed(con)
+    # DR01's kia_k1 of February flagged a second time (modified z) and its imun_dpt1 once
+    con.execute("INSERT INTO indicators.dq_flag VALUES "
+                "('facility', 'DR01', '2025-02', 'kia_k1', 'outlier_modified_z', 90, 4.1, 3.5, "
+                "20, 'x'), ('facility', 'DR01', '2025-02', 'imun_dpt1', 'outlier_moderate_sd', "
+                "30, 2.4, 2, 10, 'x')")
+    evaluation.build_all(con, settings, PERIODS)
+    # values flagged: DR01 kia_k1 (two rows, one value) + DR01 imun_dpt1 + P0001's network
+    # kia_k1/imun_dpt1 = 3 (4 rows)
+    assert sc(con, "P0001", "2025-02", "month")["n_dq_flags"] == 3
+    kab = row(con, "SELECT n_dq_flags FROM evaluation.wilayah_scorecard WHERE unit_level = "
+              "'kabkota' AND unit_code = '36.72' AND period = '2025-02' AND period_type = 'ytd'",
+              [])
+    assert kab["n_dq_flags"] == 2   # the kab/kota counts its facilities' values: DR01's two
+
+
 def test_wilayah_scorecard(built):
     kab = row(built, "SELECT * FROM evaluation.wilayah_scorecard WHERE unit_level = 'kabkota' "
               "AND unit_code = '36.72' AND period = '2025-02' AND period_type = 'month'", [])

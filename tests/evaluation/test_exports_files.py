@@ -9,7 +9,7 @@ import duckdb
 import openpyxl
 import pytest
 
-from kolab_pipeline import evaluation, exports
+from kolab_pipeline import evaluation, exports, report
 from kolab_pipeline.config import Settings
 from kolab_pipeline.exports import workbook
 from tests.support.evaluation import MALICIOUS_NAMES, seed, seed_report_status
@@ -153,6 +153,25 @@ def test_ringkasan_total_is_the_sum_of_its_rows_and_complete(built, settings):
     q_header, q_rows = _sheet(wb["Kualitas Data"])
     findings = [r for r in q_rows if r[0] == "Temuan kualitas data"]
     assert total[header.index("Temuan kualitas data")] == len(findings) == 3
+
+
+def test_workbook_and_report_count_a_value_flagged_twice_once(built, settings):
+    built.execute("INSERT INTO indicators.dq_flag VALUES "
+                  "('facility', 'DR01', '2025-02', 'kia_k1', 'outlier_modified_z', 90, 4.1, 3.5, "
+                  "20, 'x'), ('kecamatan', '36.72.01', '2025-02', 'kia_k1', "
+                  "'consistency_over_time', 300, 1.5, 0.33, 200, 'x'), ('kecamatan', '36.72.01', "
+                  "'2025-02', 'kia_k1', 'related_indicators', 300, 1.5, 0.1, 200, 'x')")
+    evaluation.build_all(built, settings, ["2025-01", "2025-02"])
+    [path] = exports.write_workbooks(built, settings, ["2025-02"])
+    header, rows = _sheet(openpyxl.load_workbook(path)["Ringkasan"])
+    n_dq = {r[1]: r[header.index("Temuan kualitas data")] for r in rows}
+    # P0001: DR01 kia_k1 (2 methods, 1 value) + the network's value = 2; the kecamatan row:
+    # 36.72.01 kia_k1 (2 methods) = 1; TOTAL 2 + 0 (P0002) + 1 = 3
+    assert n_dq["Puskesmas Cilegon"] == 2
+    assert n_dq["Temuan kualitas data tingkat kecamatan dan kab/kota"] == 1
+    assert n_dq["TOTAL KOTA CILEGON"] == 3
+    per_network = report.build_context(built, settings, "36.72", "2025-02")["dq"]["per_network"]
+    assert {r["nama"]: r["dq"] for r in per_network}["Puskesmas Cilegon"] == "2"
 
 
 def test_workbook_speaks_indonesian_and_prints_on_a4(built, settings):

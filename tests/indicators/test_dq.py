@@ -69,9 +69,8 @@ def who_rules_only(settings: Settings) -> Settings:
 
 def add_sasaran(con, level: str, code: str, tahun: int, **nilai: float) -> None:
     for sasaran, value in nilai.items():
-        con.execute("INSERT INTO indicators.sasaran_resolved "
-                    "(tahun, unit_level, kode_unit, sasaran, nilai, metode, params) "
-                    "VALUES (?, ?, ?, ?, ?, 'test', NULL)",
+        con.execute("INSERT INTO indicators.sasaran_resolved (tahun, unit_level, kode_unit, "
+                    "sasaran, nilai, metode, method) VALUES (?, ?, ?, ?, ?, 'test', 'official')",
                     [tahun, level, code, sasaran, value])
 
 
@@ -103,8 +102,8 @@ def test_numpy_median_and_mad_equal_the_statistics_module(frames):
     arr = as_array(frames)
     n = (~np.isnan(arr)).sum(axis=1)
     ordered = np.sort(arr, axis=1)
-    med = dq._sorted_median(ordered, n)
-    mad = dq._sorted_median(np.sort(np.abs(ordered - med[:, None]), axis=1), n)
+    med = dq.sorted_median(ordered, n)
+    mad = dq.sorted_median(np.sort(np.abs(ordered - med[:, None]), axis=1), n)
     for f, m, d in zip(frames, med, mad, strict=True):
         xs = [v for v in f if v is not None]
         assert m == statistics.median(xs)

@@ -176,7 +176,8 @@ def test_completeness_consistency_over_time(dq_con, settings):
 
 def test_a_catalogue_without_sasaran_or_flows_runs(dq_con, settings, monkeypatch):
     # only a drop-out relation: no expected ratio, no flow columns to stage
-    monkeypatch.setattr(dq, "load_relations", lambda: (Relation("imun_dpt1", "imun_dpt3", "do"),))
+    monkeypatch.setattr("kolab_pipeline.indicators.dq.build.load_relations",
+                        lambda: (Relation("imun_dpt1", "imun_dpt3", "do"),))
     add_value(dq_con, "PB", "2025-02", "imun_dpt1", 5)
     add_value(dq_con, "PB", "2025-03", "imun_dpt3", 6)
     # (5 − 6) / 5 = −20 % at PB and its network, kecamatan, kab/kota, provinsi

@@ -8,6 +8,7 @@ import duckdb
 import pandas as pd
 import pytest
 
+from kolab_pipeline import catalog
 from kolab_pipeline.indicators import dq
 from tests.indicators.test_dq import add_sasaran, dq_world
 from tests.support.indicators import add_facility, add_value
@@ -44,7 +45,7 @@ def content(con, level: str, code: str, period_type: str, subject: str) -> tuple
 
 
 def test_content_completeness_blank_is_not_zero(dq_con, settings, monkeypatch):
-    monkeypatch.setattr(dq.catalog, "data_elements", lambda: ELEMENTS)
+    monkeypatch.setattr(catalog, "data_elements", lambda: ELEMENTS)
     add_facility(dq_con, "DA1", "tpmd", "PA", "99.01.01")
     # PA (puskesmas, 4 expected): January skrining blank, terduga 0 (a value), kasus 2, tpt 1
     # → 3 / 4; February tpt's column missing → 3 / 4
@@ -155,3 +156,59 @@ def test_reported_live_births_vs_sasaran(dq_con, settings):
                                                                      True),
         ("kabkota", "99.01", "kia_lahir_hidup/lahir_hidup"): ("ytd", pytest.approx(1560 / 1650),
                                                               1560, 1650, False)}
+
+
+def move_to_pb(con, kode: str, on: str) -> None:
+    """`kode` belongs to network PA until `on` (exclusive), to PB from then (every form); the
+    registry names PB, its induk now."""
+    for form in ("tb", "ptm", "kia", "imun"):
+        con.execute("INSERT INTO reference.form_assignment VALUES "
+                    "(?, ?, 'PA', NULL, ?, 'jejaring'), (?, ?, 'PB', ?, NULL, 'jejaring')",
+                    [kode, form, on, kode, form, on])
+    con.execute("UPDATE reference.facility SET kode_puskesmas_induk = 'PB', kode_jejaring = 'PB' "
+                "WHERE kode_faskes = ?", [kode])
+
+
+def test_content_completeness_counts_a_moved_facility_in_the_network_of_each_month(
+        dq_con, settings, monkeypatch):
+    monkeypatch.setattr(catalog, "data_elements", lambda: ELEMENTS)
+    add_facility(dq_con, "DA1", "tpmd", "PB", "99.01.01")
+    move_to_pb(dq_con, "DA1", "2025-02-01")
+    # DA1 (TPMD, 3 expected): January in PA, 2 of 3 present; February in PB, 3 of 3
+    report(dq_con, "DA1", "2025-01", {"tb_skrining": 0, "tb_terduga_ditemukan": 0,
+                                      "tb_kasus_ditemukan": None})
+    report(dq_con, "DA1", "2025-02", {"tb_skrining": 1, "tb_terduga_ditemukan": 0,
+                                      "tb_kasus_ditemukan": 0})
+    # PA reports January, PB February, each 4 of 4
+    full = {"tb_skrining": 1, "tb_terduga_ditemukan": 1, "tb_kasus_ditemukan": 1,
+            "tb_tpt_mulai": 1}
+    report(dq_con, "PA", "2025-01", full)
+    report(dq_con, "PB", "2025-02", full)
+    dq.compute_dq_flags(dq_con, settings, ["2025-02"])
+    # Jan..Feb, network PA = PA 4 + DA1's January 2 = 6 of 4 + 3 = 7 (85.7 % < 90: flagged);
+    # network PB = PB 4 + DA1's February 3 = 7 of 7. (With the registry's network for every
+    # month: PA 4 / 4, PB 9 / 10.)
+    assert content(dq_con, "puskesmas_network", "PA", "ytd", "tb") == (
+        pytest.approx(600 / 7), 6, 7, True)
+    assert content(dq_con, "puskesmas_network", "PB", "ytd", "tb") == (100.0, 7, 7, False)
+    assert content(dq_con, "puskesmas_network", "PB", "month", "tb") == (100.0, 7, 7, False)
+    # per element: tb_kasus_ditemukan in PA, 1 of 2 (DA1's January blank)
+    assert content(dq_con, "puskesmas_network", "PA", "ytd", "tb_kasus_ditemukan") == (
+        50.0, 1, 2, True)
+    # location units do not move: kecamatan 99.01.01 (PA, DA1) = 4 + 2 + 3 of 4 + 3 + 3
+    assert content(dq_con, "kecamatan", "99.01.01", "ytd", "tb") == (90.0, 9, 10, False)
+
+
+def test_relations_count_a_moved_facility_in_the_network_of_each_month(dq_con, settings):
+    move_to_pb(dq_con, "KA1", "2025-02-01")
+    # KA1: DPT1 5 in January (network PA), DPT3 6 in February (network PB)
+    add_value(dq_con, "KA1", "2025-01", "imun_dpt1", 5)
+    add_value(dq_con, "KA1", "2025-02", "imun_dpt3", 6)
+    dq.compute_dq_flags(dq_con, settings, ["2025-02"])
+    got = {(lvl, code) for lvl, code in dq_con.execute(
+        "SELECT unit_level, unit_code FROM indicators.dq_flag "
+        "WHERE method = 'negative_dropout' AND period = '2025-02'").fetchall()}
+    # KA1 and its location units: (5 − 6) / 5 = −20 %, negative; network PA has DPT1 only and
+    # PB DPT3 only, so neither is judged (with the registry's network, PB would be flagged)
+    assert got == {("facility", "KA1"), ("kecamatan", "99.01.01"), ("kabkota", "99.01"),
+                   ("provinsi", "99")}

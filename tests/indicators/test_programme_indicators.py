@@ -267,6 +267,26 @@ def test_a_registered_hospital_counts_in_numerators_not_in_networks(world, setti
     assert indicators.reconcile_totals(world, "2025-01").empty
 
 
+def test_a_hospital_listing_forms_counts_in_numerators_but_is_never_expected(
+        world, settings: Settings):
+    """RS1 registered with `formulir` kia;tb (the loader turns it into assignments): forms.csv
+    assigns kia and tb to no hospital, so nothing is expected of it; its values still count."""
+    add_hospital(world)
+    world.execute("UPDATE reference.facility SET formulir = ['kia', 'tb'] "
+                  "WHERE kode_faskes = 'RS1'")
+    world.execute("INSERT INTO reference.form_assignment VALUES "
+                  "('RS1', 'kia', NULL, NULL, NULL, 'fasilitas'), "
+                  "('RS1', 'tb', NULL, NULL, NULL, 'fasilitas'), "
+                  "('PA', 'kia', NULL, NULL, NULL, 'fasilitas')")
+    add_values(world, {("RS1", "2025-01", "kia_k1"): 7})
+    indicators.compute_indicator_values(world, settings, ["2025-01"])
+    compliance.build_expected_reports(world, settings, ["2025-01"])
+    # K1 January: kab/kota PA 5 + KA1 3 + DA1 2 + PB 4 + KB1 1 + RS1 7 = 22
+    assert row(world, "KIA_K1", "kabkota", "99.01", "2025-01", "month")["numerator"] == 22
+    assert world.execute("SELECT kode_faskes, form FROM compliance.expected_report"
+                         ).fetchall() == [("PA", "kia")]
+
+
 def test_a_hospital_without_forms_is_not_expected_by_compliance(world, settings: Settings):
     add_hospital(world)
     # the registry loader gives PA its forms; RS1 (formulir empty) none

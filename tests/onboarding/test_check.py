@@ -9,7 +9,8 @@ import pytest
 
 from kolab_pipeline import catalog
 from kolab_pipeline.cli import main
-from kolab_pipeline.onboarding.check import Report, run_checks, severities
+from kolab_pipeline.onboarding.check import Report, run_checks
+from kolab_pipeline.onboarding.findings import severities
 from kolab_pipeline.onboarding.init import init_home
 
 HEADER = ("kode_faskes,nama_faskes,jenis_faskes,kode_puskesmas_induk,kode_wilayah,tanggal_buka,"
@@ -38,6 +39,9 @@ SASARAN = """tahun,kode_unit,sasaran,nilai,metode
 2025,36.73,bumil,100,pendataan
 20x5,P3672040101,bumil,100,pendataan
 2025,P3672040101,pend_total,,
+2025,36.72.02.1001,bumil,10,pendataan
+2025,36.72.06,bumil,50,pendataan
+2025,36,bumil,900,pendataan
 """
 RECEIPTS = """file,received_at
 cilegon/tb.csv,2025-02-08
@@ -94,6 +98,7 @@ def test_registry_sasaran_and_receipt_log_findings(home: Path):
         ("sasaran_code_unknown", sas, 3, "sasaran"),
         ("sasaran_unit_unknown", sas, 4, "kode_unit"),
         ("sasaran_unit_unknown", sas, 5, "kode_unit"),
+        ("sasaran_unit_unknown", sas, 10, "kode_unit"),
         ("sasaran_invalid", sas, 6, "tahun"),
         ("sasaran_invalid", sas, None, None),   # the load itself stops on tahun 20x5
         ("receipt_log_missing_file", log, 3, "file"),
@@ -110,8 +115,14 @@ def test_registry_sasaran_and_receipt_log_findings(home: Path):
     assert "'bumill' is not a sasaran code; did you mean bumil?" in text
     assert ("'tb.csv' is not in the landing folder; paths are relative to KOLAB_HOME/landing; "
             "did you mean 'cilegon/tb.csv'?") in text
-    # row 7 of sasaran.csv has nilai blank: an inert skeleton row, no finding
-    assert not any(f.file == sas and f.row == 7 for f in report.findings)
+    # row 7 of sasaran.csv has nilai blank: an inert skeleton row, no finding; rows 8 (a desa)
+    # and 9 (a kecamatan of Cilegon without a puskesmas in the registry) are used by the
+    # bottom-up resolution: no finding; row 10, Banten, of which the registry holds only Cilegon,
+    # resolves to the sum of its kab/kota, so its own figure is not used
+    assert not any(f.file == sas and f.row in (7, 8, 9) for f in report.findings)
+    assert ("36 is a province the registry holds only some kab/kota of: its sasaran is the sum "
+            "of theirs: the row is not used") in text
+    assert "KP1 is a facility but not a puskesmas" in text
     # row 15 (Puskesmas Cibeber) is right: no finding
     assert not any(f.file == fas and f.row == 15 for f in report.findings)
     # errors come first; the summary counts both kinds
