@@ -167,12 +167,28 @@ def test_parquet_rewrites_only_changed_months(built, settings):
     assert not list(exports_dir.glob(".*.tmp"))
 
 
+def test_unchanged_workbook_is_not_rewritten(built, settings):
+    """Issue 20: a workbook whose rows (and code) did not change is left as it is; a change of
+    what it shows rewrites it."""
+    [path] = exports.write_workbooks(built, settings, ["2025-02"])
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
+    assert path.stat().st_mtime_ns == 1_000_000_000
+    built.execute("UPDATE reference.facility SET nama_faskes = 'Klinik Baru' "
+                  "WHERE kode_faskes = 'KP01'")
+    assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
+    assert path.stat().st_mtime_ns != 1_000_000_000
+    assert "Klinik Baru" in " ".join(
+        str(c.value) for ws in openpyxl.load_workbook(path) for r in ws.iter_rows() for c in r)
+
+
 def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
     """National runs write workbooks in spawned worker processes: same bytes as in-process."""
     [path] = exports.write_workbooks(built, settings, ["2025-02"])
     in_process = path.read_bytes()
     monkeypatch.setattr(workbook, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
     monkeypatch.setenv("KOLAB_WORKERS", "2")
+    path.unlink()   # else it is left as it is: same rows, same code (next test)
     assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
     assert path.read_bytes() == in_process
     assert not list(settings.paths.exports.glob(".*.tmp"))
