@@ -18,7 +18,7 @@ import dagster as dg
 import duckdb
 import pandas as pd
 
-from data_quality import gx_runner, gx_suites
+from data_quality import gx_cache, gx_runner, gx_suites
 from kolab_pipeline import clean, labels
 from kolab_pipeline.orchestration.metadata import md_table
 from kolab_pipeline.orchestration.resources import KolabHome, Warehouse
@@ -84,18 +84,28 @@ GX_SUITES: dict[str, tuple[str, str, SuiteBuilder]] = {
 
 def run_gx_suite(con: duckdb.DuckDBPyConnection, kolab: KolabHome,
                  suite_name: str) -> dg.AssetCheckResult:
-    """Validate one table (or its sample of whole groups) with its GX suite; Data Docs included."""
+    """Validate one table (or its sample of whole groups) with its GX suite; Data Docs included.
+    The same frame, reference and suite code as the last run: its result is reused
+    (`gx_cache`, metadata `result_reused`), so a run with nothing new does not run GX again."""
     key, group_col, build = GX_SUITES[suite_name]
     frame, n = validation_frame(con, key, group_col)
-    suite = build(con, frame)
     settings = kolab.settings()
+    docs_dir = settings.paths.data_docs / suite_name
+    run_key = gx_cache.run_key(con, suite_name, frame, n,
+                               extra=f"{rule_ids()!r}{settings.config.timezones.default}")
+    reused = gx_cache.load(docs_dir, run_key)
+    if reused is not None:
+        return reused
+    suite = build(con, frame)
     validation = gx_runner.validate_frame(
-        frame, suite, docs_dir=settings.paths.data_docs / suite.name, table=key, table_rows=n,
+        frame, suite, docs_dir=docs_dir, table=key, table_rows=n,
         zone=settings.config.timezones.default)
-    return gx_runner.to_check_result(validation, extra_metadata={
+    result = gx_runner.to_check_result(validation, extra_metadata={
         "table_rows": dg.MetadataValue.int(int(n)),
         "sampled": dg.MetadataValue.bool(len(frame) < n),
     })
+    gx_cache.save(docs_dir, run_key, result)
+    return result
 
 
 # --- blocking, structural (exact SQL) --------------------------------------------------------

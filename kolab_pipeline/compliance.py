@@ -364,8 +364,9 @@ STATUS_COUNTS = """count(*) FILTER (WHERE expected) AS expected,
            count(*) FILTER (WHERE forwarded_on_time IS NOT NULL) AS network_to_forward,
            count(*) FILTER (WHERE forwarded_on_time) AS network_forwarded_on_time"""
 
-# Status counts per unit × month (`{per_level}`: one SELECT per unit level), rolled up to
-# jenis_faskes / form 'semua' by CUBE.
+# Status counts per unit × month (`{per_level}`: one SELECT per unit level above the facility),
+# rolled up to jenis_faskes / form 'semua' by CUBE. A facility has one type, so its rows are
+# jenis_faskes 'semua' only (a typed row would repeat it): per form and for form 'semua'.
 RATE_MONTH_SQL = """
     WITH statuses AS (
         SELECT * FROM compliance.report_status
@@ -376,6 +377,11 @@ RATE_MONTH_SQL = """
                AS jenis_faskes,
            CASE WHEN grouping(form) = 1 THEN 'semua' ELSE form END AS form, {sums}
       FROM unit_counts GROUP BY unit_level, unit_code, period, CUBE (jenis_faskes, form)
+    UNION ALL
+    SELECT 'facility' AS unit_level, kode_faskes AS unit_code, period, 'semua' AS jenis_faskes,
+           CASE WHEN grouping(form) = 1 THEN 'semua' ELSE form END AS form, {status_counts}
+      FROM statuses WHERE kode_faskes IS NOT NULL
+     GROUP BY kode_faskes, period, ROLLUP (form)
 """
 # Stored YTD rows of the month before a run's first month, carried forward.
 RATE_CARRY_SQL = """
@@ -383,6 +389,7 @@ RATE_CARRY_SQL = """
     SELECT unit_level, unit_code, period, jenis_faskes, form, {counts}
       FROM compliance.reporting_rate
      WHERE period_type = 'ytd' AND list_contains($carry::VARCHAR[], period)
+       AND (unit_level <> 'facility' OR jenis_faskes = 'semua')  -- typed rows of older builds
 """
 # `month` rows of the run's months, and `ytd` rows as running sums over the year's months.
 RATES_SQL = """
@@ -435,20 +442,22 @@ def build_reporting_rates(con: duckdb.DuckDBPyConnection, settings: Settings,
     cut-off (`received_by_cutoff`, `on_time_by_cutoff` ÷ expected; `expected_cutoff_open` > 0 =
     still provisional) and forwarding timeliness (`network_forwarded_on_time` ÷
     `network_to_forward`). Unexpected arrivals are not in the numerator (no cap at 100 %).
-    `jenis_faskes` / `form` = 'semua' aggregate over all types / forms; units whose code is NULL
-    are left out of that level (they count in the levels above).
+    `jenis_faskes` / `form` = 'semua' aggregate over all types / forms; a facility's rows are
+    `jenis_faskes` 'semua' only (its type is `reference.facility.jenis_faskes`); units whose code
+    is NULL are left out of that level (they count in the levels above).
     """
     per_level = " UNION ALL ".join(
         f"SELECT '{level}' AS unit_level, {column} AS unit_code, period, jenis_faskes, form, "
         f"{STATUS_COUNTS} FROM statuses WHERE {column} IS NOT NULL "
         f"GROUP BY {column}, period, jenis_faskes, form"
-        for level, column in UNIT_LEVELS.items())
+        for level, column in UNIT_LEVELS.items() if level != "facility")
     counts = ", ".join(RATE_COUNTS)
     sums = ", ".join(f"CAST(sum({c}) AS BIGINT) AS {c}" for c in RATE_COUNTS)
     running = ", ".join(f"CAST(sum({c}) OVER w AS BIGINT) AS {c}" for c in RATE_COUNTS)
     with _staged(con, settings, periods) as stage:
         status_months, carry = _rate_sources(con, calendar.validate_periods(periods))
-        stage.create("rate_month", RATE_MONTH_SQL.format(per_level=per_level, sums=sums),
+        stage.create("rate_month", RATE_MONTH_SQL.format(per_level=per_level, sums=sums,
+                                                         status_counts=STATUS_COUNTS),
                      {"status_months": status_months})
         con.execute(RATE_CARRY_SQL.format(counts=counts), {"carry": carry})
         return replace_rows(con, "compliance.reporting_rate",

@@ -5,7 +5,12 @@ PostgreSQL warehouse (`postgres`). This module re-exports their public names.
 
 from __future__ import annotations
 
-from kolab_pipeline.exports.parquet import analyst_tables, write_parquet
+from kolab_pipeline.exports.parquet import (
+    analyst_tables,
+    export_path,
+    partition_column,
+    write_parquet,
+)
 from kolab_pipeline.exports.postgres import (
     PG_TYPES,
     WHOLE_LAYERS,
@@ -34,4 +39,5 @@ __all__ = ["FORMULA_PREFIXES", "MIN_PARALLEL", "PG_TYPES", "SHEETS", "WHOLE_LAYE
            "PgCopyResult", "PgExportError", "Sheet", "analyst_tables", "copy_to_postgres",
            "is_formula_like", "kabkota_codes", "month_scope", "neutralise_csv", "pg_ddl", "pg_type",
            "set_cell", "sheet_rows", "workbook_path", "write_parquet", "write_workbook",
+           "export_path", "partition_column",
            "write_workbooks"]

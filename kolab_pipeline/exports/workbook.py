@@ -31,6 +31,7 @@ from xlsxwriter.worksheet import Worksheet
 
 from kolab_pipeline import labels
 from kolab_pipeline.config import Settings, document_workers
+from kolab_pipeline.exports import fingerprint
 from kolab_pipeline.exports.sheets import DATE, SHEETS, Col
 from kolab_pipeline.warehouse import bind, tables
 
@@ -262,6 +263,9 @@ def _fill_sheet(ws: Worksheet, columns: Sequence[Col], rows: Sequence[Sequence[o
 # Kab/kota per extraction batch: bounds the rows held in memory (a batch, plus the workbooks
 # queued for the workers) while keeping the number of queries small.
 BATCH = 64
+# What a workbook's bytes depend on besides its rows (`fingerprint.code_digest`).
+WORKBOOK_CODE = ("exports/workbook.py", "exports/sheets.py", "labels.py", "judgement.py",
+                 "catalog")
 # Fewer workbooks than this are written in this process: starting a worker costs ~0.5 s.
 MIN_PARALLEL = 8
 
@@ -276,7 +280,9 @@ def write_workbooks(con: duckdb.DuckDBPyConnection, settings: Settings,
     stays in this process — while this one reads the next batch. Workers are spawned, not forked:
     a fork would copy DuckDB's threads and locks mid-flight. As with any spawned process, a
     script that calls this needs the `if __name__ == "__main__":` guard (the CLI, Dagster and
-    pytest have it); `KOLAB_WORKERS=1` writes everything in this process."""
+    pytest have it); `KOLAB_WORKERS=1` writes everything in this process. A workbook whose rows
+    and code are those it was written from is left as it is (`fingerprint`); every workbook's
+    path is returned."""
     todo = [(p, kabs) for p in periods if (kabs := kabkota_codes(con, p))]
     if not todo:
         return []
@@ -285,6 +291,7 @@ def write_workbooks(con: duckdb.DuckDBPyConnection, settings: Settings,
     workers = min(document_workers(), n) if n >= MIN_PARALLEL else 1
     if multiprocessing.current_process().daemon:
         workers = 1  # a daemonic process may not start children
+    keys: dict[Path, str] = {}
 
     def jobs() -> Iterator[tuple[Path, SheetRows]]:
         for p, kabs in todo:
@@ -294,17 +301,26 @@ def write_workbooks(con: duckdb.DuckDBPyConnection, settings: Settings,
                     batch = kabs[i:i + BATCH]
                     rows = sheet_rows(con, settings, batch, p, scope)
                     for kab in batch:
-                        yield workbook_path(settings, kab, p), rows.pop(kab)
+                        path, kab_rows = workbook_path(settings, kab, p), rows.pop(kab)
+                        # same rows, same code: the same bytes are already there
+                        key = fingerprint.inputs_key([kab_rows], WORKBOOK_CODE)
+                        if not fingerprint.unchanged(path, key):
+                            keys[path] = key
+                            yield path, kab_rows
             finally:
                 drop_scope(con, scope)
 
     queue = jobs()
     try:
         if workers == 1:
-            return [_write_xlsx(path, rows) for path, rows in queue]
-        return _write_parallel(queue, workers)
+            written = [_write_xlsx(path, rows) for path, rows in queue]
+        else:
+            written = _write_parallel(queue, workers)
     finally:
         queue.close()  # drops the month's temp tables if a write failed mid-month
+    for path in written:
+        fingerprint.record(path, keys[path])
+    return [workbook_path(settings, kab, p) for p, kabs in todo for kab in kabs]
 
 
 def _write_parallel(queue: Iterator[tuple[Path, SheetRows]], workers: int) -> list[Path]:

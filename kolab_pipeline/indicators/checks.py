@@ -13,30 +13,31 @@ from kolab_pipeline.indicators.engine import PARTS_FROM_MONTHS_SQL
 from kolab_pipeline.indicators.membership import NETWORK_OF_MONTH, geo_units, moved_members
 from kolab_pipeline.warehouse import Staging
 
-# What each unit row should hold, from the stored facility rows: location units sum the facility
-# rows of the period (month and YTD); networks sum the facility month rows by the network of
-# each month — the month itself, and January..P for YTD (UNIQUE_YTD: increments of the maximum).
+# What each unit row should hold, from the stored facility rows (`indicators.facility_base`):
+# location units sum the facility rows of the period (month and YTD); networks sum the facility
+# month rows by the network of each month — the month itself, and January..P for YTD (UNIQUE_YTD:
+# increments of the maximum).
 EXPECTED_SQL = """
     WITH stored AS (
-        SELECT stored.*, cat.form, cat.aggregation
-          FROM indicators.indicator_value stored JOIN {cat} cat USING (indicator_code)
-         WHERE stored.period = $period AND stored.unit_level = 'facility'
+        SELECT stored.*, cat.form, cat.aggregation, cat.den_kind
+          FROM indicators.facility_base stored JOIN {cat} cat USING (indicator_code)
+         WHERE stored.period = $period
     ), location AS (
         SELECT stored.indicator_code, stored.period_type, unit.unit_level, unit.unit_code,
                sum(stored.numerator) AS fac_numerator,
-               sum(stored.denominator) FILTER (WHERE stored.denominator_method
-                                               LIKE 'data_element:%') AS fac_denominator
-          FROM stored JOIN {geo_unit} unit ON unit.kode_faskes = stored.unit_code
+               sum(stored.denominator) FILTER (WHERE stored.den_kind = 'element')
+                   AS fac_denominator
+          FROM stored JOIN {geo_unit} unit ON unit.kode_faskes = stored.kode_faskes
          WHERE unit.unit_level <> 'facility'
          GROUP BY ALL
     ), network_month AS (
         SELECT stored.indicator_code, 'month' AS period_type,
                'puskesmas_network' AS unit_level, {network} AS unit_code,
                sum(stored.numerator) AS fac_numerator,
-               sum(stored.denominator) FILTER (WHERE stored.denominator_method
-                                               LIKE 'data_element:%') AS fac_denominator
-          FROM stored JOIN reference.facility facility ON facility.kode_faskes = stored.unit_code
-          LEFT JOIN {moved} moved ON moved.kode_faskes = stored.unit_code
+               sum(stored.denominator) FILTER (WHERE stored.den_kind = 'element')
+                   AS fac_denominator
+          FROM stored JOIN reference.facility facility ON facility.kode_faskes = stored.kode_faskes
+          LEFT JOIN {moved} moved ON moved.kode_faskes = stored.kode_faskes
                                  AND moved.form = stored.form AND moved.period = $period
          WHERE stored.period_type = 'month'
          GROUP BY ALL

@@ -1,7 +1,9 @@
 """Indicator values → `indicators.indicator_value`: one row per indicator × unit (facility,
 puskesmas_network, kecamatan, kabkota, provinsi) × period × period type (`month`, `ytd`).
 Facility month rows come from `clean.submission_value`; every other row is a sum of stored
-facility rows (docs/design/indicators.md). A facility counts in the network it belonged to in
+facility rows (docs/design/indicators.md). The facility rows of every indicator are kept in
+`indicators.facility_base` (numerator, denominator); `indicator_value` holds facility rows only
+for the indicators meaningful for one facility. A facility counts in the network it belonged to in
 each month (`membership.py`), so its year-to-date is split into one part per network.
 """
 
@@ -67,10 +69,10 @@ FACILITY_MONTH_SQL = """
 # the facilities / indicators.
 PARTS_FROM_MONTHS_SQL = """
     WITH months AS (
-        SELECT stored.indicator_code, stored.unit_code AS kode_faskes, stored.period,
+        SELECT stored.indicator_code, stored.kode_faskes, stored.period,
                stored.numerator, stored.denominator, cat.aggregation, cat.form
-          FROM indicators.indicator_value stored JOIN {cat} cat USING (indicator_code)
-         WHERE stored.unit_level = 'facility' AND stored.period_type = 'month'
+          FROM indicators.facility_base stored JOIN {cat} cat USING (indicator_code)
+         WHERE stored.period_type = 'month'
            AND stored.period >= $year_start AND stored.period < $months_before AND {only}
     ), increments AS (
         SELECT *, CASE WHEN aggregation <> 'UNIQUE_YTD' THEN numerator
@@ -99,16 +101,15 @@ EARLIER_FROM_PREVIOUS_YTD_SQL = """
 # the facility had all year; facilities that changed network in January..P−1, and UCI indicators
 # (whose facility YTD rows are not stored), from their stored months.
 EARLIER_FROM_STORED_YTD_SQL = """
-    SELECT stored.indicator_code, stored.unit_code AS kode_faskes, {network} AS kode_jejaring,
+    SELECT stored.indicator_code, stored.kode_faskes, {network} AS kode_jejaring,
            stored.numerator, stored.denominator
-      FROM indicators.indicator_value stored JOIN {cat} cat USING (indicator_code)
-      JOIN reference.facility facility ON facility.kode_faskes = stored.unit_code
-      LEFT JOIN {moved} moved ON moved.kode_faskes = stored.unit_code AND moved.form = cat.form
+      FROM indicators.facility_base stored JOIN {cat} cat USING (indicator_code)
+      JOIN reference.facility facility ON facility.kode_faskes = stored.kode_faskes
+      LEFT JOIN {moved} moved ON moved.kode_faskes = stored.kode_faskes AND moved.form = cat.form
                              AND moved.period = $previous_period
-     WHERE stored.unit_level = 'facility' AND stored.period_type = 'ytd'
-       AND stored.period = $previous_period
+     WHERE stored.period_type = 'ytd' AND stored.period = $previous_period
        AND NOT EXISTS (SELECT 1 FROM {movers} mover
-                        WHERE mover.kode_faskes = stored.unit_code AND mover.form = cat.form)
+                        WHERE mover.kode_faskes = stored.kode_faskes AND mover.form = cat.form)
     UNION ALL
     SELECT * FROM ({from_months})
 """
@@ -206,6 +207,8 @@ VALUE_SQL = """
             ON cat.den_kind = 'sasaran' AND sas.tahun = $year
            AND sas.unit_level = unit_row.unit_level AND sas.kode_unit = unit_row.unit_code
            AND sas.sasaran = cat.sasaran_code
+         -- facility rows of indicators not meaningful for one facility: facility_base only
+         WHERE unit_row.unit_level <> 'facility' OR list_contains(cat.levels, 'facility')
     ), den AS (
         SELECT *,
                CASE den_kind WHEN 'element' THEN elem_den
@@ -347,15 +350,23 @@ _SUBMITTED_MONTHS_SQL = """
 """
 
 _STORED_MONTHS_SQL = """
-    SELECT DISTINCT period FROM indicators.indicator_value
-     WHERE unit_level = 'facility' AND period_type = 'month'
-       AND period >= $year_start AND period < $last_period
+    SELECT DISTINCT period FROM indicators.facility_base
+     WHERE period_type = 'month' AND period >= $year_start AND period < $last_period
 """
 
 _HAS_FACILITY_YTD_SQL = """
-    SELECT count(*) > 0 FROM (SELECT 1 FROM indicators.indicator_value
-                               WHERE period = $period AND period_type = 'ytd'
-                                 AND unit_level = 'facility' LIMIT 1)
+    SELECT count(*) > 0 FROM (SELECT 1 FROM indicators.facility_base
+                               WHERE period = $period AND period_type = 'ytd' LIMIT 1)
+"""
+
+# The facility rows of a period (every indicator): the base of the next month's YTD and of the
+# roll-up check. UCI facility YTD rows are not stored (UCI is judged above the facility).
+FACILITY_BASE_SQL = """
+    SELECT unit_row.indicator_code, unit_row.unit_code AS kode_faskes, $period AS period,
+           unit_row.period_type, unit_row.numerator, unit_row.denominator
+      FROM {unit_rows} unit_row JOIN {cat} cat USING (indicator_code)
+     WHERE unit_row.unit_level = 'facility'
+       AND NOT (cat.aggregation IN ('UCI', 'UCI_DESA') AND unit_row.period_type = 'ytd')
 """
 
 # Provinces the registry holds only some kab/kota of (their rows are `partial`).
@@ -459,7 +470,7 @@ def _earlier_months_sql(con: duckdb.DuckDBPyConnection, period: str, previous: s
         return EARLIER_FROM_PREVIOUS_YTD_SQL.format(**tables)
     if _has_facility_ytd(con, add_months(period, -1)):
         only = ("(cat.aggregation IN ('UCI', 'UCI_DESA') OR EXISTS (SELECT 1 FROM "
-                f"{tables['movers']} mover WHERE mover.kode_faskes = stored.unit_code "
+                f"{tables['movers']} mover WHERE mover.kode_faskes = stored.kode_faskes "
                 "AND mover.form = cat.form))")
         from_months = PARTS_FROM_MONTHS_SQL.format(only=only, network=NETWORK_OF_MONTH,
                                                    **tables)
@@ -553,6 +564,8 @@ def compute_indicator_values(con: duckdb.DuckDBPyConnection, settings: Settings,
             tables["desa_units"] = stage.create("desa_units", DESA_UNITS_SQL.format(**tables))
             written[period] = replace_rows(con, "indicators.indicator_value", _rows_sql(tables),
                                            where="period = $period", params=params)
+            replace_rows(con, "indicators.facility_base", FACILITY_BASE_SQL.format(**tables),
+                         where="period = $period", params=params)
             write_contribution(stage, tables["geo_unit"], tables["moved"], period)
             con.execute(f"DROP TABLE IF EXISTS {tables['fac_ytd_prev']}")
             con.execute(f"ALTER TABLE {tables['fac_ytd']} RENAME TO {tables['fac_ytd_prev']}")

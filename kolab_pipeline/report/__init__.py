@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
 from pathlib import Path
@@ -22,6 +23,7 @@ import duckdb
 import jinja2
 
 from kolab_pipeline.config import Settings, document_workers
+from kolab_pipeline.exports import fingerprint
 from kolab_pipeline.labels import period_label
 from kolab_pipeline.report import context, geo
 from kolab_pipeline.report.context import Job
@@ -83,6 +85,20 @@ def _render(item: tuple[Job, ReportData]) -> Path:
     return _write(job.path, _template().render(**context.build(job, data)))
 
 
+# What a report depends on besides its data and job (`exports.fingerprint.code_digest`).
+REPORT_CODE = ("report", "templates_html", "labels.py", "judgement.py", "catalog")
+
+
+def inputs_key(job: Job, data: ReportData) -> str:
+    """The report's inputs: its data, its job without the time it is made, the boundary file
+    (by size and time) and the code that renders it."""
+    boundary = Path(job.boundary_file)
+    stat = boundary.stat() if boundary.exists() else None
+    return fingerprint.inputs_key(
+        [data, replace(job, generated_at=None, features=None),
+         (stat.st_size, stat.st_mtime_ns) if stat else None], REPORT_CODE)
+
+
 def render_report(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabkota: str,
                   period: str) -> Path:
     """Render and write the report of one kab/kota × month."""
@@ -99,7 +115,8 @@ def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
                    periods: Sequence[str]) -> list[Path]:
     """Every kab/kota with a scorecard in each period, in kab/kota order.
 
-    The data is read here, one query per table for all kab/kota of a month; the reports are
+    The data is read here, one query per table for all kab/kota of a month; a report whose
+    inputs (`inputs_key`) are those it was written from is left as it is; the others are
     rendered by `workers()` threads (the chart renderer works outside the GIL, and a thread
     needs no copy of the data nor of the renderer, which must not be forked)."""
     generated_at = datetime.now(UTC)
@@ -110,8 +127,16 @@ def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
             "AND kode_kabkota IS NOT NULL ORDER BY 1", {"p": p}).fetchall()]
         data = extract(con, p, kabs) if kabs else {}
         items += [(_job(settings, k, p, generated_at), data[k]) for k in kabs]
-    n = min(workers(), len(items))
+    # a report whose inputs did not change since it was written is left as it is
+    keys = {job.path: inputs_key(job, data) for job, data in items}
+    todo = [(job, data) for job, data in items if not fingerprint.unchanged(job.path,
+                                                                             keys[job.path])]
+    n = min(workers(), len(todo))
     if n <= 1:
-        return [_render(item) for item in items]
-    with ThreadPoolExecutor(n) as pool:
-        return list(pool.map(_render, items))
+        written = [_render(item) for item in todo]
+    else:
+        with ThreadPoolExecutor(n) as pool:
+            written = list(pool.map(_render, todo))
+    for path in written:
+        fingerprint.record(path, keys[path])
+    return [job.path for job, _ in items]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import zipfile
 
@@ -86,24 +87,99 @@ def test_neutralise_csv():
     assert exports.neutralise_csv(-5) == -5  # numbers stay numbers
 
 
+def _read(path) -> str:
+    """A DuckDB relation over an export: a hive-partitioned folder or one file."""
+    if path.is_dir():
+        return f"read_parquet('{path}/*/*.parquet', hive_partitioning = true)"
+    return f"read_parquet('{path}')"
+
+
 def test_parquet_matches_warehouse(built, settings):
     written = exports.write_parquet(built, settings)
     analyst = {t.qualified for t in exports.analyst_tables()}
     assert set(written) == analyst and "evaluation.scorecard" in analyst
     for key, (path, n) in written.items():
-        assert path == settings.paths.exports / f"{key}.parquet"
-        # same rows, same values: count and an order-independent checksum of whole rows
-        sql_t = f"SELECT count(*), sum(hash(t)::HUGEINT) FROM {key} t"
-        sql_p = f"SELECT count(*), sum(hash(t)::HUGEINT) FROM read_parquet('{path}') t"
-        assert built.execute(sql_t).fetchone() == built.execute(sql_p).fetchone(), key
+        # a table with a month column is a folder per month (hive layout), others one file
+        t = next(t for t in exports.analyst_tables() if t.qualified == key)
+        column = exports.partition_column(t)
+        if column:
+            assert path == settings.paths.exports / key and path.is_dir()
+            assert all(p.name.startswith(f"{column}=") for p in path.iterdir())
+        else:
+            assert path == settings.paths.exports / f"{key}.parquet"
         assert built.execute(f"SELECT count(*) FROM {key}").fetchone()[0] == n
+        if n == 0:   # an empty table: an empty folder (or a file with no rows)
+            continue
+        # same rows, same values: count and an order-independent checksum of whole rows (the
+        # month column comes back last from the folder names, so compare by name)
+        cols = ", ".join(t.column_names)
+        sql_t = f"SELECT count(*), sum(hash({cols})::HUGEINT) FROM {key}"
+        sql_p = f"SELECT count(*), sum(hash({cols})::HUGEINT) FROM {_read(path)}"
+        assert built.execute(sql_t).fetchone() == built.execute(sql_p).fetchone(), key
+    assert exports.partition_column(
+        next(t for t in exports.analyst_tables() if t.qualified == "clean.quarantine")) is None
     # ordered comparison of one table, column by column
+    scorecard = written["evaluation.scorecard"][0]
+    cols = ", ".join(next(t for t in exports.analyst_tables()
+                          if t.qualified == "evaluation.scorecard").column_names)
     a = built.execute("SELECT * FROM evaluation.scorecard "
                       "ORDER BY kode_jejaring, period, period_type").fetchall()
-    b = built.execute(f"SELECT * FROM read_parquet('{written['evaluation.scorecard'][0]}') "
+    b = built.execute(f"SELECT {cols} FROM {_read(scorecard)} "
                       "ORDER BY kode_jejaring, period, period_type").fetchall()
     assert a == b and len(a) == 8
     assert not list(settings.paths.exports.glob(".*.tmp"))  # temp files renamed away
+    # pandas and pyarrow read a folder as one table
+    import pandas as pd
+    import pyarrow.dataset as ds
+    assert len(pd.read_parquet(scorecard)) == 8
+    assert ds.dataset(scorecard, partitioning="hive").count_rows() == 8
+
+
+def test_parquet_rewrites_only_changed_months(built, settings):
+    """A month whose rows did not change keeps its file; a changed month is rewritten; a month
+    gone from the table is removed; the one-file layout of earlier versions is replaced."""
+    exports_dir = settings.paths.exports
+    exports_dir.mkdir(parents=True, exist_ok=True)
+    (exports_dir / "evaluation.scorecard.parquet").write_bytes(b"old layout")
+    written = exports.write_parquet(built, settings, keys=["evaluation.scorecard"])
+    folder = written["evaluation.scorecard"][0]
+    assert not (exports_dir / "evaluation.scorecard.parquet").exists()
+    months = sorted(p.name for p in folder.iterdir())
+    assert len(months) >= 2, months
+    first, last = folder / months[0] / "data.parquet", folder / months[-1] / "data.parquet"
+    stamp = {p: p.stat().st_mtime_ns for p in (first, last)}
+    for p in stamp:   # an older mtime: a rewrite would be seen whatever the clock resolution
+        os.utime(p, ns=(1_000_000_000, 1_000_000_000))
+    # nothing changed: nothing written
+    exports.write_parquet(built, settings, keys=["evaluation.scorecard"])
+    assert first.stat().st_mtime_ns == last.stat().st_mtime_ns == 1_000_000_000
+    # one month changes: only that month is rewritten
+    last_month = months[-1].split("=", 1)[1]
+    built.execute("UPDATE evaluation.scorecard SET n_followup = coalesce(n_followup, 0) + 1 "
+                  "WHERE period = ?", [last_month])
+    exports.write_parquet(built, settings, keys=["evaluation.scorecard"])
+    assert first.stat().st_mtime_ns == 1_000_000_000
+    assert last.stat().st_mtime_ns != 1_000_000_000
+    # a month gone from the table goes from the export
+    built.execute("DELETE FROM evaluation.scorecard WHERE period = ?", [last_month])
+    exports.write_parquet(built, settings, keys=["evaluation.scorecard"])
+    assert not (folder / months[-1]).exists() and first.exists()
+    assert not list(exports_dir.glob(".*.tmp"))
+
+
+def test_unchanged_workbook_is_not_rewritten(built, settings):
+    """Issue 20: a workbook whose rows (and code) did not change is left as it is; a change of
+    what it shows rewrites it."""
+    [path] = exports.write_workbooks(built, settings, ["2025-02"])
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
+    assert path.stat().st_mtime_ns == 1_000_000_000
+    built.execute("UPDATE reference.facility SET nama_faskes = 'Klinik Baru' "
+                  "WHERE kode_faskes = 'KP01'")
+    assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
+    assert path.stat().st_mtime_ns != 1_000_000_000
+    assert "Klinik Baru" in " ".join(
+        str(c.value) for ws in openpyxl.load_workbook(path) for r in ws.iter_rows() for c in r)
 
 
 def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
@@ -112,6 +188,7 @@ def test_worker_processes_write_the_same_bytes(built, settings, monkeypatch):
     in_process = path.read_bytes()
     monkeypatch.setattr(workbook, "MIN_PARALLEL", 1)  # one kab/kota here; use the pool anyway
     monkeypatch.setenv("KOLAB_WORKERS", "2")
+    path.unlink()   # else it is left as it is: same rows, same code (next test)
     assert exports.write_workbooks(built, settings, ["2025-02"]) == [path]
     assert path.read_bytes() == in_process
     assert not list(settings.paths.exports.glob(".*.tmp"))

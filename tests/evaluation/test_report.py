@@ -222,12 +222,29 @@ def test_reports_render_the_same_in_worker_threads(built, settings, monkeypatch)
     the generation time."""
     def render(workers: str) -> list[str]:
         monkeypatch.setenv(WORKERS_ENV, workers)
+        for p in settings.paths.reports.rglob("*.html"):   # else left as is (inputs unchanged)
+            p.unlink()
         paths = report.render_reports(built, settings, ["2025-01", "2025-02"])
         assert [p.name for p in paths] == ["2025-01.html", "2025-02.html"]
         text = [re.sub(r"Dibuat [^<]*", "", p.read_text(encoding="utf-8")) for p in paths]
         return [re.sub(r'id="g\d+-', 'id="g-', t) for t in text]
 
     assert render("2") == render("1")
+
+
+def test_unchanged_report_is_not_rendered_again(built, settings):
+    """Issue 20: a report whose data, settings and code did not change is left as it is (its
+    "Dibuat" time included); a change of what it shows renders it again."""
+    [path] = report.render_reports(built, settings, ["2025-02"])
+    first = path.read_text(encoding="utf-8")
+    os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    assert report.render_reports(built, settings, ["2025-02"]) == [path]
+    assert path.stat().st_mtime_ns == 1_000_000_000 and path.read_text(encoding="utf-8") == first
+    built.execute("UPDATE evaluation.scorecard SET nama_puskesmas = 'Puskesmas Baru Sekali' "
+                  "WHERE period = '2025-02'")
+    assert report.render_reports(built, settings, ["2025-02"]) == [path]
+    assert path.stat().st_mtime_ns != 1_000_000_000
+    assert "Puskesmas Baru Sekali" in path.read_text(encoding="utf-8")
 
 
 def test_workers_setting(monkeypatch):

@@ -41,6 +41,16 @@ def row(con: duckdb.DuckDBPyConnection, code: str, level: str, unit: str, period
     return df.iloc[0].to_dict()
 
 
+def base(con, code: str, unit: str, period: str, ptype: str) -> dict:
+    """The facility's row of `indicators.facility_base` (every indicator, numerator and
+    denominator only)."""
+    df = con.execute("""SELECT * FROM indicators.facility_base
+                         WHERE indicator_code = ? AND kode_faskes = ? AND period = ?
+                           AND period_type = ?""", [code, unit, period, ptype]).df()
+    assert len(df) == 1, f"expected one facility_base row for {code} {unit} {period} {ptype}"
+    return df.iloc[0].to_dict()
+
+
 def has_row(con, code, level, unit, period, ptype) -> bool:
     return con.execute("""SELECT count(*) FROM indicators.indicator_value
                            WHERE indicator_code = ? AND unit_level = ?
@@ -167,9 +177,10 @@ def test_kia_pws_month_ytd_line_and_attainment(world):
     # kecamatan 99.01.01 counts KB1 (network PB, located here): Jan 5+3+2+1 = 11, Feb 6+1+2 = 9
     r = row(world, "KIA_K1", "kecamatan", "99.01.01", "2025-02", "ytd")
     assert r["numerator"] == 20 and r["value"] == pytest.approx(2000 / 60)
-    # facility rows carry the contribution, but no coverage (no sasaran for one facility)
-    r = row(world, "KIA_K1", "facility", "PA", "2025-02", "month")
-    assert r["numerator"] == 6 and pd.isna(r["value"])
+    # no coverage for one facility (no sasaran): no facility row in indicator_value (issue 20);
+    # the facility's contribution is kept in facility_base
+    assert not has_row(world, "KIA_K1", "facility", "PA", "2025-02", "month")
+    assert base(world, "KIA_K1", "PA", "2025-02", "month")["numerator"] == 6
     assert not has_row(world, "KIA_K1", "facility", "KA1", "2025-02", "month")
 
 
@@ -178,9 +189,9 @@ def test_kia_mortality_per_live_births_and_count(world):
     # live births 40 + 10 + 30 + 20 = 100 → 1 / 100 × 1000 = 10 per 1000
     r = row(world, "KIA_KEMATIAN_NEONATAL", "kabkota", "99.01", "2025-02", "ytd")
     assert (r["numerator"], r["denominator"], r["value"]) == (1, 100, pytest.approx(10))
-    # not meaningful for one facility: value NULL, numerator kept
-    r = row(world, "KIA_KEMATIAN_NEONATAL", "facility", "PB", "2025-01", "month")
-    assert r["numerator"] == 1 and pd.isna(r["value"])
+    # not meaningful for one facility: no indicator_value row, numerator kept in facility_base
+    assert not has_row(world, "KIA_KEMATIAN_NEONATAL", "facility", "PB", "2025-01", "month")
+    assert base(world, "KIA_KEMATIAN_NEONATAL", "PB", "2025-01", "month")["numerator"] == 1
     # maternal deaths are a count: value = numerator = 1; MMR = 1 / (live births of the facility-
     # months that reported a maternal-death value: PB Jan 30) × 100 000 = 3333.3
     assert row(world, "KIA_KEMATIAN_IBU", "kabkota", "99.01", "2025-02", "ytd")["value"] == 1
@@ -220,8 +231,8 @@ def test_tb_spm_over_the_sasaran_of_presumptive_tb(world):
     assert r["attainment"] == pytest.approx((2400 / 3870) / (200 / 12) * 100)
     assert r["denominator_method"] == "est_terduga_tb:presumptive_estimate"
     assert not r["on_track"]
-    # no sasaran for one facility: not a facility indicator any more
-    assert pd.isna(row(world, "TB_SPM_TERDUGA", "facility", "PB", "2025-01", "month")["value"])
+    # no sasaran for one facility: not a facility indicator, so no facility row (issue 20)
+    assert not has_row(world, "TB_SPM_TERDUGA", "facility", "PB", "2025-01", "month")
 
 
 def test_tb_case_finding_cnr_and_network_share(world):
