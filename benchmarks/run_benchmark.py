@@ -321,6 +321,24 @@ def reveal(landing: Path, store: Path) -> None:
             os.replace(p, target)   # keeps the mtime (= received time when no manifest entry)
 
 
+OUTPUTS = ("exports", "reports", "data_docs")
+
+
+def use_outputs(home: Path, which: str) -> None:
+    """Give the warehouse `which` ('stages' or 'dagster') its own exports, reports and GX results:
+    documents and suite results are reused when their inputs are unchanged, so the `kolab run`
+    on the second warehouse must not find the ones the stage run wrote (and vice versa)."""
+    other = "dagster" if which == "stages" else "stages"
+    for name in OUTPUTS:
+        live, parked, mine = home / name, home / f".{name}_{other}", home / f".{name}_{which}"
+        if live.exists():
+            if parked.exists():
+                shutil.rmtree(parked)
+            live.rename(parked)
+        if mine.exists():
+            mine.rename(live)
+
+
 # --- report ----------------------------------------------------------------------------------
 
 def _rate(rows: int, seconds: float) -> str:
@@ -383,7 +401,8 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
           f"{' + 1 incremental' if incremental else ''} — KOLAB_HOME={home}", flush=True)
     if args.reuse and (home / "ground_truth" / "summary.json").exists():
         # the warehouses of an earlier run go; the generated landing files stay (as generated)
-        for stale in ("bench_stages.duckdb", "kolab.duckdb", ".dagster", "exports", "reports"):
+        for stale in ("bench_stages.duckdb", "kolab.duckdb", ".dagster", *OUTPUTS,
+                      *(f".{n}_{w}" for n in OUTPUTS for w in ("stages", "dagster"))):
             path = home / stale
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
@@ -439,9 +458,11 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
     result["stages"] = stages
     dg_run = None
     if dagster:
+        use_outputs(home, "dagster")
         dg_run = run_measured("kolab run", [sys.executable, "-m", "kolab_pipeline.cli",
                                             "--home", str(home), "run"],
                               log=log)
+        use_outputs(home, "stages")
         result["dagster"] = dg_run
     print_stages(f"### full run: {len(full_periods)} months {full_periods[0]}..{full_periods[-1]} "
                  f"({load_line()})", stages, dg_run, fl.seconds if fl else None)
@@ -454,6 +475,7 @@ def full_run(work: Path, args: argparse.Namespace, fraction: float, log: Path, *
         result["noop"] = noop
         dg_inc = None
         if dagster:
+            use_outputs(home, "dagster")
             dg_inc = run_measured("kolab run --month",
                                   [sys.executable, "-m", "kolab_pipeline.cli", "--home",
                                    str(home), "run", "--month", inc_period], log=log)
