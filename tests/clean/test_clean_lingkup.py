@@ -82,7 +82,11 @@ def test_recap_50_with_network_10_and_5_counts_50_not_65(raw: Raw, settings: Set
         raw.con, "SELECT unit_level, unit_code, numerator FROM indicators.indicator_value "
                  "WHERE indicator_code = 'KIA_K1' AND period_type = 'month'"))
     assert k1[("kabkota", "36.72")] == 50 and k1[("puskesmas_network", "PKM1")] == 50
-    assert k1[("facility", "PKM1")] == 35
+    # K1 coverage has no facility row in indicator_value (a sasaran is not defined for one
+    # facility); the facility's own numerator is in facility_base
+    assert ("facility", "PKM1") not in k1
+    assert q(raw.con, "SELECT numerator FROM indicators.facility_base WHERE kode_faskes = 'PKM1' "
+                      "AND indicator_code = 'KIA_K1' AND period_type = 'month'") == [(35.0,)]
     share = q(raw.con, "SELECT jenis_faskes, volume, total FROM indicators.network_contribution "
                        "WHERE unit_level = 'kabkota' AND data_element = 'kia_k1' "
                        "AND period_type = 'month' ORDER BY 1")
