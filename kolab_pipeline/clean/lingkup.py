@@ -119,12 +119,19 @@ SELECT candidate.submission_id, network.kode_jejaring, candidate.period, candida
     ON pair.kode_puskesmas = network.kode_jejaring AND pair.form = candidate.form
 """
 
+# The join is MATERIALIZED before the sums: otherwise DuckDB 2.0 pushes a partial aggregate
+# below the join, grouping every value by its own (submission, element) key — 3.4 s instead of
+# 0.5 s at 1/8 national (same rows).
 NETWORK_SUMS = """
-SELECT network.kode_jejaring, network.period, network.form, reported.data_element,
-       sum(reported.reported_value) AS network_value
-  FROM _clean_network_sub network
-  JOIN clean.submission_value reported ON reported.submission_id = network.submission_id
- WHERE reported.reported_value IS NOT NULL
+WITH reported AS MATERIALIZED (
+    SELECT network.kode_jejaring, network.period, network.form, reported.data_element,
+           reported.reported_value
+      FROM _clean_network_sub network
+      JOIN clean.submission_value reported ON reported.submission_id = network.submission_id
+     WHERE reported.reported_value IS NOT NULL
+)
+SELECT kode_jejaring, period, form, data_element, sum(reported_value) AS network_value
+  FROM reported
  GROUP BY ALL
 """
 
