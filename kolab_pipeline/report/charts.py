@@ -48,6 +48,13 @@ _counter = itertools.count()
 _FONT_ATTR = re.compile(r' font-family="[^"]*"')
 
 
+def new_page() -> None:
+    """Number the charts' element ids from 0 again: ids are unique within a page, and a page
+    is the same whichever process, and after however many others, it is rendered in."""
+    global _counter
+    _counter = itertools.count()
+
+
 def wrap(text: str, width: int = 48) -> list[str]:
     """`text` in lines of at most `width` characters (a title is wrapped, never cut)."""
     return textwrap.wrap(text, width) or [""]
