@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import multiprocessing
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -122,14 +122,15 @@ def workers() -> int:
     return document_workers()
 
 
-def _render_parallel(todo: list[tuple[Job, ReportData]], n: int) -> list[Path]:
-    """`_render` of every item in `n` spawned processes, results in item order. Each worker
-    imports the renderer once and renders chunks of items (one pickle per chunk)."""
+def _render_parallel(todo: list[tuple[Job, ReportData]], n: int) -> Iterator[Path]:
+    """`_render` of every item in `n` spawned processes, yielded in item order as they are
+    written. Each worker imports the renderer once and renders chunks of items (one pickle per
+    chunk)."""
     chunk = max(1, math.ceil(len(todo) / (n * CHUNKS_PER_WORKER)))
     ctx = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
         try:
-            return list(pool.map(_render, todo, chunksize=chunk))
+            yield from pool.map(_render, todo, chunksize=chunk)
         except BaseException:
             pool.shutdown(wait=True, cancel_futures=True)  # fail fast: drop the queued chunks
             raise
@@ -161,7 +162,7 @@ def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
     n = min(workers(), len(todo)) if len(todo) >= MIN_PARALLEL else 1
     if multiprocessing.current_process().daemon:
         n = 1  # a daemonic process may not start children
-    written = [_render(item) for item in todo] if n <= 1 else _render_parallel(todo, n)
-    for path in written:
+    written = map(_render, todo) if n <= 1 else _render_parallel(todo, n)
+    for path in written:  # recorded as written: a failed report leaves the others recorded
         fingerprint.record(path, keys[path])
     return [job.path for job, _ in items]
