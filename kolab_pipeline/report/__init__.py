@@ -10,9 +10,11 @@ draws, this module renders and writes.
 
 from __future__ import annotations
 
+import math
+import multiprocessing
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
 from functools import cache
@@ -25,7 +27,7 @@ import jinja2
 from kolab_pipeline.config import Settings, document_workers
 from kolab_pipeline.exports import fingerprint
 from kolab_pipeline.labels import period_label
-from kolab_pipeline.report import context, geo
+from kolab_pipeline.report import charts, context, geo
 from kolab_pipeline.report.context import Job
 from kolab_pipeline.report.data import ReportData, extract
 
@@ -82,7 +84,16 @@ def _write(path: Path, html: str) -> Path:
 
 def _render(item: tuple[Job, ReportData]) -> Path:
     job, data = item
+    charts.new_page()
     return _write(job.path, _template().render(**context.build(job, data)))
+
+
+# Fewer reports than this are rendered in the run's own process: starting a worker (Python,
+# the package, vl-convert's renderer) costs about as much as rendering two reports.
+MIN_PARALLEL = 4
+# Chunks per worker: large enough that pickling stays cheap, small enough to balance the load
+# (kab/kota differ in size).
+CHUNKS_PER_WORKER = 4
 
 
 # What a report depends on besides its data and job (`exports.fingerprint.code_digest`).
@@ -107,8 +118,22 @@ def render_report(con: duckdb.DuckDBPyConnection, settings: Settings, kode_kabko
 
 
 def workers() -> int:
-    """Rendering threads (`config.document_workers`, shared with the workbooks)."""
+    """Rendering processes (`config.document_workers`, shared with the workbooks)."""
     return document_workers()
+
+
+def _render_parallel(todo: list[tuple[Job, ReportData]], n: int) -> Iterator[Path]:
+    """`_render` of every item in `n` spawned processes, yielded in item order as they are
+    written. Each worker imports the renderer once and renders chunks of items (one pickle per
+    chunk)."""
+    chunk = max(1, math.ceil(len(todo) / (n * CHUNKS_PER_WORKER)))
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=n, mp_context=ctx) as pool:
+        try:
+            yield from pool.map(_render, todo, chunksize=chunk)
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)  # fail fast: drop the queued chunks
+            raise
 
 
 def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
@@ -117,8 +142,11 @@ def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
 
     The data is read here, one query per table for all kab/kota of a month; a report whose
     inputs (`inputs_key`) are those it was written from is left as it is; the others are
-    rendered by `workers()` threads (the chart renderer works outside the GIL, and a thread
-    needs no copy of the data nor of the renderer, which must not be forked)."""
+    rendered by `workers()` spawned processes, in chunks (from MIN_PARALLEL reports on). Not
+    threads: vl-convert renders every chart of a process on one JavaScript worker, so threads
+    wait on each other; not forked: DuckDB's threads and the renderer must not be forked. As
+    with any spawned process, a script that calls this needs the `if __name__ == "__main__":`
+    guard (the CLI, Dagster and pytest have it); `KOLAB_WORKERS=1` renders in this process."""
     generated_at = datetime.now(UTC)
     items: list[tuple[Job, ReportData]] = []
     for p in periods:
@@ -131,12 +159,10 @@ def render_reports(con: duckdb.DuckDBPyConnection, settings: Settings,
     keys = {job.path: inputs_key(job, data) for job, data in items}
     todo = [(job, data) for job, data in items if not fingerprint.unchanged(job.path,
                                                                              keys[job.path])]
-    n = min(workers(), len(todo))
-    if n <= 1:
-        written = [_render(item) for item in todo]
-    else:
-        with ThreadPoolExecutor(n) as pool:
-            written = list(pool.map(_render, todo))
-    for path in written:
+    n = min(workers(), len(todo)) if len(todo) >= MIN_PARALLEL else 1
+    if multiprocessing.current_process().daemon:
+        n = 1  # a daemonic process may not start children
+    written = map(_render, todo) if n <= 1 else _render_parallel(todo, n)
+    for path in written:  # recorded as written: a failed report leaves the others recorded
         fingerprint.record(path, keys[path])
     return [job.path for job, _ in items]

@@ -13,6 +13,7 @@ import itertools
 import re
 import textwrap
 from collections.abc import Sequence
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import vl_convert as vlc
@@ -48,16 +49,28 @@ _counter = itertools.count()
 _FONT_ATTR = re.compile(r' font-family="[^"]*"')
 
 
+def new_page() -> None:
+    """Number the charts' element ids from 0 again: ids are unique within a page, and a page
+    is the same whichever process, and after however many others, it is rendered in."""
+    global _counter
+    _counter = itertools.count()
+
+
 def wrap(text: str, width: int = 48) -> list[str]:
     """`text` in lines of at most `width` characters (a title is wrapped, never cut)."""
     return textwrap.wrap(text, width) or [""]
 
 
-def render(spec: dict[str, Any], alt: str) -> str:
-    """SVG markup of a Vega-Lite spec, labelled `alt`; element ids made unique in the page."""
-    spec = {"config": CONFIG, **spec}
-    svg = vlc.vegalite_to_svg(spec, format_locale=FORMAT_LOCALE, allowed_base_urls=[])
-    svg = _FONT_ATTR.sub("", svg)
+def vega_svg(spec: dict[str, Any]) -> str:
+    """The SVG vl-convert draws for a Vega-Lite spec, with the report's config and locale."""
+    return vlc.vegalite_to_svg({"config": CONFIG, **spec}, format_locale=FORMAT_LOCALE,
+                               allowed_base_urls=[])
+
+
+def render(spec: dict[str, Any] | str, alt: str) -> str:
+    """SVG markup of a Vega-Lite spec (or of the SVG vl-convert drew for one), labelled `alt`;
+    element ids made unique in the page."""
+    svg = _FONT_ATTR.sub("", spec if isinstance(spec, str) else vega_svg(spec))
     prefix = f"g{next(_counter)}-"
     svg = re.sub(r'\bid="([^"]+)"', lambda m: f'id="{prefix}{m.group(1)}"', svg)
     svg = svg.replace("url(#", f"url(#{prefix}").replace('href="#', f'href="#{prefix}')
@@ -104,9 +117,56 @@ def _scale(categories: Sequence[tuple[str, str]], present: set[str]) -> dict[str
     return {"domain": [c for c, _ in kept], "range": [colour for _, colour in kept]}
 
 
+# The numbers in the heatmap's cells, as Vega draws a centred text mark of CELL_FONT px: a
+# "middle" baseline sits 0.3 × the font size below the centre.
+CELL_FONT = 10
+CELL_LABELS_MAX = 600   # more cells than this: colours only
+_RECT_GROUP = '<g class="mark-rect role-mark layer_0_marks"'
+_RECT = re.compile(r'<path d="M(-?[\d.]+),(-?[\d.]+)h(-?[\d.]+)v(-?[\d.]+)h')
+
+
+def _js_number(x: float) -> str:
+    """`x` as JavaScript prints a number (21, 21.5)."""
+    return str(int(x)) if float(x).is_integer() else repr(float(x))
+
+
+def cell_number(value: float) -> str:
+    """`value` as Vega's ".0f" format prints it: JavaScript's toFixed(0) (a tie rounds away from
+    zero, on the float's exact value), the locale's minus, no sign on a rounded zero."""
+    n = int(Decimal(value).quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return f"{FORMAT_LOCALE['minus']}{-n}" if n < 0 else str(n)
+
+
+def _with_cell_labels(svg: str, cells: Sequence[tuple[str, bool]]) -> str | None:
+    """`svg` (the heatmap drawn without its text layer) with the cells' numbers added as the
+    text layer Vega would draw: one centred label per rect, in the rects' (= the data's) order,
+    white on dark cells. None when the rects are not as expected (then Vega draws them).
+
+    Vega measures every text it draws (vl-convert shapes the glyphs: ~0.3 ms a label), and a
+    number inside its cell does not move anything else, so the result is the same bytes
+    without the cost (`tests/evaluation/test_report_charts.py` compares the two)."""
+    start = svg.find(_RECT_GROUP)
+    end = svg.find("</g>", start) + len("</g>") if start >= 0 else -1
+    rects = _RECT.findall(svg, start, end) if start >= 0 else []
+    if not rects or len(rects) != len(cells):
+        return None
+    font = html.escape(FONT, quote=True)
+    texts = []
+    for (x, y, w, h), (label, dark) in zip(rects, cells, strict=True):
+        cx = float(x) + float(w) / 2
+        cy = float(y) + float(h) / 2 + round(0.3 * CELL_FONT)
+        texts.append(f'<text text-anchor="middle" transform="translate({_js_number(cx)},'
+                     f'{_js_number(cy)})" font-family="{font}" font-size="{CELL_FONT}px" '
+                     f'fill="{"white" if dark else INK}">{html.escape(label)}</text>')
+    group = ('<g class="mark-text role-mark layer_1_marks" role="graphics-object" '
+             'aria-roledescription="text mark container">' + "".join(texts) + "</g>")
+    return svg[:end] + group + svg[end:]
+
+
 def trend_heatmap(names: Sequence[str], months: Sequence[str],
                   grid: dict[tuple[int, str], float | None], threshold: float) -> str:
-    """Completeness per network (rows, `names`) × month (columns) in the threshold bands."""
+    """Completeness per network (rows, `names`) × month (columns) in the threshold bands, with
+    the rounded value in each cell (up to CELL_LABELS_MAX cells)."""
     if not names:
         return empty()
     bands = completeness_bands(threshold)
@@ -128,17 +188,26 @@ def trend_heatmap(names: Sequence[str], months: Sequence[str],
         "encoding": {"x": base_x, "y": base_y, "color": {
             "field": "kategori", "type": "nominal", "title": "Kelengkapan",
             "scale": _scale(bands, {r["kategori"] for r in values})}}}]
-    if len(values) <= 600:
-        layers.append({"mark": {"type": "text", "fontSize": 10},
-                       "encoding": {"x": base_x, "y": base_y,
-                                    "text": {"field": "nilai", "type": "quantitative",
-                                             "format": ".0f"},
-                                    "color": {"condition": {"test": "datum.gelap",
-                                                            "value": "white"},
-                                              "value": INK}}})
     spec = {"data": {"values": values}, "width": {"step": 42}, "height": {"step": 20},
             "layer": layers}
-    return render(spec, "Tren kelengkapan laporan per puskesmas per bulan")
+    alt = "Tren kelengkapan laporan per puskesmas per bulan"
+    if len(values) > CELL_LABELS_MAX:
+        return render(spec, alt)
+    svg = _with_cell_labels(vega_svg(spec), [(cell_number(r["nilai"]), r["gelap"])
+                                             for r in values]) if values else None
+    if svg is None:  # Vega draws the numbers
+        layers.append(cell_label_layer(base_x, base_y))
+        svg = vega_svg(spec)
+    return render(svg, alt)
+
+
+def cell_label_layer(x: dict[str, Any], y: dict[str, Any]) -> dict[str, Any]:
+    """The heatmap's numbers as a Vega-Lite text layer (what `_with_cell_labels` draws)."""
+    return {"mark": {"type": "text", "fontSize": CELL_FONT},
+            "encoding": {"x": x, "y": y,
+                         "text": {"field": "nilai", "type": "quantitative", "format": ".0f"},
+                         "color": {"condition": {"test": "datum.gelap", "value": "white"},
+                                   "value": INK}}}
 
 
 # --- indicators against their targets -------------------------------------------------------------

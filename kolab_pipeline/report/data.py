@@ -38,7 +38,8 @@ KABKOTA_SQL = """
     SELECT unit_code, CASE WHEN period = $p THEN period_type ELSE 'prev' END AS which, *
     FROM evaluation.wilayah_scorecard
     WHERE unit_level = 'kabkota' AND list_contains($kabs, unit_code)
-      AND ((period = $p) OR (period = $prev AND period_type = 'month'))"""
+      AND ((period = $p) OR (period = $prev AND period_type = 'month'))
+    ORDER BY unit_code, which"""
 
 NAMES_SQL = """
     SELECT kode, any_value(nama) AS nama FROM reference.wilayah
@@ -48,7 +49,8 @@ NAMES_SQL = """
 TREND_SQL = """
     SELECT kode_kabkota, kode_jejaring, period, completeness_pct FROM evaluation.scorecard
     WHERE period_type = 'month' AND period BETWEEN $first AND $p
-      AND list_contains($kabs, kode_kabkota)"""
+      AND list_contains($kabs, kode_kabkota)
+    ORDER BY kode_kabkota, kode_jejaring, period"""
 
 # Facility × form rows to chase, with the facility's phone number when the registry has one.
 FOLLOWUP_SQL = """
@@ -72,7 +74,8 @@ KEY_INDICATORS_SQL = """
          ON k.unit_level = 'puskesmas_network' AND f.kode_faskes = k.unit_code
     WHERE k.unit_level IN ('puskesmas_network', 'kabkota') AND list_contains([$p, $prev], k.period)
       AND list_contains($kabs, k.kode_kabkota)
-    ORDER BY k.kode_kabkota, k.display_order, nama, k.unit_code, k.period, k.period_type"""
+    ORDER BY k.kode_kabkota, k.display_order, nama, k.unit_code, k.period, k.period_type,
+             k.indicator_code, k.unit_level"""
 
 # Share of each facility type in a network's year-to-date service volume; a network belongs to
 # the kab/kota of its puskesmas.
@@ -127,13 +130,15 @@ AREA_COMPLETENESS_SQL = """
            count(*) FILTER (WHERE r.expected AND r.status IN ('on_time', 'late'))
     FROM compliance.report_status r JOIN reference.facility f USING (kode_faskes)
     WHERE r.period = $p AND length(f.kode_wilayah) > 8 AND list_contains($kabs, r.kode_kabkota)
-    GROUP BY ALL"""
+    GROUP BY ALL
+    ORDER BY 1, 2"""
 
 AREA_INDICATOR_SQL = """
     SELECT kode_kabkota AS _kab, unit_code AS kode, indicator_code, value, target, pws_target
     FROM evaluation.key_indicator
     WHERE unit_level = 'kecamatan' AND period = $p AND period_type = 'ytd'
-      AND list_contains($kabs, kode_kabkota)"""
+      AND list_contains($kabs, kode_kabkota)
+    ORDER BY kode_kabkota, unit_code, indicator_code"""
 
 
 @dataclass

@@ -217,9 +217,19 @@ def test_report_without_indicator_data_still_has_every_section(con, settings):
     assert "Indikator belum dihitung" in " ".join(doc.text)
 
 
-def test_reports_render_the_same_in_worker_threads(built, settings, monkeypatch):
-    """Two reports (two months) rendered by two threads: the same files as in one thread, bar
-    the generation time."""
+def test_reports_render_the_same_in_worker_processes(built, settings, monkeypatch):
+    """Two reports (two months) rendered by two spawned processes: the same files as in this
+    process, bar the generation time (and the chart ids' counter)."""
+    monkeypatch.setattr(report, "MIN_PARALLEL", 1)   # two reports are enough to use processes
+    parallel = report._render_parallel
+    calls: list[int] = []
+
+    def spy(todo, n):
+        calls.append(n)
+        return parallel(todo, n)
+
+    monkeypatch.setattr(report, "_render_parallel", spy)
+
     def render(workers: str) -> list[str]:
         monkeypatch.setenv(WORKERS_ENV, workers)
         for p in settings.paths.reports.rglob("*.html"):   # else left as is (inputs unchanged)
@@ -230,6 +240,7 @@ def test_reports_render_the_same_in_worker_threads(built, settings, monkeypatch)
         return [re.sub(r'id="g\d+-', 'id="g-', t) for t in text]
 
     assert render("2") == render("1")
+    assert calls == [2]   # "2": two processes; "1": this process
 
 
 def test_unchanged_report_is_not_rendered_again(built, settings):
