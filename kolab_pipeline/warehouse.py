@@ -247,6 +247,14 @@ class Staging:
             self.names.append(full)
         return full
 
+    def release(self, short: str) -> None:
+        """Drop one temp table before the block ends (temp tables live in DuckDB's memory budget:
+        a large one no later statement reads is freed for the next statements)."""
+        full = self.name(short)
+        self.con.execute(f"DROP TABLE IF EXISTS {full}")
+        if full in self.names:
+            self.names.remove(full)
+
     def drop(self) -> None:
         for full in reversed(self.names):
             self.con.execute(f"DROP TABLE IF EXISTS {full}")

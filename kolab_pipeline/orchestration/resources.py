@@ -10,7 +10,7 @@ from contextlib import contextmanager
 
 import dagster as dg
 import duckdb
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
 from kolab_pipeline.config import Settings
 from kolab_pipeline.warehouse import connect, ensure_schema, release_memory
@@ -33,14 +33,22 @@ class Warehouse(dg.ConfigurableResource):
     """
 
     database: str = Field(description="Path of the DuckDB file")
+    # the connection a step already holds: a nested `connection()` reuses it (a check judging
+    # 24 months opens the file once, not 24 times — each open + close + heap trim cost 0.1–0.3 s)
+    _open: list[duckdb.DuckDBPyConnection] = PrivateAttr(default_factory=list)
 
     @contextmanager
     def connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        if self._open:
+            yield self._open[-1]
+            return
         con = connect(self.database)
+        self._open.append(con)
         try:
             ensure_schema(con)
             yield con
         finally:
+            self._open.pop()
             con.close()
             release_memory()   # one process for every step of `kolab run`: give the heap back
 

@@ -5,6 +5,7 @@ whose result is recorded on each month partition (so the UI shows it per month).
 No `from __future__ import annotations`: Dagster inspects the `context` annotation."""
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import nullcontext
 from typing import Any
 
 import dagster as dg
@@ -119,13 +120,18 @@ def monthly_check(asset: dg.AssetKey, name: str, description: str, result: Month
     evaluations, so a blocking check still gates the assets downstream; a failed blocking
     ERROR evaluation fails the step as a returned result would."""
     asset = dg.AssetKey.from_coercible(asset)
+    keys = set(resources)
 
     @dg.asset_check(asset=asset, name=name, description=description, blocking=blocking,
-                    partitions_def=monthly_partitions, required_resource_keys=set(resources))
+                    partitions_def=monthly_partitions, required_resource_keys=keys)
     def check(context: dg.AssetCheckExecutionContext) -> Iterator[Any]:
         periods_of(context)  # a clear error when run without a month
-        for key in context.partition_keys:
-            month = result(context.resources, key_to_period(key))
+        # one warehouse connection for all months of the step (the results' own are nested)
+        with (context.resources.warehouse.connection() if "warehouse" in keys
+              else nullcontext()):
+            months = [(key, result(context.resources, key_to_period(key)))
+                      for key in context.partition_keys]
+        for key, month in months:
             yield month_evaluation(context, asset, name, key, month, blocking)
         yield dg.Output(None)
 

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from kolab_pipeline import warehouse
@@ -138,3 +139,33 @@ def test_an_older_table_gains_the_new_columns_and_keeps_its_rows(
     con.execute("UPDATE clean.submission_value SET reported_value = 7, lingkup_laporan = 'faskes'")
     assert ensure_schema(con) == []
     con.close()
+
+
+# a step that already holds the warehouse reuses its connection (a check judging 24 months opens
+# the file once): the nested block gets the same connection, only the outer one closes it
+def test_a_nested_connection_reuses_the_open_one(tmp_path: Path):
+    from kolab_pipeline.orchestration.resources import Warehouse
+
+    wh = Warehouse(database=str(tmp_path / "w.duckdb"))
+    with wh.connection() as outer:
+        with wh.connection() as inner:
+            assert inner is outer
+            inner.execute("CREATE TABLE t AS SELECT 1 AS x")
+        assert outer.execute("SELECT x FROM t").fetchall() == [(1,)]   # still open
+    with pytest.raises(duckdb.ConnectionException):
+        outer.execute("SELECT 1")
+    with wh.connection() as again:   # a fresh one afterwards
+        assert again is not outer and again.execute("SELECT x FROM t").fetchall() == [(1,)]
+
+
+# a staged table released early is gone at once and not dropped twice at the end
+def test_staging_release_drops_one_table_now(con):
+    with warehouse.Staging(con, "_t") as stage:
+        big = stage.create("big", "SELECT range AS x FROM range(10)")
+        keep = stage.create("keep", "SELECT 1 AS y")
+        stage.release("big")
+        assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                           [big]).fetchone()[0] == 0
+        assert stage.names == [keep]
+    assert con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = ?",
+                       [keep]).fetchone()[0] == 0

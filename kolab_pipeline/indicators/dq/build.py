@@ -4,6 +4,7 @@ whole)."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import duckdb
@@ -141,6 +142,27 @@ def stage_catalogues(stage: Staging, settings: Settings) -> None:
                 pd.DataFrame(formulas, columns=["sasaran", "base", "metode", "coefficient"]))
 
 
+def _release_after(steps: Sequence[tuple[str, str, dict[str, object]]],
+                   names: dict[str, str]) -> dict[int, list[str]]:
+    """Step index → the staged tables no statement after it reads (nor the final writes): they
+    are dropped there, so the large early ones (the outlier series, ~2 M rows nationally) do
+    not hold DuckDB's memory budget while the completeness and consistency steps run."""
+    final = " ".join((FLAGS_SQL.format(**names), METRICS_SQL.format(**names), names["summary"]))
+    last: dict[str, int] = {}
+    for short, full in names.items():
+        used = re.compile(rf"\b{re.escape(full)}\b")
+        if used.search(final):
+            continue
+        readers = [i for i, (_, sql, _) in enumerate(steps) if used.search(sql)]
+        made = [i for i, (s, _, _) in enumerate(steps) if s == short]
+        if readers or made:
+            last[short] = max(readers + made)
+    out: dict[int, list[str]] = {}
+    for short, i in last.items():
+        out.setdefault(i, []).append(short)
+    return out
+
+
 def months_to_judge(con: duckdb.DuckDBPyConnection, periods: Sequence[str]) -> list[int]:
     """The months whose outliers a run for `periods` judges: the periods themselves, and the
     earlier months of their years (the year-to-date summary counts their flags) that have no
@@ -177,14 +199,17 @@ def compute_dq_flags(con: duckdb.DuckDBPyConnection, settings: Settings,
         steps = dq_sql(settings, periods, stage, judge)
         stage_units(stage, range(int(periods[0][:4]) - PRIOR_YEARS, int(periods[-1][:4]) + 1))
         stage_catalogues(stage, settings)
-        for short, sql, params in steps:
+        names = {s: stage.name(s) for s in STAGED}
+        release = _release_after(steps, names)
+        for i, (short, sql, params) in enumerate(steps):
             name = stage.create(short, sql, params)
             if short == "series":
                 check_one_value_per_month(con, name)
                 judge_frames(stage, name, settings, months, judge,
                               months[0] - (OUTLIER_WINDOW_MONTHS - 1))
+            for done in release.get(i, ()):
+                stage.release(done)
         where, params = "list_contains($periods, period)", {"periods": periods}
-        names = {s: stage.name(s) for s in STAGED}
         replace_rows(con, "indicators.dq_flag", FLAGS_SQL.format(**names), where=where,
                      params=params)
         replace_rows(con, "indicators.dq_metric", METRICS_SQL.format(**names), where=where,
