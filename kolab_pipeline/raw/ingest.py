@@ -19,7 +19,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from kolab_pipeline.config import Settings
+from kolab_pipeline.config import Settings, document_workers
 from kolab_pipeline.raw.dhis2 import DHIS2_DIR, Dhis2Mapping, load_dhis2_mapping, parse_dhis2
 from kolab_pipeline.raw.fast_csv import CsvBatcher
 from kolab_pipeline.raw.journal import JOURNAL, ReceiptJournal
@@ -39,6 +39,8 @@ from kolab_pipeline.raw.model import (
     new_run_id,
     reject_reason,
 )
+from kolab_pipeline.raw.prefetch import Result as AheadResult
+from kolab_pipeline.raw.prefetch import XlsxPrefetch
 from kolab_pipeline.raw.readers import close_reader
 from kolab_pipeline.raw.sql_source import fetch_sql_rows, parse_sql_rows, pull_id, sql_label
 from kolab_pipeline.raw.template import parse_template_csv, parse_template_xlsx
@@ -134,9 +136,11 @@ class _LandingRun:
         self.ingest_file(entry, into, prehashed=prehashed, batch=False)
 
     def ingest_file(self, entry: LandingEntry, summary: IngestSummary,
-                    prehashed: tuple[str, bytes, int] | None = None, batch: bool = True) -> None:
+                    prehashed: tuple[str, bytes, int] | None = None, batch: bool = True,
+                    ahead: AheadResult = None) -> None:
         """One landing file: hash, skip/record duplicates, then parse it (or hand a plain CSV to
-        the batcher) and queue its rows. `prehashed` = (file_id, bytes, size) already read."""
+        the batcher) and queue its rows. `prehashed` = (file_id, bytes, size) already read;
+        `ahead` = (file_id, parsed workbook or its rejection) from `XlsxPrefetch`."""
         rel = entry.rel
         batcher = self.batcher if batch else None
         if entry.symlink_target is not None:
@@ -173,7 +177,12 @@ class _LandingRun:
             if (fmt == "csv" and batcher is not None
                     and batcher.offer(entry, file_id, data, *self.received(entry, file_id))):
                 return  # written with its batch (or, should the batch fail, one by one)
-            parsed = self.parse(rel, file_id, fmt, data)
+            if fmt == "xlsx" and ahead is not None and ahead[0] == file_id:
+                if isinstance(ahead[1], FileRejected):
+                    raise ahead[1]
+                parsed = ahead[1]
+            else:
+                parsed = self.parse(rel, file_id, fmt, data)
         except FileRejected as exc:
             self.reject(entry, summary, file_id, fmt, exc.rule, exc.detail)
             return
@@ -316,18 +325,22 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
     if batch_csv:
         run.batcher = CsvBatcher(con, settings, run_id, run.now, summary, run.known_ids,
                                  run.one_by_one, before_flush=journal.flush)
+    entries = list(list_landing(landing))
+    new = [e for e in entries if e.rel != JOURNAL and not is_ignored(e.rel)
+           and (e.rel, e.size, e.mtime) not in known_paths]
     try:
-        for entry in list_landing(landing):
-            if entry.rel == JOURNAL:   # the pipeline's own record, not something that landed
-                continue
-            if is_ignored(entry.rel):
-                summary.files_ignored += 1
-                continue
-            summary.files_seen += 1
-            if (entry.rel, entry.size, entry.mtime) in known_paths:
-                summary.files_skipped += 1
-                continue
-            run.ingest_file(entry, summary)
+        with XlsxPrefetch(new, settings, run.max_bytes, document_workers()) as ahead:
+            for entry in entries:
+                if entry.rel == JOURNAL:   # the pipeline's own record, not something that landed
+                    continue
+                if is_ignored(entry.rel):
+                    summary.files_ignored += 1
+                    continue
+                summary.files_seen += 1
+                if (entry.rel, entry.size, entry.mtime) in known_paths:
+                    summary.files_skipped += 1
+                    continue
+                run.ingest_file(entry, summary, ahead=ahead.take(entry))
         if run.batcher is not None:
             run.batcher.flush()
         run.writer.flush()

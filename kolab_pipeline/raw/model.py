@@ -44,6 +44,10 @@ class FileRejected(Exception):
         self.rule = rule
         self.detail = detail
 
+    def __reduce__(self) -> tuple[type[FileRejected], tuple[str, str]]:
+        # pickled as (rule, detail): a worker process hands a rejection back to the run
+        return FileRejected, (self.rule, self.detail)
+
 
 def new_run_id() -> str:
     return uuid.uuid4().hex[:12]

@@ -350,3 +350,55 @@ def test_copy_of_a_rejected_file_is_reported_for_its_own_path(settings, con):
     assert (s.files_duplicate, s.files_rejected) == (1, 0)   # one content, rejected once
     assert s.rejected == [("b/kp2_tb.csv", "F02", "b/kp2_tb.csv: same content as a rejected file — "
                            + reason("a/kp1_tb.csv", "F02", "the file is empty (0 bytes)"))]
+
+
+# --- workbooks parsed ahead in worker processes ---------------------------------------------
+
+RAW_TABLES = {
+    "raw.landing_file": "SELECT * EXCLUDE (run_id, ingested_at) FROM raw.landing_file",
+    "raw.submission_row": "SELECT * EXCLUDE (run_id) FROM raw.submission_row",
+    "raw.submission_cell": "SELECT * FROM raw.submission_cell",
+}
+
+
+def test_workbooks_parsed_in_worker_processes_give_the_same_raw_tables(
+        settings, tmp_path, monkeypatch):
+    """16 good workbooks, one truncated, one without a header and one copy of a good one,
+    among 16 copies of one CSV: ingested with two worker processes parsing the workbooks
+    ahead, and in the run's own process — the same rows, rejections and reasons."""
+    from kolab_pipeline.raw import prefetch
+
+    for i in range(16):
+        put(settings, f"k/tb/rekap_{i:02d}.xlsx", xlsx_bytes({"tb": [
+            TB_HEADER.split(","), ["2025-03", f"P{i:03d}", f"Puskesmas {i}", None, None, i, 1]]}))
+        put(settings, f"k/tb/rekap_{i:02d}.csv", PLAIN)
+    good = xlsx_bytes({"tb": [TB_HEADER.split(","), ["2025-03", "P1", "A", None, None, 1, 2]]})
+    put(settings, "k/tb/truncated.xlsx", good[: len(good) // 2])
+    put(settings, "k/tb/copy.xlsx", (settings.paths.landing / "k/tb/rekap_00.xlsx").read_bytes())
+    put(settings, "k/tb/no_header.xlsx", xlsx_bytes({"tb": [["catatan saja"], ["1", "2"]]}))
+
+    taken: list[bool] = []
+    original = prefetch.XlsxPrefetch.take
+
+    def counting_take(self, entry):
+        result = original(self, entry)
+        taken.append(result is not None)
+        return result
+
+    monkeypatch.setattr(prefetch.XlsxPrefetch, "take", counting_take)
+    tables = {}
+    for workers in ("2", "1"):
+        monkeypatch.setenv("KOLAB_WORKERS", workers)
+        monkeypatch.setattr(prefetch, "MIN_WORKBOOKS", 2)
+        con = duckdb.connect(str(tmp_path / f"w{workers}.duckdb"))
+        taken.clear()
+        s = raw.ingest_landing(con, settings, run_id=f"r{workers}")
+        assert (s.files_ingested, s.files_rejected, s.files_duplicate) == (17, 2, 16), workers
+        # with 2 workers the 18 distinct workbooks came parsed (the copy too, before its
+        # content was known); with 1 none did
+        assert sum(taken) == (19 if workers == "2" else 0), workers
+        tables[workers] = {k: sorted(con.execute(q).fetchall(), key=repr)
+                           for k, q in RAW_TABLES.items()}
+        con.close()
+    assert tables["2"] == tables["1"]
+    assert any(r for r in tables["2"]["raw.landing_file"] if "F04" in repr(r))
