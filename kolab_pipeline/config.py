@@ -365,9 +365,10 @@ WORKERS_ENV = "KOLAB_WORKERS"
 
 
 def document_workers() -> int:
-    """Processes that write the documents (Excel workbooks, HTML reports): `KOLAB_WORKERS`, a whole
-    number ≥ 1 (1 = in the run's own process); default min(2, CPUs) — a national month is ~500
-    of each, and the target server has 2 cores."""
+    """Worker processes that parse landed workbooks and write the documents (Excel workbooks,
+    HTML reports): `KOLAB_WORKERS`, a whole number ≥ 1 (1 = in the run's own process); default
+    min(2, CPUs) — a national month is ~500 of each document, and the target server has 2
+    cores."""
     raw = os.environ.get(WORKERS_ENV, "").strip()
     if not raw:
         return max(1, min(2, os.cpu_count() or 1))
