@@ -170,3 +170,20 @@ def test_missing_registry_and_bad_config(tmp_path: Path):
     report = run_checks(tmp_path)
     assert {f.check for f in report.findings} == {"config_invalid", "registry_missing"}
     assert all(f.severity == "error" for f in report.findings)
+
+
+# a receipt log naming many absent files (a month not copied yet) stays quick: the same-name
+# suggestion is a lookup for every line, the fuzzy one (difflib over every landing file) only
+# for the first FUZZY_LIMIT lines
+def test_receipt_log_suggestions_same_name_always_fuzzy_for_the_first_lines():
+    from kolab_pipeline.onboarding.landing_check import _Closest
+
+    files = [f"k{i:03d}/tb/2025-03/rekap_{i:03d}.csv" for i in range(200)]
+    closest = _Closest(files)
+    assert closest.hint("tb/rekap_007.csv") == "; did you mean 'k007/tb/2025-03/rekap_007.csv'?"
+    typos = [closest.hint(f"k{i:03d}/tb/2025-03/rekap_{i:03d}.cvs") for i in range(60)]
+    assert typos[0] == "; did you mean 'k000/tb/2025-03/rekap_000.csv'?"
+    assert all(t.startswith("; did you mean") for t in typos[:_Closest.FUZZY_LIMIT])
+    assert typos[_Closest.FUZZY_LIMIT:] == [""] * (60 - _Closest.FUZZY_LIMIT)
+    # same-name suggestions go on after the fuzzy ones are used up
+    assert closest.hint("x/rekap_150.csv") == "; did you mean 'k150/tb/2025-03/rekap_150.csv'?"
