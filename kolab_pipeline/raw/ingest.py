@@ -325,21 +325,21 @@ def ingest_landing(con: duckdb.DuckDBPyConnection, settings: Settings,
     if batch_csv:
         run.batcher = CsvBatcher(con, settings, run_id, run.now, summary, run.known_ids,
                                  run.one_by_one, before_flush=journal.flush)
-    entries = list(list_landing(landing))
-    new = [e for e in entries if e.rel != JOURNAL and not is_ignored(e.rel)
-           and (e.rel, e.size, e.mtime) not in known_paths]
+    new: list[LandingEntry] = []   # what this run reads, in landing order
+    for entry in list_landing(landing):
+        if entry.rel == JOURNAL:   # the pipeline's own record, not something that landed
+            continue
+        if is_ignored(entry.rel):
+            summary.files_ignored += 1
+            continue
+        summary.files_seen += 1
+        if (entry.rel, entry.size, entry.mtime) in known_paths:
+            summary.files_skipped += 1
+            continue
+        new.append(entry)
     try:
         with XlsxPrefetch(new, settings, run.max_bytes, document_workers()) as ahead:
-            for entry in entries:
-                if entry.rel == JOURNAL:   # the pipeline's own record, not something that landed
-                    continue
-                if is_ignored(entry.rel):
-                    summary.files_ignored += 1
-                    continue
-                summary.files_seen += 1
-                if (entry.rel, entry.size, entry.mtime) in known_paths:
-                    summary.files_skipped += 1
-                    continue
+            for entry in new:
                 run.ingest_file(entry, summary, ahead=ahead.take(entry))
         if run.batcher is not None:
             run.batcher.flush()

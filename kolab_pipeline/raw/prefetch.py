@@ -14,7 +14,7 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from pathlib import Path
 
 from kolab_pipeline.config import Settings
-from kolab_pipeline.raw.landing import LandingEntry, sha256_file
+from kolab_pipeline.raw.landing import FORMAT_BY_SUFFIX, LandingEntry, sha256_file
 from kolab_pipeline.raw.model import FileRejected, Parsed
 from kolab_pipeline.raw.template import parse_template_xlsx
 
@@ -44,7 +44,9 @@ def _parse(path: str, rel: str, settings: Settings, max_bytes: int) -> Result:
 
 
 def is_workbook(entry: LandingEntry) -> bool:
-    return entry.symlink_target is None and entry.rel.lower().endswith(".xlsx")
+    """A workbook by its name (`landing.FORMAT_BY_SUFFIX`, as `detect_format` decides)."""
+    return (entry.symlink_target is None
+            and FORMAT_BY_SUFFIX.get(Path(entry.rel).suffix.lower()) == "xlsx")
 
 
 class XlsxPrefetch:
